@@ -1,0 +1,57 @@
+# prodready — every entry point a person or CI uses. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LOCAL := .local
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv binaries lint unit test generate cluster cluster-down demo bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+venv: $(STAMP) ## create .venv with the pinned Python dependencies
+
+binaries: ## build (once) the control plane's binaries into the cache and link them in .local/bin
+	@mkdir -p $(LOCAL)
+	@bin_dir=$$(tests/cluster/build.sh) && ln -sfn "$$bin_dir" $(LOCAL)/bin && echo "binaries: $(LOCAL)/bin -> $$bin_dir"
+
+generate: venv ## regenerate generated files (CRDs, chart CRDs, docs tables)
+	$(BIN)/python -m prodready crds > crds/prodready.io_productionservices.yaml
+
+lint: venv ## ruff, ruff format, mypy --strict, hadolint, helm lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict operator/prodready
+	@if [ -f Dockerfile ]; then $(BIN)/hadolint Dockerfile && echo "hadolint: clean"; fi
+	@if [ -f charts/prodready/Chart.yaml ]; then $(LOCAL)/bin/helm lint --strict charts/prodready; fi
+
+unit: venv ## the fast tests (no cluster)
+	$(BIN)/pytest -q tests/unit
+
+test: venv binaries lint ## everything CI runs: lint, unit and e2e tests against the real control plane, coverage >= 90%
+	PRODREADY_BIN_DIR=$(CURDIR)/$(LOCAL)/bin $(BIN)/pytest --cov --cov-report=term tests
+
+cluster: venv binaries ## start the local control plane in the background; writes .local/kubeconfig
+	$(BIN)/python -m tests.cluster up --dir $(LOCAL)
+
+cluster-down: ## stop the local control plane and everything `make demo` started
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m tests.cluster down --dir $(LOCAL); fi
+
+demo: cluster ## bring up the control plane and the operator, apply examples/, show the result
+	$(BIN)/python -m tests.cluster.demo --dir $(LOCAL)
+
+bench: venv binaries ## benchmarks against peers (see benchmarks/RESULTS.md)
+	PRODREADY_BIN_DIR=$(CURDIR)/$(LOCAL)/bin $(BIN)/python -m benchmarks
+
+clean: cluster-down ## remove the venv and local state (the binary cache stays)
+	rm -rf $(VENV) $(LOCAL)
