@@ -97,15 +97,33 @@ build_go_install() { # dir package version
   GOBIN="$dir/bin" go install -trimpath -ldflags "-s -w" "$package@$version"
 }
 
+kwok_stages() {
+  # kwok runs no stages unless given some: take its own "fast" node and pod stages and the
+  # lease heartbeat (so the node lifecycle controller keeps the node Ready) from its module.
+  local out="$kwok_dir/stages.yaml" dir stage first=1
+  [[ -s $out ]] && return
+  dir=$(go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  : >"$out.tmp"
+  for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
+    pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+    ((first)) || echo "---" >>"$out.tmp"
+    first=0
+    cat "$dir/kustomize/stage/$stage.yaml" >>"$out.tmp"
+  done
+  mv "$out.tmp" "$out"
+}
+
 build_kubernetes
 build_etcd
 build_go_install "$kwok_dir" sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
+kwok_stages
 build_go_install "$helm_dir" helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 
 # One directory of links, so callers need a single path.
 links="$cache/bin-$KUBERNETES_VERSION-$ETCD_VERSION-$KWOK_VERSION-$HELM_VERSION"
 mkdir -p "$links"
-for b in "$k8s_dir"/bin/* "$etcd_dir/bin/etcd" "$kwok_dir/bin/kwok" "$helm_dir/bin/helm"; do
+for b in "$k8s_dir"/bin/* "$etcd_dir/bin/etcd" "$kwok_dir/bin/kwok" "$kwok_dir/stages.yaml" \
+  "$helm_dir/bin/helm"; do
   ln -sfn "$b" "$links/$(basename "$b")"
 done
 echo "$links"
