@@ -1,0 +1,105 @@
+"""An `ObjectReport` as the `response` of an `admission.k8s.io/v1` AdmissionReview.
+
+The webhook and `prodready validate -o admission` both call `to_admission_response`, so
+what CI shows is exactly what the cluster would answer.
+
+The API server caps warnings: each is cut at 256 characters and the whole set at 4 KiB.
+Rather than let it cut mid-sentence, warnings are shortened here (each ≤ 256 characters;
+the total ≤ 4096 bytes of UTF-8, which is never more than 4096 characters) and, when some
+must be left out, the last warning says how many.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prodready.rules.model import Finding, ObjectReport, Result
+
+MAX_WARNING_CHARS = 256
+MAX_WARNINGS_BYTES = 4096
+DENIED_CODE = 403
+_ELLIPSIS = "..."
+
+
+def _clean(text: str) -> str:
+    # Warnings travel as HTTP Warning headers: keep them on one line.
+    return " ".join(text.split())
+
+
+def _shorten(text: str, limit: int = MAX_WARNING_CHARS) -> str:
+    text = _clean(text)
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(_ELLIPSIS)].rstrip() + _ELLIPSIS
+
+
+def _where(report: ObjectReport, finding: Finding) -> str:
+    if finding.object != report.object:
+        return f"{finding.object.kind} {finding.object.name} {finding.path}"
+    return finding.path
+
+
+def warning_text(report: ObjectReport, finding: Finding) -> str:
+    """One finding as a warning line: `PR-ID (severity) message [path]`."""
+    return _shorten(
+        f"{finding.rule_id} ({finding.severity.value}) {finding.message} "
+        f"[{_where(report, finding)}]"
+    )
+
+
+def _size(warnings: list[str]) -> int:
+    return sum(len(w.encode()) for w in warnings)
+
+
+def limit_warnings(lines: list[str]) -> list[str]:
+    """Fit `lines` in the API server's limits; the last line counts what was left out."""
+    lines = [_shorten(line) for line in lines]
+    if _size(lines) <= MAX_WARNINGS_BYTES:
+        return lines
+    kept = list(lines)
+    while kept:
+        omitted = len(lines) - len(kept)
+        note = (
+            f"{omitted} more finding(s) left out to fit the API server's warning limit; "
+            "run `prodready validate` for the full report"
+        )
+        if omitted and _size(kept) + len(note.encode()) <= MAX_WARNINGS_BYTES:
+            return [*kept, note]
+        kept.pop()
+    return [f"{len(lines)} finding(s) left out; run `prodready validate` for the full report"]
+
+
+def denial_message(report: ObjectReport, errors: list[Finding]) -> str:
+    """The status message of a denial: each failing rule, its fields and its fix."""
+    by_rule: dict[str, list[Finding]] = {}
+    for finding in errors:
+        by_rule.setdefault(finding.rule_id, []).append(finding)
+    parts = []
+    for rule_id, findings in by_rule.items():
+        details = "; ".join(f"{f.message} [{_where(report, f)}]" for f in findings)
+        parts.append(f"{rule_id} {findings[0].title}: {details}. Fix: {findings[0].fix}")
+    return (
+        f"prodready denied {report.object.display()} (environment {report.environment.value}): "
+        f"{len(by_rule)} rule(s) failed. " + " | ".join(parts)
+    )
+
+
+def to_admission_response(report: ObjectReport, *, uid: str, enforce: bool) -> dict[str, Any]:
+    """The AdmissionReview `response` for `report`.
+
+    With `enforce`, a report with an error-severity failure is denied (HTTP 403, the
+    message listing rule IDs, fields and fixes) and its warning-severity failures are
+    returned as warnings. Without `enforce` everything is allowed and every failure,
+    errors first, becomes a warning.
+    """
+    errors = [f for f in report.findings if f.result is Result.FAIL]
+    warned = [f for f in report.findings if f.result is Result.WARN]
+    denied = enforce and bool(errors)
+    response: dict[str, Any] = {"uid": uid, "allowed": not denied}
+    if denied:
+        response["status"] = {"code": DENIED_CODE, "message": denial_message(report, errors)}
+    shown = warned if denied else errors + warned
+    warnings = limit_warnings([warning_text(report, f) for f in shown])
+    if warnings:
+        response["warnings"] = warnings
+    return response

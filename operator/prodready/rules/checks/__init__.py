@@ -1,0 +1,1 @@
+"""The rule functions, one module per checklist section; `prodready.rules.registry` lists them."""

@@ -1,0 +1,221 @@
+"""Seed section 1, health checks: PR-HC-001 … PR-HC-004."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from prodready.rules.context import Container, mapping, sequence
+from prodready.rules.envvars import env_entries
+from prodready.rules.model import JsonPatch
+from prodready.rules.subject import Outcome, Subject, failed, passed
+
+# Kubernetes' defaults for unset probe fields.
+DEFAULT_PERIOD_SECONDS = 10
+
+# The seed's probe timings: liveness (10 s delay, every 30 s), readiness (5 s, every 10 s).
+_SEED_TIMINGS = {"livenessProbe": (10, 30), "readinessProbe": (5, 10)}
+
+_NO_OP_COMMANDS = frozenset({"true", "/bin/true", "/usr/bin/true", ":", "exit 0", "exit", ""})
+_SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "/bin/sh", "/bin/bash", "/bin/ash"})
+
+# Variables that declare a dependency the pod needs to serve (seed §1: database, Redis,
+# external services). A dependency name plus a connection-ish suffix.
+_DEPENDENCY_NAME = re.compile(
+    r"(^|_)(DATABASE|DB|POSTGRES|POSTGRESQL|PG|MYSQL|MARIADB|MONGO|MONGODB|REDIS|MEMCACHED"
+    r"|RABBITMQ|AMQP|KAFKA|NATS|ELASTICSEARCH|OPENSEARCH|CASSANDRA|CLICKHOUSE)"
+    r"(_[A-Z0-9]+)*_(URL|URI|DSN|HOST|ADDR|ADDRESS|SERVERS|BROKERS)$"
+    r"|_(API|SERVICE)_(URL|URI|ENDPOINT)$"
+)
+# Words that mark a probe endpoint as one that checks dependencies.
+_DEPENDENCY_PATH = re.compile(r"ready|readiness|deps|dependenc|database|\bdb\b|redis", re.I)
+
+
+def _probe(container: Container, field: str) -> Mapping[str, Any] | None:
+    probe = container.spec.get(field)
+    return probe if isinstance(probe, Mapping) and probe else None
+
+
+def _probe_patch(container: Container, field: str) -> JsonPatch | None:
+    """An httpGet probe on the seed's `/health`, when the container names a port to use."""
+    ports = container.ports()
+    if not ports:
+        return None
+    port: object = ports[0].get("name") or ports[0].get("containerPort")
+    if port is None:
+        return None
+    delay, period = _SEED_TIMINGS[field]
+    return [
+        {
+            "op": "add",
+            "path": f"{container.pointer}/{field}",
+            "value": {
+                "httpGet": {"path": "/health", "port": port},
+                "initialDelaySeconds": delay,
+                "periodSeconds": period,
+            },
+        }
+    ]
+
+
+def _require_probe(subject: Subject, field: str) -> Iterator[Outcome]:
+    for container in subject.workload.serving_containers:
+        path = f"{container.path}.{field}"
+        if _probe(container, field) is not None:
+            yield passed(path, f"container {container.name} has a {field}", container)
+        else:
+            yield failed(
+                path,
+                f"container {container.name} serves traffic but has no {field}",
+                container,
+                None if subject.rendered else _probe_patch(container, field),
+            )
+
+
+def liveness_probe(subject: Subject) -> Iterator[Outcome]:
+    """PR-HC-001: every serving container has a liveness probe."""
+    yield from _require_probe(subject, "livenessProbe")
+
+
+def readiness_probe(subject: Subject) -> Iterator[Outcome]:
+    """PR-HC-002: every serving container has a readiness probe."""
+    yield from _require_probe(subject, "readinessProbe")
+
+
+def _is_no_op(command: object) -> bool:
+    parts = [str(p).strip() for p in sequence(command)]
+    if not parts:
+        return True
+    if len(parts) >= 3 and parts[0] in _SHELLS and parts[1] in ("-c", "-ec", "-ce"):
+        script = parts[2].strip().rstrip(";").strip()
+        return script in _NO_OP_COMMANDS or script.startswith("echo ")
+    joined = " ".join(parts)
+    return joined in _NO_OP_COMMANDS or parts[0].rsplit("/", 1)[-1] == "echo"
+
+
+def _handler_problem(probe: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(field, problem) when the probe does not check a health endpoint."""
+    if "httpGet" in probe or "grpc" in probe:
+        return None
+    if "exec" in probe:
+        if _is_no_op(mapping(probe.get("exec")).get("command")):
+            return "exec", "is an exec no-op that always succeeds"
+        return None
+    if "tcpSocket" in probe:
+        return "tcpSocket", "only checks that the port accepts connections"
+    return "", "has no handler (httpGet, grpc, exec or tcpSocket)"
+
+
+def _period(probe: Mapping[str, Any]) -> int:
+    period = probe.get("periodSeconds", DEFAULT_PERIOD_SECONDS)
+    return period if isinstance(period, int) else DEFAULT_PERIOD_SECONDS
+
+
+def probe_quality(subject: Subject) -> Iterator[Outcome]:
+    """PR-HC-003: probes are HTTP/gRPC health checks with sane timings."""
+    for container in subject.workload.serving_containers:
+        liveness = _probe(container, "livenessProbe")
+        readiness = _probe(container, "readinessProbe")
+        if liveness is None and readiness is None:
+            continue  # PR-HC-001/002 report the missing probes
+        problems: list[tuple[str, str]] = []
+        for field, probe in (("livenessProbe", liveness), ("readinessProbe", readiness)):
+            if probe is None:
+                continue
+            problem = _handler_problem(probe)
+            if problem is not None:
+                suffix = f".{problem[0]}" if problem[0] else ""
+                problems.append((f"{field}{suffix}", f"the {field} {problem[1]}"))
+        if (
+            liveness is not None
+            and readiness is not None
+            and _period(readiness) > _period(liveness)
+        ):
+            problems.append(
+                (
+                    "readinessProbe.periodSeconds",
+                    f"readiness is checked less often ({_period(readiness)} s) than liveness "
+                    f"({_period(liveness)} s)",
+                )
+            )
+        if (
+            liveness is not None
+            and not liveness.get("initialDelaySeconds")
+            and _probe(container, "startupProbe") is None
+        ):
+            problems.append(
+                (
+                    "livenessProbe.initialDelaySeconds",
+                    "the livenessProbe has no initialDelaySeconds and there is no startupProbe, "
+                    "so a slow start is killed",
+                )
+            )
+        if problems:
+            yield failed(
+                f"{container.path}.{problems[0][0]}",
+                f"container {container.name}: " + "; ".join(p[1] for p in problems),
+                container,
+            )
+        else:
+            yield passed(
+                container.path,
+                f"container {container.name} probes are sane health checks",
+                container,
+            )
+
+
+def _dependencies(container: Container) -> list[str]:
+    return [
+        str(entry["name"])
+        for _, entry in env_entries(container)
+        if _DEPENDENCY_NAME.search(str(entry["name"]).upper())
+    ]
+
+
+def _same_check(first: Mapping[str, Any], second: Mapping[str, Any]) -> bool:
+    for handler in ("httpGet", "grpc", "exec", "tcpSocket"):
+        if handler in first or handler in second:
+            return first.get(handler) == second.get(handler)
+    return False
+
+
+def dependencies_in_readiness(subject: Subject) -> Iterator[Outcome]:
+    """PR-HC-004: declared dependencies are checked by readiness, not liveness."""
+    for container in subject.workload.serving_containers:
+        dependencies = _dependencies(container)
+        if not dependencies:
+            continue
+        named = ", ".join(dependencies)
+        liveness = _probe(container, "livenessProbe")
+        readiness = _probe(container, "readinessProbe")
+        if readiness is None:
+            yield failed(
+                f"{container.path}.readinessProbe",
+                f"container {container.name} depends on {named} but no readinessProbe "
+                "takes it out of the Service when they fail",
+                container,
+            )
+            continue
+        if liveness is not None and _same_check(liveness, readiness):
+            yield failed(
+                f"{container.path}.livenessProbe",
+                f"container {container.name} depends on {named} and its livenessProbe is the "
+                "same check as its readinessProbe: a dependency outage restarts every pod",
+                container,
+            )
+            continue
+        path = str(mapping(liveness.get("httpGet")).get("path", "")) if liveness else ""
+        if _DEPENDENCY_PATH.search(path):
+            yield failed(
+                f"{container.path}.livenessProbe.httpGet.path",
+                f"container {container.name}: the livenessProbe endpoint {path} looks like a "
+                "dependency check: a dependency outage restarts every pod",
+                container,
+            )
+            continue
+        yield passed(
+            f"{container.path}.readinessProbe",
+            f"container {container.name}: dependencies ({named}) are left to readiness",
+            container,
+        )

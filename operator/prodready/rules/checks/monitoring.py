@@ -1,0 +1,128 @@
+"""Seed section 7, monitoring: PR-MO-001 and PR-MO-002.
+
+PrometheusRule matching (PR-MO-002), in order: a PrometheusRule in the workload's namespace
+whose `app.kubernetes.io/name` label equals the workload's (and, when both carry one, whose
+`app.kubernetes.io/instance` agrees); or one named after the workload (`NAME` or
+`NAME-…`); or one with an alert whose expression mentions the workload's name in quotes
+(`job="NAME"`, `deployment="NAME"`). Only rules with at least one `alert` count: recording
+rules alert nobody.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from prodready.rules.context import mapping, sequence
+from prodready.rules.selectors import labels_of
+from prodready.rules.subject import Outcome, Subject, failed, passed
+
+SCRAPE_ANNOTATION = "prometheus.io/scrape"
+NAME_LABEL = "app.kubernetes.io/name"
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+
+
+def _scrape_annotation(obj: Mapping[str, Any]) -> str | None:
+    value = mapping(obj.get("annotations")).get(SCRAPE_ANNOTATION)
+    return None if value is None else str(value).lower()
+
+
+def _service_port_names(service: Mapping[str, Any]) -> set[str]:
+    names: set[str] = set()
+    for raw_port in sequence(mapping(service.get("spec")).get("ports")):
+        port = mapping(raw_port)
+        for key in ("name", "targetPort", "port"):
+            if port.get(key) is not None:
+                names.add(str(port[key]))
+    return names
+
+
+def _scraped_by(subject: Subject) -> str | None:
+    """What scrapes the workload's pods, or None."""
+    workload = subject.workload
+    if _scrape_annotation(workload.template_metadata) == "true":
+        return f"the pod annotation {SCRAPE_ANNOTATION}"
+    for service in workload.services:
+        service_name = mapping(service.get("metadata")).get("name")
+        if _scrape_annotation(mapping(service.get("metadata"))) == "true":
+            return f"the {SCRAPE_ANNOTATION} annotation on Service {service_name}"
+        ports = _service_port_names(service)
+        for monitor in workload.context.service_monitors_for(service):
+            for raw_endpoint in sequence(mapping(monitor.get("spec")).get("endpoints")):
+                endpoint = mapping(raw_endpoint)
+                port = endpoint.get("port", endpoint.get("targetPort"))
+                if port is None or str(port) in ports:
+                    name = mapping(monitor.get("metadata")).get("name")
+                    return f"ServiceMonitor {name} (via Service {service_name})"
+    monitors = workload.context.pod_monitors.match(workload.namespace, workload.pod_labels)
+    if monitors:
+        return f"PodMonitor {mapping(monitors[0].get('metadata')).get('name')}"
+    return None
+
+
+def metrics_scraped(subject: Subject) -> Iterator[Outcome]:
+    """PR-MO-001: a metrics endpoint is declared and scraped."""
+    workload = subject.workload
+    source = _scraped_by(subject)
+    if source is not None:
+        yield passed(f"{workload.pod_path}", f"metrics are scraped by {source}")
+        return
+    metrics_ports = [
+        (container, port)
+        for container in workload.containers
+        for port in container.ports()
+        if "metrics" in str(port.get("name", "")).lower()
+    ]
+    if metrics_ports:
+        container, port = metrics_ports[0]
+        yield failed(
+            f"{container.path}.ports",
+            f"port {port.get('name')} of container {container.name} is declared but no "
+            "ServiceMonitor, PodMonitor or scrape annotation scrapes it",
+            container,
+        )
+    else:
+        template_path = workload.pod_path.removesuffix(".spec")
+        where = f"{template_path}.metadata.annotations" if workload.kind != "Pod" else "metadata"
+        yield failed(where, "no metrics endpoint is declared or scraped")
+
+
+def _has_alert(rule: Mapping[str, Any]) -> bool:
+    return any(
+        "alert" in mapping(item)
+        for group in sequence(mapping(rule.get("spec")).get("groups"))
+        for item in sequence(mapping(group).get("rules"))
+    )
+
+
+def _mentions(rule: Mapping[str, Any], name: str) -> bool:
+    quoted = (f'"{name}"', f"'{name}'")
+    for group in sequence(mapping(rule.get("spec")).get("groups")):
+        for raw_item in sequence(mapping(group).get("rules")):
+            item = mapping(raw_item)
+            if "alert" in item and any(q in str(item.get("expr", "")) for q in quoted):
+                return True
+    return False
+
+
+def alerts_exist(subject: Subject) -> Iterator[Outcome]:
+    """PR-MO-002: alerts exist for the workload's critical errors (PrometheusRule)."""
+    workload = subject.workload
+    name = workload.ref.name
+    labels = {**workload.pod_labels, **labels_of(workload.metadata)}
+    app, instance = labels.get(NAME_LABEL), labels.get(INSTANCE_LABEL)
+    for rule in workload.context.prometheus_rules.get(workload.namespace, ()):
+        if not _has_alert(rule):
+            continue
+        rule_labels = labels_of(rule.get("metadata"))
+        rule_name = str(mapping(rule.get("metadata")).get("name", ""))
+        by_labels = app is not None and rule_labels.get(NAME_LABEL) == app
+        if by_labels and instance and rule_labels.get(INSTANCE_LABEL, instance) != instance:
+            by_labels = False
+        by_name = rule_name == name or rule_name.startswith(f"{name}-")
+        if by_labels or by_name or _mentions(rule, name):
+            yield passed("metadata", f"PrometheusRule {rule_name} alerts on this workload")
+            return
+    yield failed(
+        "metadata", f"no PrometheusRule in namespace {workload.namespace} alerts on {name}"
+    )

@@ -1,0 +1,422 @@
+"""What the rules see: workloads, their containers and the related objects around them.
+
+`Context.build` indexes every non-workload object once per run (by namespace, name and
+labels); `Workload` then answers "which Services select me, am I exposed, which HPA
+targets me" with dictionary lookups instead of scans.
+
+Decisions documented here because every rule relies on them:
+
+* **Namespaces.** An object without `metadata.namespace` is matched as if it were in
+  `default` (what `kubectl apply` without `-n` does), so a Helm chart rendered without
+  namespaces still links its Service to its Deployment.
+* **Serving containers.** Job and CronJob pods never serve. Otherwise a container serves if
+  it declares a `containerPort`, or if a Service in the input selects the pod and one of the
+  Service's `targetPort`s names or numbers that container's port; when a selecting
+  Service's target port matches no declared port, the first container is taken to serve it.
+  A pod that no Service selects and that declares no ports is a worker, not a server.
+  Init containers (native sidecars included) never count as serving: they never need probes.
+* **Exposed.** A workload is exposed when a Service of type LoadBalancer or NodePort
+  selects its pods, or an Ingress routes to a Service that does.
+* **Settings from ConfigMaps and Secrets.** A variable set from a ConfigMap that is in the
+  input is read; one from a ConfigMap or Secret that is not (or from any Secret: the
+  rules never read secret values) is "set but unknown" and does not fail a rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from prodready.rules.model import Environment, ObjectRef
+from prodready.rules.selectors import Selector, SelectorIndex, labels_of
+
+WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"})
+LONG_RUNNING_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Pod"})
+BATCH_KINDS = frozenset({"Job", "CronJob"})
+PRODUCTION_SERVICE_KIND = "ProductionService"
+CONTEXT_KINDS = frozenset(
+    {
+        "Service",
+        "PodDisruptionBudget",
+        "ServiceMonitor",
+        "PodMonitor",
+        "Ingress",
+        "PrometheusRule",
+        "HorizontalPodAutoscaler",
+        "Secret",
+        "ConfigMap",
+        "Namespace",
+        # These produce Secrets in the cluster; their presence satisfies PR-CF-002.
+        "ExternalSecret",
+        "SealedSecret",
+    }
+)
+EXPOSING_SERVICE_TYPES = frozenset({"LoadBalancer", "NodePort"})
+
+ENVIRONMENT_KEY = "prodready.io/environment"
+EXEMPT_KEY = "prodready.io/exempt"
+EXEMPT_REASON_KEY = "prodready.io/exempt-reason"
+
+# Spellings people use for the three environments.
+ENVIRONMENT_ALIASES: dict[str, Environment] = {
+    "prod": Environment.PROD,
+    "production": Environment.PROD,
+    "prd": Environment.PROD,
+    "staging": Environment.STAGING,
+    "stage": Environment.STAGING,
+    "stg": Environment.STAGING,
+    "dev": Environment.DEV,
+    "development": Environment.DEV,
+    "local": Environment.DEV,
+}
+
+_POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+
+
+def mapping(value: object) -> Mapping[str, Any]:
+    """`value` if it is a mapping, else an empty one (malformed input never crashes a rule)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def sequence(value: object) -> Sequence[Any]:
+    """`value` if it is a list, else an empty one."""
+    return value if isinstance(value, list) else ()
+
+
+def kind_of(obj: Mapping[str, Any]) -> str:
+    """The object's `kind` ('' if missing)."""
+    kind = obj.get("kind")
+    return kind if isinstance(kind, str) else ""
+
+
+def namespace_key(obj: Mapping[str, Any]) -> str:
+    """The namespace used for matching (`default` when the object names none)."""
+    namespace = mapping(obj.get("metadata")).get("namespace")
+    return namespace if isinstance(namespace, str) and namespace else "default"
+
+
+def name_of(obj: Mapping[str, Any]) -> str:
+    """`metadata.name` ('' if missing)."""
+    name = mapping(obj.get("metadata")).get("name")
+    return name if isinstance(name, str) else ""
+
+
+def ref_of(obj: Mapping[str, Any]) -> ObjectRef:
+    """The `ObjectRef` naming `obj` as written (namespace None when not given)."""
+    metadata = mapping(obj.get("metadata"))
+    namespace = metadata.get("namespace")
+    api_version = obj.get("apiVersion")
+    return ObjectRef(
+        api_version=api_version if isinstance(api_version, str) else "",
+        kind=kind_of(obj),
+        namespace=namespace if isinstance(namespace, str) and namespace else None,
+        name=name_of(obj),
+    )
+
+
+def normalise_environment(value: object) -> Environment | None:
+    """Map a declared environment (`production`, `Prod`, `stg`, …) to a profile, or None."""
+    if not isinstance(value, str):
+        return None
+    return ENVIRONMENT_ALIASES.get(value.strip().lower())
+
+
+def is_controlled_pod(obj: Mapping[str, Any]) -> bool:
+    """A Pod owned by a controller: its controller is the thing to check, not the Pod."""
+    for owner in sequence(mapping(obj.get("metadata")).get("ownerReferences")):
+        if mapping(owner).get("controller") is True:
+            return True
+    return False
+
+
+class ObjectRole(Enum):
+    """What `evaluate` does with an input object."""
+
+    WORKLOAD = "workload"
+    PRODUCTION_SERVICE = "production-service"
+    CONTEXT = "context"
+    IGNORED = "ignored"
+
+
+def classify(obj: object) -> ObjectRole:
+    """Whether `evaluate` checks `obj`, reads it as context, or ignores it."""
+    if not isinstance(obj, Mapping):
+        return ObjectRole.IGNORED
+    kind = kind_of(obj)
+    if kind in WORKLOAD_KINDS:
+        if kind == "Pod" and is_controlled_pod(obj):
+            return ObjectRole.IGNORED
+        return ObjectRole.WORKLOAD
+    if kind == PRODUCTION_SERVICE_KIND:
+        return ObjectRole.PRODUCTION_SERVICE
+    if kind in CONTEXT_KINDS:
+        return ObjectRole.CONTEXT
+    return ObjectRole.IGNORED
+
+
+def _service_names_of_ingress(ingress: Mapping[str, Any]) -> set[str]:
+    spec = mapping(ingress.get("spec"))
+    backends: list[Mapping[str, Any]] = []
+    for key in ("defaultBackend", "backend"):  # `backend`: networking/v1beta1 spelling
+        if key in spec:
+            backends.append(mapping(spec.get(key)))
+    for rule in sequence(spec.get("rules")):
+        for path in sequence(mapping(mapping(rule).get("http")).get("paths")):
+            backends.append(mapping(mapping(path).get("backend")))
+    names: set[str] = set()
+    for backend in backends:
+        name = mapping(backend.get("service")).get("name") or backend.get("serviceName")
+        if isinstance(name, str) and name:
+            names.add(name)
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceMonitorEntry:
+    """A ServiceMonitor and the namespaces whose Services it may select (None: any)."""
+
+    monitor: Mapping[str, Any]
+    selector: Selector
+    namespaces: frozenset[str] | None
+
+
+class Context:
+    """The related objects of one `evaluate` run, indexed once."""
+
+    def __init__(self) -> None:
+        self.services = SelectorIndex[Mapping[str, Any]](empty_matches_all=False)
+        self.disruption_budgets = SelectorIndex[Mapping[str, Any]](empty_matches_all=True)
+        self.pod_monitors = SelectorIndex[Mapping[str, Any]](empty_matches_all=True)
+        self.service_monitors: list[ServiceMonitorEntry] = []
+        self.ingresses_by_service: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        self.autoscalers: dict[tuple[str, str, str], Mapping[str, Any]] = {}
+        self.prometheus_rules: dict[str, list[Mapping[str, Any]]] = {}
+        self.secrets: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self.generated_secrets: set[tuple[str, str]] = set()
+        self.config_maps: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self.namespaces: dict[str, Mapping[str, Any]] = {}
+
+    @classmethod
+    def build(cls, objects: Iterable[Mapping[str, Any]]) -> Context:
+        """Index the context objects among `objects` (workloads are skipped here)."""
+        context = cls()
+        for obj in objects:
+            context.add(obj)
+        return context
+
+    def add(self, obj: Mapping[str, Any]) -> None:
+        """Index one object if it is a kind the rules read as context."""
+        kind = kind_of(obj)
+        if kind not in CONTEXT_KINDS:
+            return
+        namespace = namespace_key(obj)
+        name = name_of(obj)
+        spec = mapping(obj.get("spec"))
+        if kind == "Service":
+            selector = Selector.from_map(spec.get("selector"))
+            if selector is not None:
+                self.services.add(namespace, selector, obj)
+        elif kind == "PodDisruptionBudget":
+            selector = Selector.from_label_selector(spec.get("selector"))
+            if selector is not None:
+                self.disruption_budgets.add(namespace, selector, obj)
+        elif kind == "PodMonitor":
+            self._add_monitor(obj, namespace, spec, pods=True)
+        elif kind == "ServiceMonitor":
+            self._add_monitor(obj, namespace, spec, pods=False)
+        elif kind == "Ingress":
+            for service_name in _service_names_of_ingress(obj):
+                self.ingresses_by_service.setdefault((namespace, service_name), []).append(obj)
+        elif kind == "HorizontalPodAutoscaler":
+            target = mapping(spec.get("scaleTargetRef"))
+            target_kind, target_name = target.get("kind"), target.get("name")
+            if isinstance(target_kind, str) and isinstance(target_name, str):
+                self.autoscalers[(namespace, target_kind, target_name)] = obj
+        elif kind == "PrometheusRule":
+            self.prometheus_rules.setdefault(namespace, []).append(obj)
+        elif kind == "Secret":
+            self.secrets[(namespace, name)] = obj
+        elif kind in ("ExternalSecret", "SealedSecret"):
+            target_name = mapping(spec.get("target")).get("name")
+            template_name = mapping(mapping(spec.get("template")).get("metadata")).get("name")
+            for candidate in (target_name, template_name, name):
+                if isinstance(candidate, str) and candidate:
+                    self.generated_secrets.add((namespace, candidate))
+                    break
+        elif kind == "ConfigMap":
+            self.config_maps[(namespace, name)] = obj
+        elif kind == "Namespace":
+            self.namespaces[name] = obj
+
+    def _add_monitor(
+        self, obj: Mapping[str, Any], namespace: str, spec: Mapping[str, Any], *, pods: bool
+    ) -> None:
+        selector = Selector.from_label_selector(spec.get("selector"))
+        if selector is None:
+            return
+        namespace_selector = mapping(spec.get("namespaceSelector"))
+        namespaces: frozenset[str] | None
+        if namespace_selector.get("any") is True:
+            namespaces = None
+        else:
+            names = [
+                n for n in sequence(namespace_selector.get("matchNames")) if isinstance(n, str)
+            ]
+            namespaces = frozenset(names) if names else frozenset({namespace})
+        if pods:
+            for target in namespaces if namespaces is not None else (None,):
+                self.pod_monitors.add(target, selector, obj)
+        else:
+            self.service_monitors.append(ServiceMonitorEntry(obj, selector, namespaces))
+
+    def service_monitors_for(self, service: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """ServiceMonitors that select `service` (few per cluster: a scan is fine)."""
+        namespace = namespace_key(service)
+        labels = labels_of(service.get("metadata"))
+        return [
+            entry.monitor
+            for entry in self.service_monitors
+            if (entry.namespaces is None or namespace in entry.namespaces)
+            and entry.selector.matches(labels)
+        ]
+
+
+@dataclass(slots=True)
+class Container:
+    """One container of a workload's pod template, with where it lives in the object."""
+
+    index: int
+    name: str
+    spec: Mapping[str, Any]
+    init: bool
+    path: str
+    pointer: str
+    serving: bool = False
+
+    def ports(self) -> list[Mapping[str, Any]]:
+        """The declared container ports."""
+        return [mapping(p) for p in sequence(self.spec.get("ports"))]
+
+
+def _pointer(parts: Sequence[str]) -> str:
+    return "/" + "/".join(parts)
+
+
+class Workload:
+    """A workload object, its containers and the related objects that select or target it."""
+
+    def __init__(self, obj: Mapping[str, Any], context: Context) -> None:
+        self.obj = obj
+        self.context = context
+        self.kind = kind_of(obj)
+        self.ref = ref_of(obj)
+        self.namespace = namespace_key(obj)
+        self.metadata = mapping(obj.get("metadata"))
+        self.spec = mapping(obj.get("spec"))
+        path_parts = _POD_SPEC_PATHS[self.kind]
+        self.pod_path = ".".join(path_parts)
+        self.pod_pointer = _pointer(path_parts)
+        pod_spec: Mapping[str, Any] = obj
+        for part in path_parts:
+            pod_spec = mapping(pod_spec.get(part))
+        self.pod_spec = pod_spec
+        if self.kind == "Pod":
+            self.template_metadata = self.metadata
+        else:
+            template_parts = path_parts[:-1]
+            template: Mapping[str, Any] = obj
+            for part in template_parts:
+                template = mapping(template.get(part))
+            self.template_metadata = mapping(template.get("metadata"))
+        self.pod_labels = labels_of(self.template_metadata)
+        self.long_running = self.kind in LONG_RUNNING_KINDS
+        self.containers = self._containers("containers", init=False)
+        self.init_containers = self._containers("initContainers", init=True)
+        self.services = (
+            context.services.match(self.namespace, self.pod_labels) if self.long_running else []
+        )
+        self._mark_serving()
+        self.autoscaler = context.autoscalers.get((self.namespace, self.kind, self.ref.name))
+        self.ingresses = self._ingresses()
+        self.exposed = bool(self.ingresses) or any(
+            mapping(s.get("spec")).get("type") in EXPOSING_SERVICE_TYPES for s in self.services
+        )
+
+    def _containers(self, field: str, *, init: bool) -> list[Container]:
+        result = []
+        for index, raw in enumerate(sequence(self.pod_spec.get(field))):
+            spec = mapping(raw)
+            name = spec.get("name")
+            result.append(
+                Container(
+                    index=index,
+                    name=name if isinstance(name, str) else f"#{index}",
+                    spec=spec,
+                    init=init,
+                    path=f"{self.pod_path}.{field}[{index}]",
+                    pointer=f"{self.pod_pointer}/{field}/{index}",
+                )
+            )
+        return result
+
+    def _mark_serving(self) -> None:
+        if not self.long_running:
+            return
+        for container in self.containers:
+            if container.ports():
+                container.serving = True
+        for service in self.services:
+            for raw_port in sequence(mapping(service.get("spec")).get("ports")):
+                port = mapping(raw_port)
+                target = port.get("targetPort", port.get("port"))
+                owner = self._container_for_port(target)
+                if owner is not None:
+                    owner.serving = True
+                elif self.containers:
+                    self.containers[0].serving = True
+
+    def _container_for_port(self, target: object) -> Container | None:
+        for container in self.containers:
+            for port in container.ports():
+                if isinstance(target, str) and not target.isdigit():
+                    if port.get("name") == target:
+                        return container
+                elif str(port.get("containerPort")) == str(target):
+                    return container
+        return None
+
+    def _ingresses(self) -> list[Mapping[str, Any]]:
+        found: list[Mapping[str, Any]] = []
+        for service in self.services:
+            found.extend(
+                self.context.ingresses_by_service.get((self.namespace, name_of(service)), ())
+            )
+        return found
+
+    @property
+    def all_containers(self) -> list[Container]:
+        """Init containers first (the order the kubelet starts them), then app containers."""
+        return [*self.init_containers, *self.containers]
+
+    @property
+    def serving_containers(self) -> list[Container]:
+        """The app containers that serve traffic (see the module docstring)."""
+        return [c for c in self.containers if c.serving]
+
+    @property
+    def replicas(self) -> int:
+        """Desired replicas: the HPA's `minReplicas` when an HPA targets this workload."""
+        if self.autoscaler is not None:
+            minimum = mapping(self.autoscaler.get("spec")).get("minReplicas", 1)
+            return minimum if isinstance(minimum, int) else 1
+        replicas = self.spec.get("replicas", 1)
+        return replicas if isinstance(replicas, int) else 1

@@ -1,0 +1,399 @@
+"""`evaluate`: run the registry over workloads, with context, profiles and exemptions.
+
+Environment, in order of precedence (the first valid declaration wins):
+ProductionService `spec.environment`; the workload's `prodready.io/environment` label,
+then annotation; the same on the pod template; the container variable named by
+`env_vars.environment` (ENVIRONMENT); the Namespace's label or annotation (when the
+Namespace object is in the input); then the caller's `environment` argument (the CLI's
+`--env`), which is a *default* for objects that declare none, never an override — a
+manifest that says `dev` is checked as dev even in a prod pipeline, and PR-CF-003 still
+reports that the object itself declares nothing. With no declaration and no argument the
+workload is checked as **prod**: an undeclared workload may well be a production one, and
+checking it leniently would let production workloads pass by omission; PR-CF-003 warns
+so the fix is one label away.
+
+Exemptions come from the `prodready.io/exempt` annotation (on the workload or on its pod
+template; explicit rule IDs only, reason in `prodready.io/exempt-reason`) and from the
+configuration's `exemptions`. An exempted rule that has something to report yields one
+`skip` finding carrying the reason — and what it would otherwise have said.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from prodready.rules.config import RulesConfig
+from prodready.rules.context import (
+    ENVIRONMENT_KEY,
+    EXEMPT_KEY,
+    EXEMPT_REASON_KEY,
+    Context,
+    ObjectRole,
+    Workload,
+    classify,
+    mapping,
+    normalise_environment,
+    ref_of,
+    sequence,
+)
+from prodready.rules.model import (
+    Environment,
+    Finding,
+    ObjectRef,
+    ObjectReport,
+    Result,
+    Severity,
+    count,
+    score,
+)
+from prodready.rules.registry import RULES, RULES_BY_ID, Rule
+from prodready.rules.subject import EnvironmentDecision, Settings, Subject
+
+SPEC_RULE_ID = "PR-PS-001"
+
+
+@dataclass(frozen=True, slots=True)
+class _ConfigExemption:
+    rules: frozenset[str]
+    kind: re.Pattern[str]
+    namespace: re.Pattern[str]
+    name: re.Pattern[str]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A `RulesConfig` turned into plain lookups, once per `evaluate` call."""
+
+    rules: tuple[Rule, ...]
+    severity: dict[str, Severity]
+    settings: Settings
+    exemptions: tuple[_ConfigExemption, ...]
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    return re.compile(fnmatch.translate(pattern))
+
+
+def _plan(config: RulesConfig) -> _Plan:
+    env_vars = config.env_vars
+    settings = Settings(
+        log_format=env_vars.log_format,
+        log_level=env_vars.log_level,
+        debug=env_vars.debug,
+        cors_allowed_origins=env_vars.cors_allowed_origins,
+        rate_limit=env_vars.rate_limit,
+        environment=env_vars.environment,
+        shutdown_timeout=env_vars.shutdown_timeout,
+        sensitive_names=tuple(config.sensitive_names),
+        secrets_complete=config.secrets_complete,
+    )
+    disabled = set(config.disabled)
+    exemptions = tuple(
+        _ConfigExemption(
+            frozenset(e.rules), _glob(e.kind), _glob(e.namespace), _glob(e.name), e.reason
+        )
+        for e in config.exemptions
+    )
+    return _Plan(
+        rules=tuple(rule for rule in RULES if rule.id not in disabled),
+        severity=dict(config.severity),
+        settings=settings,
+        exemptions=exemptions,
+    )
+
+
+_DEFAULT_PLAN = _plan(RulesConfig())
+
+# Where an environment declaration was found, for messages.
+SOURCE_NAMES = {
+    "spec": "ProductionService spec.environment",
+    "label": f"label {ENVIRONMENT_KEY}",
+    "annotation": f"annotation {ENVIRONMENT_KEY}",
+    "template-label": f"pod template label {ENVIRONMENT_KEY}",
+    "template-annotation": f"pod template annotation {ENVIRONMENT_KEY}",
+    "container-env": "container environment variable",
+    "namespace": f"Namespace label {ENVIRONMENT_KEY}",
+    "argument": "caller's default (--env)",
+    "default": "default (prod)",
+}
+
+
+def _declarations(
+    workload: Workload, settings: Settings, spec_environment: object
+) -> list[tuple[str, str]]:
+    declared: list[tuple[str, str]] = []
+    if isinstance(spec_environment, str) and spec_environment:
+        declared.append(("spec", spec_environment))
+    places = [("", workload.metadata)]
+    if workload.template_metadata is not workload.metadata:
+        places.append(("template-", workload.template_metadata))
+    for prefix, metadata in places:
+        for field, key in (("labels", "label"), ("annotations", "annotation")):
+            value = mapping(metadata.get(field)).get(ENVIRONMENT_KEY)
+            if isinstance(value, str) and value:
+                declared.append((f"{prefix}{key}", value))
+    for container in workload.containers:
+        for raw_entry in sequence(container.spec.get("env")):
+            entry = mapping(raw_entry)
+            value = entry.get("value")
+            if entry.get("name") == settings.environment and isinstance(value, str) and value:
+                declared.append(("container-env", value))
+    namespace = workload.context.namespaces.get(workload.namespace)
+    if namespace is not None:
+        metadata = mapping(namespace.get("metadata"))
+        for field in ("labels", "annotations"):
+            value = mapping(metadata.get(field)).get(ENVIRONMENT_KEY)
+            if isinstance(value, str) and value:
+                declared.append(("namespace", value))
+                break
+    return declared
+
+
+def decide_environment(
+    workload: Workload,
+    settings: Settings,
+    default: Environment | None,
+    spec_environment: object = None,
+) -> EnvironmentDecision:
+    """The profile `workload` is evaluated under (see the module docstring)."""
+    declared = _declarations(workload, settings, spec_environment)
+    for source, value in declared:
+        environment = normalise_environment(value)
+        if environment is not None:
+            return EnvironmentDecision(environment, source, tuple(declared))
+    if default is not None:
+        return EnvironmentDecision(default, "argument", tuple(declared))
+    return EnvironmentDecision(Environment.PROD, "default", tuple(declared))
+
+
+def _annotation_exemptions(workload: Workload) -> dict[str, str]:
+    """rule ID -> reason, from the exemption annotations on the workload and pod template."""
+    exempt: dict[str, str] = {}
+    places = [("annotation", workload.metadata)]
+    if workload.template_metadata is not workload.metadata:
+        places.append(("pod template annotation", workload.template_metadata))
+    for where, metadata in places:
+        annotations = mapping(metadata.get("annotations"))
+        listed = annotations.get(EXEMPT_KEY)
+        if listed is None:
+            continue
+        reason = str(annotations.get(EXEMPT_REASON_KEY, "")).strip() or "no reason given"
+        for listed_id in str(listed).split(","):
+            rule_id = listed_id.strip()
+            if rule_id in RULES_BY_ID and rule_id not in exempt:
+                exempt[rule_id] = f"{where} {EXEMPT_KEY}: {reason}"
+    return exempt
+
+
+def _config_exemptions(plan: _Plan, workload: Workload) -> dict[str, str]:
+    exempt: dict[str, str] = {}
+    for exemption in plan.exemptions:
+        if (
+            exemption.kind.match(workload.kind)
+            and exemption.namespace.match(workload.namespace)
+            and exemption.name.match(workload.ref.name)
+        ):
+            for rule_id in exemption.rules:
+                exempt.setdefault(rule_id, f"configuration exemption: {exemption.reason}")
+    return exempt
+
+
+def _result(severity: Severity, passed: bool) -> Result:
+    if passed:
+        return Result.PASS
+    return Result.FAIL if severity is Severity.ERROR else Result.WARN
+
+
+def _evaluate_rules(plan: _Plan, subject: Subject, ref: ObjectRef) -> list[Finding]:
+    workload = subject.workload
+    environment = subject.environment.environment
+    exempt = _annotation_exemptions(workload)
+    if plan.exemptions:
+        for rule_id, reason in _config_exemptions(plan, workload).items():
+            exempt.setdefault(rule_id, reason)
+    findings: list[Finding] = []
+    for rule in plan.rules:
+        if rule.check is None or workload.kind not in rule.kinds:
+            continue
+        severity = rule.severity_in(environment)
+        if severity is None:
+            continue
+        severity = plan.severity.get(rule.id, severity)
+        outcomes = rule.check(subject)
+        exemption = exempt.get(rule.id)
+        if exemption is not None:
+            outcomes = list(outcomes)
+            if not outcomes:
+                continue
+            failure = next((o for o in outcomes if not o.passed), None)
+            message = f"exempted by {exemption}"
+            if failure is not None:
+                would = "fail" if severity is Severity.ERROR else "warn"
+                message += f" (would {would}: {failure.message})"
+            findings.append(
+                Finding(
+                    rule.id, rule.title, severity, Result.SKIP, ref, None,
+                    "metadata.annotations", message, rule.fix,
+                )
+            )  # fmt: skip
+            continue
+        for outcome in outcomes:
+            findings.append(
+                Finding(
+                    rule.id, rule.title, severity, _result(severity, outcome.passed), ref,
+                    outcome.container, outcome.path, outcome.message, rule.fix, outcome.patch,
+                )
+            )  # fmt: skip
+    return findings
+
+
+def _report(
+    ref: ObjectRef, decision: EnvironmentDecision, findings: list[Finding], index: int
+) -> ObjectReport:
+    frozen = tuple(findings)
+    return ObjectReport(
+        object=ref,
+        environment=decision.environment,
+        environment_source=decision.source,
+        findings=frozen,
+        counts=count(frozen),
+        score=score(frozen),
+        compliant=not any(f.result is Result.FAIL for f in frozen),
+        input_index=index,
+    )
+
+
+def _spec_finding(ref: ObjectRef, error: Exception) -> Finding:
+    rule_id = getattr(error, "rule", None)
+    rule = RULES_BY_ID.get(rule_id) if isinstance(rule_id, str) else None
+    if rule is None:
+        rule = RULES_BY_ID[SPEC_RULE_ID]
+    field = getattr(error, "field", None)
+    message = getattr(error, "message", None) or str(error)
+    return Finding(
+        rule.id,
+        rule.title,
+        Severity.ERROR,
+        Result.FAIL,
+        ref,
+        None,
+        field if isinstance(field, str) and field else "spec",
+        f"the spec cannot be rendered: {message}",
+        rule.fix if rule.id == SPEC_RULE_ID else f"Fix the spec field named. {rule.fix}",
+    )
+
+
+def _render(obj: Mapping[str, Any]) -> tuple[list[dict[str, Any]] | None, Exception | None]:
+    """Render a ProductionService; (objects, None) or (None, the SpecError)."""
+    # Imported here, by name: the renderer is only needed when ProductionServices are
+    # checked, and `prodready validate` on plain manifests should not pay for importing it.
+    render = cast(
+        Callable[[Mapping[str, Any]], Iterable[dict[str, Any]]],
+        importlib.import_module("prodready.render").render,
+    )
+    spec_error = cast(type[Exception], importlib.import_module("prodready.api.errors").SpecError)
+    try:
+        return list(render(obj)), None
+    except spec_error as error:
+        return None, error
+
+
+def evaluate(
+    objects: Iterable[Mapping[str, Any]],
+    *,
+    config: RulesConfig | None = None,
+    environment: str | None = None,
+) -> list[ObjectReport]:
+    """Check every workload among `objects`; the other objects are context.
+
+    Returns one report per workload (Deployment, StatefulSet, DaemonSet, Job, CronJob, a
+    Pod no controller owns) and per ProductionService, in input order. `environment` is
+    the default profile for objects that declare none; it must be dev, staging or prod (or
+    a recognised spelling such as `production`), else `ValueError`.
+    """
+    default: Environment | None = None
+    if environment is not None:
+        default = normalise_environment(environment)
+        if default is None:
+            raise ValueError(f"unknown environment {environment!r}: use dev, staging or prod")
+    plan = _DEFAULT_PLAN if config is None else _plan(config)
+    inputs = list(objects)
+    roles = [classify(obj) for obj in inputs]
+    context = Context.build(
+        obj for obj, role in zip(inputs, roles, strict=True) if role is ObjectRole.CONTEXT
+    )
+    rendered: dict[int, tuple[list[dict[str, Any]] | None, Exception | None]] = {}
+    for index, role in enumerate(roles):
+        if role is ObjectRole.PRODUCTION_SERVICE:
+            rendered[index] = _render(inputs[index])
+            for child in rendered[index][0] or ():
+                context.add(child)
+    reports: list[ObjectReport] = []
+    for index, role in enumerate(roles):
+        obj = inputs[index]
+        if role is ObjectRole.WORKLOAD:
+            workload = Workload(obj, context)
+            decision = decide_environment(workload, plan.settings, default)
+            subject = Subject(workload, decision, plan.settings)
+            reports.append(
+                _report(workload.ref, decision, _evaluate_rules(plan, subject, workload.ref), index)
+            )
+        elif role is ObjectRole.PRODUCTION_SERVICE:
+            reports.append(
+                _production_service_report(
+                    plan,
+                    obj=obj,
+                    rendered=rendered[index],
+                    context=context,
+                    default=default,
+                    index=index,
+                )
+            )
+    return reports
+
+
+def _spec_decision(spec_environment: object, default: Environment | None) -> EnvironmentDecision:
+    """The environment of a ProductionService judged without any rendered workload."""
+    environment = normalise_environment(spec_environment)
+    if environment is not None:
+        return EnvironmentDecision(environment, "spec", (("spec", str(spec_environment)),))
+    if default is not None:
+        return EnvironmentDecision(default, "argument")
+    return EnvironmentDecision(Environment.PROD, "default")
+
+
+def _production_service_report(
+    plan: _Plan,
+    *,
+    obj: Mapping[str, Any],
+    rendered: tuple[list[dict[str, Any]] | None, Exception | None],
+    context: Context,
+    default: Environment | None,
+    index: int,
+) -> ObjectReport:
+    ref = ref_of(obj)
+    spec_environment = mapping(obj.get("spec")).get("environment")
+    children, error = rendered
+    if children is None:
+        assert error is not None
+        decision = _spec_decision(spec_environment, default)
+        return _report(ref, decision, [_spec_finding(ref, error)], index)
+    findings: list[Finding] = []
+    first: EnvironmentDecision | None = None
+    for child in children:
+        if classify(child) is not ObjectRole.WORKLOAD:
+            continue
+        workload = Workload(child, context)
+        child_decision = decide_environment(workload, plan.settings, default, spec_environment)
+        first = first or child_decision
+        # Patches against rendered objects would be overwritten by the operator: the user
+        # changes the spec instead, so `rendered=True` suppresses them.
+        subject = Subject(workload, child_decision, plan.settings, rendered=True)
+        findings.extend(_evaluate_rules(plan, subject, workload.ref))
+    return _report(ref, first or _spec_decision(spec_environment, default), findings, index)

@@ -1,0 +1,166 @@
+"""What a rule function receives (`Subject`) and returns (`Outcome`s).
+
+A rule is `def check(subject: Subject) -> Iterable[Outcome]`: it yields one outcome per
+thing it judged (a container, or the workload as a whole) and nothing when it has nothing
+to judge (a worker has no probes to check). The engine adds the rule's metadata, the
+effective severity, exemptions and the object reference, so rules stay small.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from prodready.rules.context import Container, Workload
+from prodready.rules.envvars import EnvValue, resolve
+from prodready.rules.model import Environment, JsonPatch
+
+# Name suffixes that make a sensitive-looking name refer to something that is not itself
+# a secret: `DB_PASSWORD_FILE` is a path, `TOKEN_TTL` a duration, `SECRET_NAME` a name.
+_NON_SECRET_SUFFIXES = frozenset(
+    {
+        "file",
+        "path",
+        "dir",
+        "ttl",
+        "timeout",
+        "length",
+        "expiry",
+        "expires",
+        "expiration",
+        "name",
+        "header",
+        "type",
+        "url",
+        "uri",
+        "endpoint",
+        "enabled",
+        "ref",
+        "mode",
+        "issuer",
+        "audience",
+        "algorithm",
+    }
+)
+_URL_WITH_PASSWORD = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#@\s:]*:[^/?#@\s]+@")
+_ONLY_REFERENCES = re.compile(r"^(\$\([A-Za-z_][A-Za-z0-9_]*\))+$")
+
+DEFAULT_SENSITIVE_NAMES: tuple[str, ...] = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "credit_card",
+    "creditcard",
+    "private_key",
+    "access_key",
+    "credential",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The run-wide knobs rules read (built once from `RulesConfig`)."""
+
+    log_format: str = "LOG_FORMAT"
+    log_level: str = "LOG_LEVEL"
+    debug: str = "DEBUG"
+    cors_allowed_origins: str = "CORS_ALLOWED_ORIGINS"
+    rate_limit: str = "RATE_LIMIT"
+    environment: str = "ENVIRONMENT"
+    shutdown_timeout: str = "SHUTDOWN_TIMEOUT"
+    sensitive_names: Sequence[str] = DEFAULT_SENSITIVE_NAMES
+    secrets_complete: bool = False
+    _sensitive: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        words = sorted({n.lower().replace("_", "").replace("-", "") for n in self.sensitive_names})
+        pattern = "|".join(re.escape(w) for w in words if w) or r"(?!x)x"
+        object.__setattr__(self, "_sensitive", re.compile(pattern))
+
+    def is_sensitive_name(self, name: str) -> bool:
+        """True if an env var name looks like it holds a secret (see `_NON_SECRET_SUFFIXES`)."""
+        lowered = name.lower().replace("-", "_").replace(".", "_")
+        if lowered.rsplit("_", 1)[-1] in _NON_SECRET_SUFFIXES and "_" in lowered:
+            return False
+        return self._sensitive.search(lowered.replace("_", "")) is not None
+
+    def secret_reason(self, name: str, value: str) -> str | None:
+        """Why a literal `name=value` is a secret in plain sight, or None. Never the value."""
+        if not value or _ONLY_REFERENCES.match(value):
+            return None
+        if self.is_sensitive_name(name):
+            return f"{name} looks sensitive and carries a literal value"
+        if _URL_WITH_PASSWORD.match(value):
+            return f"{name} embeds a password in a URL"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentDecision:
+    """The profile a workload is evaluated under, and what declared it.
+
+    `declared` lists every (source, raw value) found, so PR-CF-003 can report unknown
+    values and disagreements; `source` is where the winning value came from.
+    """
+
+    environment: Environment
+    source: str
+    declared: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(slots=True)
+class Subject:
+    """One workload under evaluation: the object, its context, its profile and the settings."""
+
+    workload: Workload
+    environment: EnvironmentDecision
+    settings: Settings
+    rendered: bool = False
+    _env_cache: dict[tuple[bool, int, str], EnvValue] = field(default_factory=dict)
+
+    @property
+    def prod(self) -> bool:
+        """Evaluated under the prod profile."""
+        return self.environment.environment is Environment.PROD
+
+    def env(self, container: Container, name: str) -> EnvValue:
+        """The resolved value of variable `name` in `container` (cached per run)."""
+        key = (container.init, container.index, name)
+        value = self._env_cache.get(key)
+        if value is None:
+            value = resolve(container, name, self.workload.context, self.workload.namespace)
+            self._env_cache[key] = value
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One verdict of a rule: passed or not, where, why, and optionally a JSON patch."""
+
+    passed: bool
+    path: str
+    message: str
+    container: str | None = None
+    patch: JsonPatch | None = None
+
+
+def passed(path: str, message: str, container: Container | None = None) -> Outcome:
+    """A passing outcome."""
+    return Outcome(True, path, message, container.name if container else None)
+
+
+def failed(
+    path: str, message: str, container: Container | None = None, patch: JsonPatch | None = None
+) -> Outcome:
+    """A failing outcome, with a patch when one can be derived safely."""
+    return Outcome(False, path, message, container.name if container else None, patch)
+
+
+def escape_pointer(token: str) -> str:
+    """Escape one JSON-pointer reference token (RFC 6901)."""
+    return token.replace("~", "~0").replace("/", "~1")
