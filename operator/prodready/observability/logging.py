@@ -1,0 +1,405 @@
+"""One log setup for the operator and the libraries under it (kopf, aiohttp, asyncio).
+
+structlog renders every line, whoever logged it: the operator's own structlog loggers and
+the stdlib loggers of kopf, aiohttp and asyncio all end in one handler whose
+`ProcessorFormatter` adds the level, a UTC timestamp, the logger name, the reconcile
+context (`namespace`, `name`, `uid`, `reconcile_id`) and kopf's object reference, masks
+anything that looks secret, and renders JSON (or console text for local runs).
+
+Redaction is a safety net: the operator is designed never to read Secret values, but a
+workload may carry a literal password in its env, and kopf logs object bodies at DEBUG.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+import secrets
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Final, TextIO, cast
+
+import structlog
+from structlog.types import EventDict, Processor, WrappedLogger
+
+__all__ = [
+    "REDACTED",
+    "clear_sensitive_values",
+    "configure_logging",
+    "get_logger",
+    "is_sensitive_key",
+    "reconcile_context",
+    "redact",
+    "register_sensitive_value",
+]
+
+REDACTED: Final = "***REDACTED***"
+
+LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+FORMATS: Final = ("json", "console")
+
+# Libraries whose stdlib loggers are routed through the one handler at the chosen level.
+LIBRARY_LOGGERS: Final = ("kopf", "aiohttp", "asyncio")
+
+# Name parts that mark a key as secret. Matching whole parts (not substrings) keeps
+# `tokenizer` or `secretary` readable; joined pairs catch `api_key`, `apiKey`, `X-Api-Key`.
+_SENSITIVE_WORDS: Final = frozenset(
+    {
+        "password",
+        "passwd",
+        "passphrase",
+        "pwd",
+        "secret",
+        "secrets",
+        "token",
+        "tokens",
+        "apikey",
+        "authorization",
+        "creditcard",
+        "cardnumber",
+        "cvv",
+        "privatekey",
+        "accesskey",
+        "credential",
+        "credentials",
+        "cookie",
+        "cookies",
+        "sessionid",
+        "bearer",
+    }
+)
+# A key that names or points at a secret is not the secret: `secret_name: db-creds`,
+# `token_file: /var/run/...`, `password_ref` stay readable, which is what an operator
+# debugging a missing Secret reference needs to see.
+_REFERENCE_SUFFIXES: Final = frozenset({"name", "names", "ref", "refs", "file", "path", "count"})
+_KEY_PART: Final = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+# The same idea inside free text (kopf's DEBUG dumps of bodies and patches, messages built
+# with %-formatting): a sensitive-looking key followed by `=` or `:` and a value, in
+# logfmt, query-string, JSON or Python-repr spelling. Substring matching here: text has
+# no reliable word boundaries (`DB_PASSWORD`, `dbPassword`).
+_SENSITIVE_FRAGMENT: Final = (
+    r"pass(?:word|wd|phrase)|secret|token|api[-_]?key|authorization|credit[-_]?card"
+    r"|private[-_]?key|access[-_]?key|credentials?|cookie|session[-_]?id"
+)
+_KEY_VALUE_IN_TEXT: Final = re.compile(
+    # The look-behind starts a key only at a word start: without it a long unbroken word
+    # would be rescanned from every position (quadratic time).
+    r"(?P<key>(?<![\w.-])(?P<quote>[\"']?)[\w.-]*(?:" + _SENSITIVE_FRAGMENT + r")[\w.-]*(?P=quote)"
+    r"\s*[:=]\s*)"
+    r"(?P<value>\"[^\"]*\"|'[^']*'|(?:(?:bearer|basic|token)\s+)?[^\s,;&'\"}\])]+)",
+    re.IGNORECASE,
+)
+# A Kubernetes EnvVar in repr or JSON text: {'name': 'DB_PASSWORD', 'value': 'hunter2'}.
+_ENV_VAR_IN_TEXT: Final = re.compile(
+    r"(?P<head>[\"']name[\"']\s*:\s*[\"'][^\"']*(?:" + _SENSITIVE_FRAGMENT + r")[^\"']*[\"']"
+    r"\s*,\s*[\"']value[\"']\s*:\s*)(?P<value>\"[^\"]*\"|'[^']*')",
+    re.IGNORECASE,
+)
+# Credentials in a URL: scheme://user:password@host.
+_URL_PASSWORD: Final = re.compile(
+    r"(?P<head>(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+(?=@)", re.I
+)
+
+
+class _SensitiveValues:
+    """The strings registered as secret; swapped atomically so readers never lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: frozenset[str] = frozenset()
+        self._pattern: re.Pattern[str] | None = None
+
+    def add(self, value: str) -> None:
+        with self._lock:
+            values = self._values | {value}
+            # Longest first, so a value that contains another is masked whole.
+            ordered = sorted(values, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(item) for item in ordered))
+            self._values = values
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values = frozenset()
+            self._pattern = None
+
+    def mask(self, text: str) -> str:
+        pattern = self._pattern
+        return pattern.sub(REDACTED, text) if pattern is not None else text
+
+
+_sensitive_values = _SensitiveValues()
+
+
+def register_sensitive_value(value: str) -> None:
+    """Mask `value` wherever it appears in any logged string from now on.
+
+    Empty and whitespace-only values are ignored: masking them would mangle every line.
+    """
+    if value.strip():
+        _sensitive_values.add(value)
+
+
+def clear_sensitive_values() -> None:
+    """Forget every registered value (for tests; a running operator never needs it)."""
+    _sensitive_values.clear()
+
+
+def is_sensitive_key(key: str) -> bool:
+    """True when a mapping key looks like it holds a secret (`password`, `apiKey`, …)."""
+    parts = [part.lower() for part in _KEY_PART.findall(key)]
+    if not parts or parts[-1] in _REFERENCE_SUFFIXES:
+        return False
+    pairs = (first + second for first, second in itertools.pairwise(parts))
+    return any(part in _SENSITIVE_WORDS for part in (*parts, *pairs))
+
+
+def _mask_quoted_or_bare(value: str) -> str:
+    if value[:1] in {'"', "'"}:
+        return f"{value[0]}{REDACTED}{value[0]}"
+    return REDACTED
+
+
+def _redact_text(text: str) -> str:
+    text = _sensitive_values.mask(text)
+    text = _ENV_VAR_IN_TEXT.sub(
+        lambda match: match["head"] + _mask_quoted_or_bare(match["value"]), text
+    )
+    text = _KEY_VALUE_IN_TEXT.sub(
+        lambda match: match["key"] + _mask_quoted_or_bare(match["value"]), text
+    )
+    return _URL_PASSWORD.sub(lambda match: match["head"] + REDACTED, text)
+
+
+def _is_sensitive_env_var(mapping: Mapping[Any, Any]) -> bool:
+    # The Kubernetes EnvVar shape: the secret is in "value", its nature in "name".
+    name = mapping.get("name")
+    return "value" in mapping and isinstance(name, str) and is_sensitive_key(name)
+
+
+def redact(obj: Any) -> Any:
+    """A copy of `obj` with secrets masked as `***REDACTED***`.
+
+    Masks the values of sensitive-looking keys (at any depth of dicts, lists and tuples),
+    the `value` of Kubernetes EnvVars with a sensitive name, every registered sensitive
+    value and `key=value` / `"key": "value"` / URL-password patterns inside strings.
+    Other objects are turned into their (masked) string form, which is how they would be
+    logged anyway.
+    """
+    if isinstance(obj, str):
+        return _redact_text(obj)
+    if obj is None or isinstance(obj, bool | int | float):
+        return obj
+    if isinstance(obj, Mapping):
+        env_var = _is_sensitive_env_var(obj)
+        result: dict[Any, Any] = {}
+        for key, value in obj.items():
+            sensitive = (isinstance(key, str) and is_sensitive_key(key)) or (
+                env_var and key == "value"
+            )
+            result[key] = REDACTED if sensitive else redact(value)
+        return result
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [redact(item) for item in obj]
+    return _redact_text(str(obj))
+
+
+def _redact_event(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """Processor: mask secrets in every value of the event, the message included."""
+    return cast(EventDict, redact(event_dict))
+
+
+# kopf's object context (ObjectLogger `extra`) and bookkeeping attributes on its records.
+_KOPF_RECORD_ATTRIBUTES: Final = frozenset({"k8s_ref", "k8s_skip", "settings"})
+# Attributes every LogRecord has, plus those formatters and structlog set on it.
+_STANDARD_RECORD_ATTRIBUTES: Final = frozenset(
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__
+) | {"message", "asctime", "taskName", "_logger", "_name"}
+
+
+def _add_record_context(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """Processor for stdlib records: kopf's object reference and any other `extra` fields."""
+    # Always present here: ProcessorFormatter puts the record in before the foreign chain.
+    record: logging.LogRecord = event_dict["_record"]
+    reference = getattr(record, "k8s_ref", None)
+    if isinstance(reference, Mapping):
+        for field in ("namespace", "name", "uid", "kind"):
+            value = reference.get(field)
+            # setdefault: inside reconcile_context the same object is already named.
+            if value is not None:
+                event_dict.setdefault(field, value)
+    stack = event_dict.pop("stack_info", None)
+    if stack:
+        # Already text for stdlib records; StackInfoRenderer would render our own stack.
+        event_dict["stack"] = stack
+    for key, value in record.__dict__.items():
+        if key not in _STANDARD_RECORD_ATTRIBUTES and key not in _KOPF_RECORD_ATTRIBUTES:
+            event_dict.setdefault(key, value)
+    return event_dict
+
+
+_LEADING_KEYS: Final = ("timestamp", "level", "logger", "message")
+
+
+def _leading_keys_first(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """Processor: the keys a person scans for come first in every JSON line."""
+    ordered = {key: event_dict.pop(key) for key in _LEADING_KEYS if key in event_dict}
+    ordered.update(event_dict)
+    return ordered
+
+
+class _OperatorHandler(logging.StreamHandler[TextIO]):
+    """The one handler this module installs; its type lets a second setup find it."""
+
+
+_PLAIN_FORMATTER: Final = logging.Formatter()
+
+
+class _RedactingFilter(logging.Filter):
+    """Masks kopf object-logger messages before any handler sees them.
+
+    kopf posts INFO+ lines of its object loggers as Kubernetes Events through its own
+    handler, outside our formatter; masking the record itself covers both paths.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            # A malformed %-format: leave it for the handler's own error reporting.
+            return True
+        record.msg = _redact_text(message)
+        record.args = ()
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse a cached exc_text, so kopf's event poster sends this one.
+            record.exc_text = _redact_text(_PLAIN_FORMATTER.formatException(record.exc_info))
+        return True
+
+
+def _is_replaceable_handler(handler: logging.Handler) -> bool:
+    # Ours from an earlier call, kopf's CLI handler, and basicConfig-style console handlers;
+    # capture handlers (pytest's caplog) are subclasses and stay.
+    if isinstance(handler, _OperatorHandler) or type(handler).__name__ == "_KopfStreamHandler":
+        return True
+    return type(handler) is logging.StreamHandler and getattr(handler, "stream", None) in (
+        sys.stdout,
+        sys.stderr,
+    )
+
+
+def _shared_processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+
+
+def configure_logging(level: str, fmt: str = "json", stream: TextIO | None = None) -> None:
+    """Route all logging (structlog and stdlib: kopf, aiohttp, asyncio) to one handler.
+
+    `level` is DEBUG, INFO, WARNING or ERROR; `fmt` is "json" (one object per line) or
+    "console". Output goes to `stream` (default: standard output). Calling it again
+    replaces the previous setup, so there is never more than one copy of a line.
+    """
+    level_name = level.upper()
+    if level_name not in LEVELS:
+        raise ValueError(f"log level must be one of {', '.join(LEVELS)} (got {level!r})")
+    if fmt not in FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(FORMATS)} (got {fmt!r})")
+    numeric_level = logging.getLevelNamesMapping()[level_name]
+
+    renderer: Processor
+    if fmt == "json":
+        renderer = structlog.processors.JSONRenderer()
+        final: list[Processor] = [
+            structlog.processors.EventRenamer("message"),
+            _leading_keys_first,
+            renderer,
+        ]
+    else:
+        output = stream if stream is not None else sys.stdout
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=output.isatty(),
+            # Tracebacks are already text (format_exc_info) so they pass through redaction;
+            # pretty formatters would re-render them from exc_info, locals included.
+            exception_formatter=structlog.dev.plain_traceback,
+        )
+        final = [renderer]
+
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_shared_processors(), _add_record_context],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _redact_event,
+            *final,
+        ],
+    )
+    handler = _OperatorHandler(stream if stream is not None else sys.stdout)
+    handler.setFormatter(formatter)
+    # Also on the handler: a library that lowers its own logger's level must still not
+    # get DEBUG lines out of a process configured for INFO.
+    handler.setLevel(numeric_level)
+
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if _is_replaceable_handler(h)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric_level)
+
+    for name in LIBRARY_LOGGERS:
+        library_logger = logging.getLogger(name)
+        library_logger.setLevel(logging.NOTSET)
+        library_logger.propagate = True
+    # kopf's CLI silences asyncio with a NullHandler and no propagation; undo that, since
+    # "Task exception was never retrieved" is exactly what production logs must show.
+    asyncio_logger = logging.getLogger("asyncio")
+    asyncio_logger.handlers = [
+        h for h in asyncio_logger.handlers if not isinstance(h, logging.NullHandler)
+    ]
+    # One line per HTTP request (probes every few seconds, webhook calls) would drown the
+    # operator's own lines; errors of the servers are logged by "aiohttp.server".
+    logging.getLogger("aiohttp.access").setLevel(max(logging.WARNING, numeric_level))
+
+    kopf_objects = logging.getLogger("kopf.objects")
+    for old_filter in [f for f in kopf_objects.filters if isinstance(f, _RedactingFilter)]:
+        kopf_objects.removeFilter(old_filter)
+    kopf_objects.addFilter(_RedactingFilter())
+
+    logging.captureWarnings(True)
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached: loggers created at import time must follow a later reconfiguration.
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A structlog logger named `name` (use the module's `__name__`)."""
+    return structlog.stdlib.get_logger(name)
+
+
+@contextmanager
+def reconcile_context(namespace: str, name: str, uid: str | None) -> Iterator[str]:
+    """Tag every line logged inside (by anyone, kopf included) with the object and a
+    fresh short `reconcile_id`; yields that id. Nested contexts restore the outer one."""
+    reconcile_id = secrets.token_hex(4)
+    # uid is bound even when None, so a nested context never inherits the outer object's.
+    with structlog.contextvars.bound_contextvars(
+        namespace=namespace, name=name, uid=uid, reconcile_id=reconcile_id
+    ):
+        yield reconcile_id
