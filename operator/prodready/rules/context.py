@@ -29,6 +29,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from prodready.api.labels import (
+    ANNOTATION_DEPENDENCIES,
+    ANNOTATION_EXEMPT,
+    ANNOTATION_EXEMPT_REASON,
+    LABEL_ENVIRONMENT,
+)
 from prodready.rules.model import Environment, ObjectRef
 from prodready.rules.selectors import Selector, SelectorIndex, labels_of
 
@@ -55,9 +61,11 @@ CONTEXT_KINDS = frozenset(
 )
 EXPOSING_SERVICE_TYPES = frozenset({"LoadBalancer", "NodePort"})
 
-ENVIRONMENT_KEY = "prodready.io/environment"
-EXEMPT_KEY = "prodready.io/exempt"
-EXEMPT_REASON_KEY = "prodready.io/exempt-reason"
+# The label and annotation keys are the API's contract (prodready.api.labels).
+ENVIRONMENT_KEY = LABEL_ENVIRONMENT
+EXEMPT_KEY = ANNOTATION_EXEMPT
+EXEMPT_REASON_KEY = ANNOTATION_EXEMPT_REASON
+DEPENDENCIES_KEY = ANNOTATION_DEPENDENCIES
 
 # Spellings people use for the three environments.
 ENVIRONMENT_ALIASES: dict[str, Environment] = {

@@ -172,13 +172,14 @@ def decide_environment(
     return EnvironmentDecision(Environment.PROD, "default", tuple(declared))
 
 
-def _annotation_exemptions(workload: Workload) -> dict[str, str]:
-    """rule ID -> reason, from the exemption annotations on the workload and pod template."""
-    exempt: dict[str, str] = {}
-    places = [("annotation", workload.metadata)]
+def _annotation_exemptions(workload: Workload) -> dict[str, tuple[str, str]]:
+    """rule ID -> (reason, path of the annotation), from the workload and its pod template."""
+    exempt: dict[str, tuple[str, str]] = {}
+    places = [("annotation", "metadata", workload.metadata)]
     if workload.template_metadata is not workload.metadata:
-        places.append(("pod template annotation", workload.template_metadata))
-    for where, metadata in places:
+        template_path = workload.pod_path.removesuffix(".spec") + ".metadata"
+        places.append(("pod template annotation", template_path, workload.template_metadata))
+    for where, prefix, metadata in places:
         annotations = mapping(metadata.get("annotations"))
         listed = annotations.get(EXEMPT_KEY)
         if listed is None:
@@ -187,12 +188,15 @@ def _annotation_exemptions(workload: Workload) -> dict[str, str]:
         for listed_id in str(listed).split(","):
             rule_id = listed_id.strip()
             if rule_id in RULES_BY_ID and rule_id not in exempt:
-                exempt[rule_id] = f"{where} {EXEMPT_KEY}: {reason}"
+                exempt[rule_id] = (
+                    f"{where} {EXEMPT_KEY}: {reason}",
+                    f"{prefix}.annotations.{EXEMPT_KEY}",
+                )
     return exempt
 
 
-def _config_exemptions(plan: _Plan, workload: Workload) -> dict[str, str]:
-    exempt: dict[str, str] = {}
+def _config_exemptions(plan: _Plan, workload: Workload) -> dict[str, tuple[str, str]]:
+    exempt: dict[str, tuple[str, str]] = {}
     for exemption in plan.exemptions:
         if (
             exemption.kind.match(workload.kind)
@@ -200,7 +204,9 @@ def _config_exemptions(plan: _Plan, workload: Workload) -> dict[str, str]:
             and exemption.name.match(workload.ref.name)
         ):
             for rule_id in exemption.rules:
-                exempt.setdefault(rule_id, f"configuration exemption: {exemption.reason}")
+                exempt.setdefault(
+                    rule_id, (f"configuration exemption: {exemption.reason}", "metadata")
+                )
     return exempt
 
 
@@ -215,8 +221,8 @@ def _evaluate_rules(plan: _Plan, subject: Subject, ref: ObjectRef) -> list[Findi
     environment = subject.environment.environment
     exempt = _annotation_exemptions(workload)
     if plan.exemptions:
-        for rule_id, reason in _config_exemptions(plan, workload).items():
-            exempt.setdefault(rule_id, reason)
+        for rule_id, entry in _config_exemptions(plan, workload).items():
+            exempt.setdefault(rule_id, entry)
     findings: list[Finding] = []
     for rule in plan.rules:
         if rule.check is None or workload.kind not in rule.kinds:
@@ -232,14 +238,15 @@ def _evaluate_rules(plan: _Plan, subject: Subject, ref: ObjectRef) -> list[Findi
             if not outcomes:
                 continue
             failure = next((o for o in outcomes if not o.passed), None)
-            message = f"exempted by {exemption}"
+            reason, path = exemption
+            message = f"exempted by {reason}"
             if failure is not None:
                 would = "fail" if severity is Severity.ERROR else "warn"
                 message += f" (would {would}: {failure.message})"
             findings.append(
                 Finding(
                     rule.id, rule.title, severity, Result.SKIP, ref, None,
-                    "metadata.annotations", message, rule.fix,
+                    path, message, rule.fix,
                 )
             )  # fmt: skip
             continue

@@ -8,10 +8,12 @@ effective severity, exemptions and the object reference, so rules stay small.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from prodready.api.sensitive import SENSITIVE_WORDS, name_parts
 from prodready.rules.context import Container, Workload
 from prodready.rules.envvars import EnvValue, resolve
 from prodready.rules.model import Environment, JsonPatch
@@ -46,20 +48,9 @@ _NON_SECRET_SUFFIXES = frozenset(
 _URL_WITH_PASSWORD = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#@\s:]*:[^/?#@\s]+@")
 _ONLY_REFERENCES = re.compile(r"^(\$\([A-Za-z_][A-Za-z0-9_]*\))+$")
 
-DEFAULT_SENSITIVE_NAMES: tuple[str, ...] = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "authorization",
-    "credit_card",
-    "creditcard",
-    "private_key",
-    "access_key",
-    "credential",
-)
+# The same vocabulary the ProductionService API rejects in plain env vars, so the renderer
+# and the rules agree on what looks like a secret.
+DEFAULT_SENSITIVE_NAMES: tuple[str, ...] = tuple(SENSITIVE_WORDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,19 +66,27 @@ class Settings:
     shutdown_timeout: str = "SHUTDOWN_TIMEOUT"
     sensitive_names: Sequence[str] = DEFAULT_SENSITIVE_NAMES
     secrets_complete: bool = False
-    _sensitive: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _words: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        words = sorted({n.lower().replace("_", "").replace("-", "") for n in self.sensitive_names})
-        pattern = "|".join(re.escape(w) for w in words if w) or r"(?!x)x"
-        object.__setattr__(self, "_sensitive", re.compile(pattern))
+        words = frozenset(n.lower().replace("_", "").replace("-", "") for n in self.sensitive_names)
+        object.__setattr__(self, "_words", words)
 
     def is_sensitive_name(self, name: str) -> bool:
-        """True if an env var name looks like it holds a secret (see `_NON_SECRET_SUFFIXES`)."""
-        lowered = name.lower().replace("-", "_").replace(".", "_")
-        if lowered.rsplit("_", 1)[-1] in _NON_SECRET_SUFFIXES and "_" in lowered:
+        """True if an env var name looks like it holds a secret.
+
+        Names are split into words (at separators, case changes and digits) and a word, or
+        two adjacent words joined (`API_KEY` → `apikey`), must be a sensitive word; so
+        `SECRETARY` is not sensitive while `dbPassword` is. A last word from
+        `_NON_SECRET_SUFFIXES` (`DB_PASSWORD_FILE`, `TOKEN_TTL`) makes it not a secret.
+        """
+        parts = name_parts(name)
+        if len(parts) > 1 and parts[-1] in _NON_SECRET_SUFFIXES:
             return False
-        return self._sensitive.search(lowered.replace("_", "")) is not None
+        words = self._words
+        return any(part in words for part in parts) or any(
+            first + second in words for first, second in itertools.pairwise(parts)
+        )
 
     def secret_reason(self, name: str, value: str) -> str | None:
         """Why a literal `name=value` is a secret in plain sight, or None. Never the value."""

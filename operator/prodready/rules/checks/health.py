@@ -1,12 +1,18 @@
-"""Seed section 1, health checks: PR-HC-001 … PR-HC-004."""
+"""Seed section 1, health checks: PR-HC-001 … PR-HC-004.
+
+Declared dependencies (PR-HC-004) are the names in the `prodready.io/dependencies`
+annotation (what the renderer writes) plus connection variables such as DATABASE_URL,
+REDIS_URL, KAFKA_BROKERS or PAYMENTS_API_URL in the container's own `env`.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from prodready.rules.context import Container, mapping, sequence
+from prodready.rules.context import DEPENDENCIES_KEY, Container, mapping, sequence
 from prodready.rules.envvars import env_entries
 from prodready.rules.model import JsonPatch
 from prodready.rules.subject import Outcome, Subject, failed, passed
@@ -165,12 +171,36 @@ def probe_quality(subject: Subject) -> Iterator[Outcome]:
             )
 
 
-def _dependencies(container: Container) -> list[str]:
-    return [
+def declared_dependencies(subject: Subject) -> list[str]:
+    """Dependency names from the `prodready.io/dependencies` annotation (workload or pods).
+
+    The renderer writes it as a JSON list of `{"name", "type"}`; a malformed value declares
+    nothing rather than failing the object.
+    """
+    names: list[str] = []
+    workload = subject.workload
+    for metadata in (workload.metadata, workload.template_metadata):
+        raw = mapping(metadata.get("annotations")).get(DEPENDENCIES_KEY)
+        if not isinstance(raw, str):
+            continue
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            continue
+        for item in sequence(parsed):
+            name = mapping(item).get("name")
+            if isinstance(name, str) and name not in names:
+                names.append(name)
+    return names
+
+
+def _dependencies(subject: Subject, container: Container) -> list[str]:
+    from_env = [
         str(entry["name"])
         for _, entry in env_entries(container)
         if _DEPENDENCY_NAME.search(str(entry["name"]).upper())
     ]
+    return [*declared_dependencies(subject), *from_env]
 
 
 def _same_check(first: Mapping[str, Any], second: Mapping[str, Any]) -> bool:
@@ -183,7 +213,7 @@ def _same_check(first: Mapping[str, Any], second: Mapping[str, Any]) -> bool:
 def dependencies_in_readiness(subject: Subject) -> Iterator[Outcome]:
     """PR-HC-004: declared dependencies are checked by readiness, not liveness."""
     for container in subject.workload.serving_containers:
-        dependencies = _dependencies(container)
+        dependencies = _dependencies(subject, container)
         if not dependencies:
             continue
         named = ", ".join(dependencies)

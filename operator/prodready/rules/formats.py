@@ -1,0 +1,420 @@
+"""`prodready validate` output: table, JSON, SARIF 2.1.0, JUnit XML and AdmissionReviews.
+
+All formats render one `Run` (the reports, where each object came from, input errors) and
+return text; only the command decides where it goes.
+
+JSON (`-o json`), a stable shape — fields are only ever added:
+
+```json
+{
+  "schemaVersion": 1,
+  "tool": {"name": "prodready", "version": "0.1.0"},
+  "summary": {"objects": 2, "compliant": 1, "pass": 40, "fail": 2, "warn": 5, "skip": 1,
+              "score": 87.5, "failOn": "error", "failed": true},
+  "objects": [{
+    "object": {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "shop", "name": "api"},
+    "source": {"file": "deploy/api.yaml", "line": 1},
+    "environment": "prod", "environmentSource": "label",
+    "compliant": false, "score": 71.4, "counts": {"pass": 20, "fail": 1, "warn": 3, "skip": 0},
+    "findings": [{"rule": "PR-HC-001", "title": "...", "severity": "error", "result": "fail",
+                  "object": {...}, "container": "app", "path": "spec.template...",
+                  "message": "...", "fix": "...", "patch": [{"op": "add", ...}] | null}]
+  }],
+  "errors": [{"file": "broken.yaml", "line": 3, "message": "invalid YAML: ..."}]
+}
+```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from prodready import __version__
+from prodready.rules.admission import to_admission_response
+from prodready.rules.context import EXEMPT_KEY
+from prodready.rules.loader import STDIN_NAME, InputError, LoadedObject
+from prodready.rules.model import Counts, Finding, ObjectReport, Result, Severity, score
+from prodready.rules.registry import RULES
+
+TOOL_NAME = "prodready"
+JSON_SCHEMA_VERSION = 1
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_VERSION = "2.1.0"
+FINGERPRINT_KEY = "prodready/v1"
+_UID_NAMESPACE = uuid.UUID("5f1c4f52-7a0e-4c55-9a3b-6b2f0c7a9e10")
+
+
+@dataclass(slots=True)
+class Run:
+    """One `prodready validate` run: reports, their sources, input errors, the fail-on level."""
+
+    reports: list[ObjectReport]
+    sources: list[LoadedObject]
+    errors: list[InputError] = field(default_factory=list)
+    fail_on: Severity = Severity.ERROR
+
+    def source_of(self, report: ObjectReport) -> LoadedObject:
+        """Where the report's object was written."""
+        return self.sources[report.input_index]
+
+    @property
+    def counts(self) -> Counts:
+        """Counts over every report."""
+        total = Counts()
+        for report in self.reports:
+            total = total + report.counts
+        return total
+
+    @property
+    def score(self) -> float:
+        """The score over every finding of the run (see `prodready.rules.model.score`)."""
+        return score([f for report in self.reports for f in report.findings])
+
+    def failing(self, finding: Finding) -> bool:
+        """Whether `finding` fails the run at the `--fail-on` level."""
+        if self.fail_on is Severity.WARNING:
+            return finding.failed
+        return finding.result is Result.FAIL
+
+    @property
+    def failed(self) -> bool:
+        """True when any finding fails at the `--fail-on` level."""
+        return any(self.failing(f) for report in self.reports for f in report.findings)
+
+
+def summary_line(run: Run) -> str:
+    """`N objects: … passed, … failed, … warnings, … skipped; score …%; … compliant`."""
+    counts = run.counts
+    compliant = sum(1 for r in run.reports if r.compliant)
+    objects = len(run.reports)
+    line = (
+        f"{objects} object{'s' if objects != 1 else ''} checked: {counts.passed} passed, "
+        f"{counts.failed} failed, {counts.warned} warnings, {counts.skipped} skipped; "
+        f"score {run.score:g}%; {compliant} of {objects} compliant"
+    )
+    if run.errors:
+        line += f"; {len(run.errors)} input error{'s' if len(run.errors) != 1 else ''}"
+    return line
+
+
+def _location(source: LoadedObject) -> str:
+    return f"{source.file}:{source.line}"
+
+
+# ---------------------------------------------------------------------------- table
+
+_COLOURS = {
+    Result.FAIL: "\033[31m",
+    Result.WARN: "\033[33m",
+    Result.SKIP: "\033[36m",
+    Result.PASS: "\033[32m",
+}
+_BOLD = "\033[1m"
+_DIM = "\033[2m"
+_RESET = "\033[0m"
+
+
+def render_table(run: Run, *, colour: bool, show_passed: bool) -> str:
+    """Findings grouped by object; failures and skips only unless `show_passed`."""
+
+    def paint(text: str, code: str) -> str:
+        return f"{code}{text}{_RESET}" if colour else text
+
+    lines: list[str] = []
+    for report in run.reports:
+        status = "compliant" if report.compliant else "NOT COMPLIANT"
+        header = (
+            f"{report.object.display()}  [{report.environment.value}, score {report.score:g}%, "
+            f"{status}]  {_location(run.source_of(report))}"
+        )
+        lines.append(paint(header, _BOLD))
+        shown = [f for f in report.findings if show_passed or f.result is not Result.PASS]
+        if not shown:
+            lines.append(f"  all {report.counts.passed} checks passed")
+        for finding in shown:
+            label = paint(f"{finding.result.value.upper():4}", _COLOURS[finding.result])
+            where = finding.path
+            if finding.object != report.object:
+                where = f"{finding.object.kind} {finding.object.name}: {where}"
+            lines.append(f"  {label}  {finding.rule_id}  {finding.message}")
+            lines.append(paint(f"              at {where}", _DIM))
+            if finding.failed:
+                lines.append(paint(f"              fix: {finding.fix}", _DIM))
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- json
+
+
+def _source_dict(source: LoadedObject) -> dict[str, Any]:
+    return {"file": source.file, "line": source.line}
+
+
+def run_dict(run: Run) -> dict[str, Any]:
+    """The JSON document (see the module docstring)."""
+    counts = run.counts.as_dict()
+    return {
+        "schemaVersion": JSON_SCHEMA_VERSION,
+        "tool": {"name": TOOL_NAME, "version": __version__},
+        "summary": {
+            "objects": len(run.reports),
+            "compliant": sum(1 for r in run.reports if r.compliant),
+            **counts,
+            "score": run.score,
+            "failOn": run.fail_on.value,
+            "failed": run.failed,
+        },
+        "objects": [
+            {
+                "object": report.object.as_dict(),
+                "source": _source_dict(run.source_of(report)),
+                "environment": report.environment.value,
+                "environmentSource": report.environment_source,
+                "compliant": report.compliant,
+                "score": report.score,
+                "counts": report.counts.as_dict(),
+                "findings": [f.as_dict() for f in report.findings],
+            }
+            for report in run.reports
+        ],
+        "errors": [{"file": e.file, "line": e.line, "message": e.message} for e in run.errors],
+    }
+
+
+def render_json(run: Run) -> str:
+    """`-o json`."""
+    return json.dumps(run_dict(run), indent=2, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------------------- sarif
+
+
+def artifact_uri(file: str) -> str:
+    """A relative URI for files under the working directory (what code scanning expects)."""
+    if file == STDIN_NAME:
+        return "stdin"
+    path = Path(file)
+    if path.is_absolute():
+        try:
+            path = path.relative_to(Path.cwd())
+        except ValueError:
+            return path.as_uri()
+    return quote(path.as_posix())
+
+
+def _sarif_rule(rule_index: int) -> dict[str, Any]:
+    rule = RULES[rule_index]
+    return {
+        "id": rule.id,
+        "name": "".join(word.capitalize() for word in rule.title.replace("-", " ").split()[:6]),
+        "shortDescription": {"text": rule.title},
+        "fullDescription": {"text": rule.why},
+        "help": {
+            "text": f"{rule.why} Fix: {rule.fix}",
+            "markdown": f"{rule.why}\n\n**Fix:** {rule.fix}\n\nSeed section: {rule.section}.",
+        },
+        "defaultConfiguration": {"level": rule.severity.value},
+        "properties": {"tags": ["kubernetes", "production-readiness"], "section": rule.section},
+    }
+
+
+def fingerprint(finding: Finding) -> str:
+    """A stable identity for a finding across runs, for code scanning's alert tracking."""
+    ref = finding.object
+    key = "|".join(
+        (finding.rule_id, ref.kind, ref.namespace or "", ref.name, finding.container or "")
+    )
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _sarif_result(
+    run: Run, report: ObjectReport, finding: Finding, index: dict[str, int]
+) -> dict[str, Any]:
+    source = run.source_of(report)
+    ref = finding.object
+    qualified = "/".join(p for p in (ref.namespace, ref.kind, ref.name) if p)
+    result: dict[str, Any] = {
+        "ruleId": finding.rule_id,
+        "ruleIndex": index[finding.rule_id],
+        "level": "error" if finding.severity is Severity.ERROR else "warning",
+        "message": {"text": f"{ref.display()}: {finding.message} (at {finding.path})"},
+        "locations": [
+            {
+                "physicalLocation": {
+                    "artifactLocation": {"uri": artifact_uri(source.file)},
+                    "region": {"startLine": source.line},
+                },
+                "logicalLocations": [
+                    {"name": ref.name, "fullyQualifiedName": qualified, "kind": "resource"}
+                ],
+            }
+        ],
+        "partialFingerprints": {FINGERPRINT_KEY: fingerprint(finding)},
+    }
+    if finding.result is Result.SKIP:
+        in_source = finding.path.endswith(EXEMPT_KEY)
+        result["suppressions"] = [
+            {"kind": "inSource" if in_source else "external", "justification": finding.message}
+        ]
+    return result
+
+
+def sarif_dict(run: Run) -> dict[str, Any]:
+    """The SARIF 2.1.0 log: every rule as a descriptor; failures and skips as results."""
+    index = {rule.id: position for position, rule in enumerate(RULES)}
+    results = [
+        _sarif_result(run, report, finding, index)
+        for report in run.reports
+        for finding in report.findings
+        if finding.result is not Result.PASS
+    ]
+    notifications = [
+        {
+            "level": "error",
+            "message": {"text": error.message},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": artifact_uri(error.file)},
+                        **({"region": {"startLine": error.line}} if error.line else {}),
+                    }
+                }
+            ],
+        }
+        for error in run.errors
+    ]
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": SARIF_VERSION,
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": TOOL_NAME,
+                        "version": __version__,
+                        "semanticVersion": __version__,
+                        "rules": [_sarif_rule(i) for i in range(len(RULES))],
+                    }
+                },
+                "invocations": [
+                    {
+                        "executionSuccessful": not run.errors,
+                        "toolExecutionNotifications": notifications,
+                    }
+                ],
+                "results": results,
+            }
+        ],
+    }
+
+
+def render_sarif(run: Run) -> str:
+    """`-o sarif`."""
+    return json.dumps(sarif_dict(run), indent=2, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------------------- junit
+
+
+def render_junit(run: Run) -> str:
+    """`-o junit`: a testsuite per object, a testcase per rule (its worst finding wins).
+
+    A failing error rule is a `<failure>`; a failing warning rule is one too when
+    `--fail-on warning`, otherwise a passing testcase that says so in `<system-out>`; an
+    exemption is `<skipped>`.
+    """
+    root = ET.Element("testsuites", name=TOOL_NAME)
+    total = failures = skipped = 0
+    for report in run.reports:
+        by_rule: dict[str, list[Finding]] = {}
+        for finding in report.findings:
+            by_rule.setdefault(finding.rule_id, []).append(finding)
+        suite = ET.SubElement(root, "testsuite", name=report.object.display())
+        suite_failures = suite_skipped = 0
+        for rule_id, findings in by_rule.items():
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=report.object.display().replace(" ", ".").replace("/", "."),
+                name=f"{rule_id} {findings[0].title}",
+                file=run.source_of(report).file,
+                line=str(run.source_of(report).line),
+            )
+            failed = [f for f in findings if run.failing(f)]
+            warnings = [f for f in findings if f.result is Result.WARN and not run.failing(f)]
+            if failed:
+                suite_failures += 1
+                failure = ET.SubElement(
+                    case,
+                    "failure",
+                    type=failed[0].severity.value,
+                    message="; ".join(f.message for f in failed),
+                )
+                failure.text = "\n".join(f"{f.message} (at {f.path})" for f in failed) + (
+                    f"\nfix: {failed[0].fix}"
+                )
+            elif any(f.result is Result.SKIP for f in findings):
+                suite_skipped += 1
+                ET.SubElement(case, "skipped", message=findings[0].message)
+            elif warnings:
+                out = ET.SubElement(case, "system-out")
+                out.text = "\n".join(f"warning: {f.message} (at {f.path})" for f in warnings)
+        suite.set("tests", str(len(by_rule)))
+        suite.set("failures", str(suite_failures))
+        suite.set("errors", "0")
+        suite.set("skipped", str(suite_skipped))
+        total += len(by_rule)
+        failures += suite_failures
+        skipped += suite_skipped
+    for error in run.errors:
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=f"input {error.file}",
+            tests="1",
+            failures="0",
+            errors="1",
+            skipped="0",
+        )
+        case = ET.SubElement(suite, "testcase", classname="input", name=error.file)
+        ET.SubElement(case, "error", message=str(error))
+    root.set("tests", str(total + len(run.errors)))
+    root.set("failures", str(failures))
+    root.set("errors", str(len(run.errors)))
+    root.set("skipped", str(skipped))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+# ------------------------------------------------------------------------ admission
+
+
+def admission_uid(report: ObjectReport) -> str:
+    """A deterministic request UID for an object (the CLI has no real request)."""
+    ref = report.object
+    return str(
+        uuid.uuid5(
+            _UID_NAMESPACE, f"{ref.kind}/{ref.namespace or ''}/{ref.name}/{report.input_index}"
+        )
+    )
+
+
+def render_admission(run: Run, *, enforce: bool) -> str:
+    """`-o admission`: a JSON list of AdmissionReviews, one per workload object."""
+    reviews = [
+        {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "response": to_admission_response(report, uid=admission_uid(report), enforce=enforce),
+        }
+        for report in run.reports
+    ]
+    return json.dumps(reviews, indent=2, ensure_ascii=False) + "\n"
