@@ -21,11 +21,10 @@ configuration's `exemptions`. An exempted rule that has something to report yiel
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from prodready.rules.config import RulesConfig
 from prodready.rules.context import (
@@ -71,6 +70,7 @@ class _Plan:
     """A `RulesConfig` turned into plain lookups, once per `evaluate` call."""
 
     rules: tuple[Rule, ...]
+    disabled: frozenset[str]
     severity: dict[str, Severity]
     settings: Settings
     exemptions: tuple[_ConfigExemption, ...]
@@ -102,6 +102,7 @@ def _plan(config: RulesConfig) -> _Plan:
     )
     return _Plan(
         rules=tuple(rule for rule in RULES if rule.id not in disabled),
+        disabled=frozenset(disabled),
         severity=dict(config.severity),
         settings=settings,
         exemptions=exemptions,
@@ -109,19 +110,6 @@ def _plan(config: RulesConfig) -> _Plan:
 
 
 _DEFAULT_PLAN = _plan(RulesConfig())
-
-# Where an environment declaration was found, for messages.
-SOURCE_NAMES = {
-    "spec": "ProductionService spec.environment",
-    "label": f"label {ENVIRONMENT_KEY}",
-    "annotation": f"annotation {ENVIRONMENT_KEY}",
-    "template-label": f"pod template label {ENVIRONMENT_KEY}",
-    "template-annotation": f"pod template annotation {ENVIRONMENT_KEY}",
-    "container-env": "container environment variable",
-    "namespace": f"Namespace label {ENVIRONMENT_KEY}",
-    "argument": "caller's default (--env)",
-    "default": "default (prod)",
-}
 
 
 def _declarations(
@@ -298,16 +286,14 @@ def _spec_finding(ref: ObjectRef, error: Exception) -> Finding:
 
 def _render(obj: Mapping[str, Any]) -> tuple[list[dict[str, Any]] | None, Exception | None]:
     """Render a ProductionService; (objects, None) or (None, the SpecError)."""
-    # Imported here, by name: the renderer is only needed when ProductionServices are
-    # checked, and `prodready validate` on plain manifests should not pay for importing it.
-    render = cast(
-        Callable[[Mapping[str, Any]], Iterable[dict[str, Any]]],
-        importlib.import_module("prodready.render").render,
-    )
-    spec_error = cast(type[Exception], importlib.import_module("prodready.api.errors").SpecError)
+    # Imported here: the renderer (and the pydantic models behind it) is only needed when
+    # ProductionServices are checked; plain manifests should not pay for importing it.
+    from prodready.api.errors import SpecError
+    from prodready.render import render
+
     try:
-        return list(render(obj)), None
-    except spec_error as error:
+        return render(obj), None
+    except SpecError as error:
         return None, error
 
 
@@ -391,7 +377,15 @@ def _production_service_report(
         assert error is not None
         decision = _spec_decision(spec_environment, default)
         return _report(ref, decision, [_spec_finding(ref, error)], index)
+    spec_rule = RULES_BY_ID[SPEC_RULE_ID]
     findings: list[Finding] = []
+    if SPEC_RULE_ID not in plan.disabled:
+        findings.append(
+            Finding(
+                spec_rule.id, spec_rule.title, Severity.ERROR, Result.PASS, ref, None, "spec",
+                f"the spec renders into {len(children)} object(s)", spec_rule.fix,
+            )
+        )  # fmt: skip
     first: EnvironmentDecision | None = None
     for child in children:
         if classify(child) is not ObjectRole.WORKLOAD:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from prodready.api.sensitive import SENSITIVE_WORDS, name_parts
-from prodready.rules.context import Container, Workload
+from prodready.rules.context import ENVIRONMENT_KEY, Container, Workload
 from prodready.rules.envvars import EnvValue, resolve
 from prodready.rules.model import Environment, JsonPatch
 
@@ -97,6 +97,20 @@ class Settings:
         if _URL_WITH_PASSWORD.match(value):
             return f"{name} embeds a password in a URL"
         return None
+
+
+# Where an environment declaration was found, for messages.
+SOURCE_NAMES = {
+    "spec": "ProductionService spec.environment",
+    "label": f"label {ENVIRONMENT_KEY}",
+    "annotation": f"annotation {ENVIRONMENT_KEY}",
+    "template-label": f"pod template label {ENVIRONMENT_KEY}",
+    "template-annotation": f"pod template annotation {ENVIRONMENT_KEY}",
+    "container-env": "container environment variable",
+    "namespace": f"Namespace label {ENVIRONMENT_KEY}",
+    "argument": "caller's default (--env)",
+    "default": "default (prod)",
+}
 
 
 @dataclass(frozen=True, slots=True)

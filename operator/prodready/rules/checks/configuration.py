@@ -14,7 +14,14 @@ from prodready.rules.context import (
     sequence,
 )
 from prodready.rules.envvars import env_entries
-from prodready.rules.subject import Outcome, Subject, escape_pointer, failed, passed
+from prodready.rules.subject import (
+    SOURCE_NAMES,
+    Outcome,
+    Subject,
+    escape_pointer,
+    failed,
+    passed,
+)
 
 
 def secrets_by_reference(subject: Subject) -> Iterator[Outcome]:
@@ -182,22 +189,22 @@ def environment_declared(subject: Subject) -> Iterator[Outcome]:
         source, value = unknown[0]
         yield failed(
             f"metadata.labels.{ENVIRONMENT_KEY}",
-            f"the environment {value!r} ({source}) is not dev, staging or prod; "
+            f"the environment {value!r} ({SOURCE_NAMES[source]}) is not dev, staging or prod; "
             f"evaluated as {decision.environment.value}",
         )
         return
     distinct = {normalise_environment(v) for _, v in decision.declared}
     if len(distinct) > 1:
-        listed = ", ".join(f"{v} ({s})" for s, v in decision.declared)
+        listed = ", ".join(f"{v} ({SOURCE_NAMES[s]})" for s, v in decision.declared)
         yield failed(
             f"metadata.labels.{ENVIRONMENT_KEY}",
             f"the declared environments disagree: {listed}; "
-            f"evaluated as {decision.environment.value} (from the {decision.source})",
+            f"evaluated as {decision.environment.value} (from the {SOURCE_NAMES[decision.source]})",
         )
         return
     yield passed(
         f"metadata.labels.{ENVIRONMENT_KEY}",
-        f"environment {decision.environment.value} declared by the {decision.source}",
+        f"environment {decision.environment.value} declared by the {SOURCE_NAMES[decision.source]}",
     )
 
 

@@ -11,7 +11,7 @@ from prodready.rules.envvars import ValueState
 from prodready.rules.model import JsonPatch
 from prodready.rules.subject import Outcome, Subject, failed, passed
 
-# Kubernetes' default grace period, and the seed's default shutdown timeout: both 30 s.
+# Kubernetes' default grace period, and the checklist's floor when no timeout is declared.
 DEFAULT_GRACE_SECONDS = 30
 DEFAULT_SHUTDOWN_SECONDS = 30
 # The preStop delay we suggest: long enough for kube-proxy and ingress controllers to drop
@@ -21,6 +21,9 @@ SUGGESTED_PRESTOP_SECONDS = 5
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)?")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _SLEEP_COMMAND = re.compile(r"\bsleep\s+(\d+(?:\.\d+)?)")
+_SHUTDOWN_FLAGS = frozenset(
+    {"--timeout-graceful-shutdown", "--graceful-timeout", "--shutdown-timeout"}
+)
 
 
 def parse_duration(value: str) -> float | None:
@@ -54,29 +57,57 @@ def _grace(subject: Subject) -> int:
     return grace if isinstance(grace, int) else DEFAULT_GRACE_SECONDS
 
 
-def required_grace(subject: Subject) -> tuple[int, str]:
-    """The grace period the pod needs, and why: the slowest container's stop budget.
+def declared_shutdown_timeout(subject: Subject, container: Container) -> tuple[float, str] | None:
+    """(seconds, where) of the container's declared shutdown timeout, if it declares one.
 
-    A container needs its shutdown timeout (declared in the shutdown-timeout variable, else
-    the seed's 30 s) *after* SIGTERM, and SIGTERM only comes once its preStop delay is over;
-    both come out of the same grace period.
+    Read from the shutdown-timeout variable (SHUTDOWN_TIMEOUT) or from the common server
+    flags (`--timeout-graceful-shutdown` of uvicorn, `--graceful-timeout` of gunicorn,
+    `--shutdown-timeout`).
+    """
+    name = subject.settings.shutdown_timeout
+    value = subject.env(container, name)
+    if value.state is ValueState.LITERAL and value.value is not None:
+        seconds = parse_duration(value.value)
+        if seconds is not None:
+            return seconds, f"{name}={value.value} in {container.name}"
+    words = [
+        str(w)
+        for w in (*sequence(container.spec.get("command")), *sequence(container.spec.get("args")))
+    ]
+    for position, word in enumerate(words):
+        flag, _, inline = word.partition("=")
+        if flag not in _SHUTDOWN_FLAGS:
+            continue
+        text = inline or (words[position + 1] if position + 1 < len(words) else "")
+        seconds = parse_duration(text)
+        if seconds is not None:
+            return seconds, f"{flag} {text} in {container.name}"
+    return None
+
+
+def required_grace(subject: Subject, *, extra_delay: float = 0.0) -> tuple[int, str]:
+    """The grace period the pod needs, and why.
+
+    A container that declares its shutdown timeout needs that long *after* SIGTERM, and
+    SIGTERM only comes once its preStop delay is over; both come out of the same grace
+    period. A container that declares nothing needs the checklist's 30 s.
     """
     required = 0.0
-    reason = f"the default shutdown timeout of {DEFAULT_SHUTDOWN_SECONDS} s"
+    reason = f"the checklist's default of {DEFAULT_SHUTDOWN_SECONDS} s"
     for container in subject.workload.containers:
-        value = subject.env(container, subject.settings.shutdown_timeout)
-        timeout: float = DEFAULT_SHUTDOWN_SECONDS
-        why = f"the default shutdown timeout of {DEFAULT_SHUTDOWN_SECONDS} s"
-        if value.state is ValueState.LITERAL and value.value is not None:
-            declared = parse_duration(value.value)
-            if declared is not None:
-                timeout = declared
-                why = f"{subject.settings.shutdown_timeout}={value.value} in {container.name}"
-        delay = prestop_seconds(container)
-        if delay:
-            why += f" plus a {delay:g} s preStop delay"
-        if timeout + delay > required:
-            required, reason = timeout + delay, why
+        declared = declared_shutdown_timeout(subject, container)
+        if declared is None:
+            need, why = float(DEFAULT_SHUTDOWN_SECONDS), reason
+        else:
+            need, why = declared
+            delay = prestop_seconds(container) + extra_delay
+            if delay:
+                need += delay
+                why += f" plus a {delay:g} s preStop delay"
+        if need > required:
+            required, reason = need, why
+    if required == 0.0:
+        required = float(DEFAULT_SHUTDOWN_SECONDS)
     return int(-(-required // 1)), reason  # round up to whole seconds
 
 
@@ -113,9 +144,8 @@ def _prestop_patch(subject: Subject, container: Container) -> JsonPatch:
         patch = [
             {"op": "add", "path": f"{container.pointer}/lifecycle", "value": {"preStop": hook}}
         ]
-    # The delay comes out of the grace period: keep the app's shutdown budget intact.
-    required, _ = required_grace(subject)
-    required += SUGGESTED_PRESTOP_SECONDS
+    # The delay comes out of the grace period: keep a declared shutdown budget intact.
+    required, _ = required_grace(subject, extra_delay=SUGGESTED_PRESTOP_SECONDS)
     if _grace(subject) < required:
         patch.append(
             {
