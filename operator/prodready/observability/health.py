@@ -1,0 +1,218 @@
+"""The HTTP server for probes and scraping: /healthz, /readyz and /metrics.
+
+The server runs in its own thread with its own event loop, and the operator's loop only
+runs a heartbeat task that ticks every second. So when the operator's loop is blocked
+(a synchronous call in a handler, a runaway computation), /healthz still answers, and
+answers 503 "event loop stalled" once the last tick is older than `liveness_timeout`;
+the kubelet then restarts a pod that can no longer react to anything. /metrics stays
+scrapeable during such a stall, which is when it is needed most.
+
+Readiness is decided by the operator (connected to the API, peering settled, …): the
+callback runs on the operator's loop, bounded by a timeout, so a blocked loop also makes
+the pod unready instead of hanging the probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import inspect
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from aiohttp import web
+
+from prodready.observability.logging import get_logger, redact
+from prodready.observability.metrics import Metrics
+
+__all__ = ["HealthServer", "Readiness"]
+
+Readiness = Callable[[], bool | Awaitable[bool]]
+"""A readiness check: returns (or resolves to) True when the operator can serve."""
+
+_TEXT: Final = "text/plain"
+# In-flight requests get this long to finish when the server stops.
+_SHUTDOWN_TIMEOUT: Final = 5.0
+
+logger = get_logger(__name__)
+
+
+def _text(body: str, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=body + "\n", content_type=_TEXT)
+
+
+class HealthServer:
+    """Serves /healthz, /readyz and /metrics on `host`:`port` (port 0 picks a free one)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        metrics: Metrics,
+        readiness: Readiness,
+        *,
+        heartbeat_interval: float = 1.0,
+        liveness_timeout: float = 10.0,
+        readiness_timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Prepare the server; nothing listens until `start()`.
+
+        `liveness_timeout`: how old the last heartbeat may be before /healthz fails.
+        `readiness_timeout`: how long /readyz waits for the check before answering 503
+        (keep it below the probe's timeoutSeconds). `clock` is for tests.
+        """
+        if heartbeat_interval <= 0 or liveness_timeout <= heartbeat_interval:
+            raise ValueError("liveness_timeout must exceed a positive heartbeat_interval")
+        if readiness_timeout <= 0:
+            raise ValueError("readiness_timeout must be positive")
+        self._host = host
+        self._requested_port = port
+        self._metrics = metrics
+        self._readiness = readiness
+        self._heartbeat_interval = heartbeat_interval
+        self._liveness_timeout = liveness_timeout
+        self._readiness_timeout = readiness_timeout
+        self._clock = clock
+        # Written by the heartbeat on the operator's loop, read by the server thread: a
+        # float assignment is atomic, so no lock is needed.
+        self._last_heartbeat = clock()
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._operator_loop: asyncio.AbstractEventLoop | None = None
+        self._server_loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._bound_port: int | None = None
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful after asking for port 0)."""
+        if self._bound_port is None:
+            raise RuntimeError("the health server is not running")
+        return self._bound_port
+
+    async def start(self) -> None:
+        """Start the heartbeat and the server thread; returns once the socket is bound."""
+        if self._thread is not None:
+            raise RuntimeError("the health server is already running")
+        self._operator_loop = asyncio.get_running_loop()
+        self._last_heartbeat = self._clock()
+        self._heartbeat_task = asyncio.create_task(self._beat(), name="prodready-heartbeat")
+        bound: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=self._serve, args=(bound,), name="prodready-health", daemon=True
+        )
+        self._thread.start()
+        try:
+            self._bound_port = await asyncio.wrap_future(bound)
+        except BaseException:
+            await self.stop()
+            raise
+        logger.info("health server listening", host=self._host, port=self._bound_port)
+
+    async def stop(self) -> None:
+        """Stop the server (letting in-flight requests finish) and the heartbeat.
+
+        Safe to call more than once, and before `start()`.
+        """
+        heartbeat, self._heartbeat_task = self._heartbeat_task, None
+        if heartbeat is not None:
+            heartbeat.cancel()
+            try:
+                await heartbeat
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                # Already reported by /healthz as "heartbeat stopped"; stopping goes on.
+                logger.exception("the heartbeat had failed")
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            server_loop = self._server_loop
+            if server_loop is not None:
+                # The loop may have closed already (failed bind): nothing left to stop.
+                with contextlib.suppress(RuntimeError):
+                    server_loop.call_soon_threadsafe(server_loop.stop)
+            # join() blocks; do it off the operator's loop.
+            await asyncio.to_thread(thread.join)
+        self._bound_port = None
+        self._server_loop = None
+
+    async def _beat(self) -> None:
+        while True:
+            self._last_heartbeat = self._clock()
+            await asyncio.sleep(self._heartbeat_interval)
+
+    def _serve(self, bound: concurrent.futures.Future[int]) -> None:
+        """The server thread: bind, report the port (or the error), serve until stopped."""
+        loop = asyncio.new_event_loop()
+        self._server_loop = loop
+        try:
+            try:
+                runner = loop.run_until_complete(self._listen())
+            except BaseException as error:
+                bound.set_exception(error)
+                return
+            bound.set_result(int(runner.addresses[0][1]))
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(runner.cleanup())
+        finally:
+            loop.close()
+
+    async def _listen(self) -> web.AppRunner:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics_handler)
+        # access_log=None: one line per probe and scrape would drown the operator's logs.
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self._host, self._requested_port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        return runner
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        task = self._heartbeat_task
+        if task is None or task.done():
+            return _text("heartbeat stopped", 503)
+        age = self._clock() - self._last_heartbeat
+        if age > self._liveness_timeout:
+            return _text(f"event loop stalled: last heartbeat {age:.1f}s ago", 503)
+        return _text("ok")
+
+    async def _check_readiness(self) -> bool:
+        """Runs on the operator's loop, where the state the callback reads lives."""
+        result = self._readiness()
+        if inspect.isawaitable(result):
+            result = await result
+        return bool(result)
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        operator_loop = self._operator_loop
+        assert operator_loop is not None  # set by start() before the server exists
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._check_readiness(), operator_loop)
+            # On timeout, wait_for cancels the wrapper, which cancels the check itself.
+            ready = await asyncio.wait_for(asyncio.wrap_future(future), self._readiness_timeout)
+        except TimeoutError:
+            return _text(f"not ready: check timed out after {self._readiness_timeout:g}s", 503)
+        except Exception as error:
+            # A failing check means "not ready", never a 500; the traceback goes to the log.
+            logger.warning("readiness check failed", exc_info=True)
+            return _text(f"not ready: {redact(f'{type(error).__name__}: {error}')}", 503)
+        if not ready:
+            return _text("not ready", 503)
+        return _text("ok")
+
+    async def _metrics_handler(self, _request: web.Request) -> web.Response:
+        # Rendered on the server thread: a large findings gauge never delays reconciles.
+        payload, content_type = self._metrics.render_latest()
+        return web.Response(body=payload, headers={"Content-Type": content_type})

@@ -1,0 +1,228 @@
+"""The health server, over real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import pytest
+
+from prodready.observability.health import HealthServer
+from prodready.observability.logging import clear_sensitive_values, register_sensitive_value
+from prodready.observability.metrics import Metrics
+
+ReadinessCheck = Callable[[], bool | Awaitable[bool]]
+
+
+async def _started(readiness: ReadinessCheck = lambda: True, **options: float) -> HealthServer:
+    server = HealthServer("127.0.0.1", 0, Metrics(process_metrics=False), readiness, **options)
+    await server.start()
+    return server
+
+
+def _url(server: HealthServer, path: str) -> str:
+    return f"http://127.0.0.1:{server.port}{path}"
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5) as http:
+        yield http
+
+
+async def test_healthz_readyz_and_metrics(client: httpx.AsyncClient) -> None:
+    server = await _started()
+    try:
+        assert server.port > 0
+        health = await client.get(_url(server, "/healthz"))
+        assert (health.status_code, health.text) == (200, "ok\n")
+        ready = await client.get(_url(server, "/readyz"))
+        assert (ready.status_code, ready.text) == (200, "ok\n")
+        metrics = await client.get(_url(server, "/metrics"))
+        assert metrics.status_code == 200
+        assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert "prodready_reconciles_total" in metrics.text
+        missing = await client.get(_url(server, "/nope"))
+        assert missing.status_code == 404
+    finally:
+        await server.stop()
+
+
+async def test_readiness_false_is_503(client: httpx.AsyncClient) -> None:
+    server = await _started(lambda: False)
+    try:
+        response = await client.get(_url(server, "/readyz"))
+        assert (response.status_code, response.text) == (503, "not ready\n")
+    finally:
+        await server.stop()
+
+
+async def test_async_readiness_runs_on_the_operator_loop(client: httpx.AsyncClient) -> None:
+    operator_loop = asyncio.get_running_loop()
+    loops: list[asyncio.AbstractEventLoop] = []
+    state = {"ready": False}
+
+    async def check() -> bool:
+        loops.append(asyncio.get_running_loop())
+        return state["ready"]
+
+    server = await _started(check)
+    try:
+        assert (await client.get(_url(server, "/readyz"))).status_code == 503
+        state["ready"] = True
+        assert (await client.get(_url(server, "/readyz"))).status_code == 200
+        assert loops == [operator_loop, operator_loop]
+    finally:
+        await server.stop()
+
+
+async def test_failing_readiness_is_503_with_a_redacted_reason(
+    client: httpx.AsyncClient,
+) -> None:
+    register_sensitive_value("hunter2")
+
+    def check() -> bool:
+        raise ConnectionError("apiserver refused password hunter2")
+
+    server = await _started(check)
+    try:
+        response = await client.get(_url(server, "/readyz"))
+        assert response.status_code == 503
+        assert response.text.startswith("not ready: ConnectionError: apiserver refused")
+        assert "hunter2" not in response.text
+    finally:
+        await server.stop()
+        clear_sensitive_values()
+
+
+async def test_hung_readiness_times_out_as_503(client: httpx.AsyncClient) -> None:
+    cancelled = asyncio.Event()
+
+    async def check() -> bool:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            cancelled.set()
+        return True
+
+    server = await _started(check, readiness_timeout=0.2)
+    try:
+        response = await client.get(_url(server, "/readyz"))
+        assert response.status_code == 503
+        assert "timed out after 0.2s" in response.text
+        await asyncio.wait_for(cancelled.wait(), 5)  # the hung check itself was cancelled
+    finally:
+        await server.stop()
+
+
+async def test_stale_heartbeat_fails_liveness(client: httpx.AsyncClient) -> None:
+    now = [1000.0]
+    server = await _started(clock=lambda: now[0], liveness_timeout=10)
+    try:
+        assert (await client.get(_url(server, "/healthz"))).status_code == 200
+        now[0] += 11
+        response = await client.get(_url(server, "/healthz"))
+        assert response.status_code == 503
+        assert response.text == "event loop stalled: last heartbeat 11.0s ago\n"
+    finally:
+        await server.stop()
+
+
+async def test_blocked_operator_loop_fails_liveness_and_readiness() -> None:
+    """The real thing: a synchronous sleep on the operator's loop, probed from outside."""
+    server = await _started(heartbeat_interval=0.05, liveness_timeout=0.3, readiness_timeout=0.2)
+    answers: dict[str, httpx.Response] = {}
+
+    def probe() -> None:
+        time.sleep(0.5)
+        answers["healthz"] = httpx.get(_url(server, "/healthz"), timeout=5)
+        answers["readyz"] = httpx.get(_url(server, "/readyz"), timeout=5)
+        answers["metrics"] = httpx.get(_url(server, "/metrics"), timeout=5)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        # Blocks this loop on purpose: exactly what a synchronous call in a handler does.
+        time.sleep(1.5)  # noqa: ASYNC251
+        prober.join()
+        assert answers["healthz"].status_code == 503
+        assert "event loop stalled" in answers["healthz"].text
+        assert answers["readyz"].status_code == 503
+        assert answers["metrics"].status_code == 200
+        await asyncio.sleep(0.1)  # the loop runs again, the heartbeat catches up
+        async with httpx.AsyncClient(timeout=5) as http:
+            assert (await http.get(_url(server, "/healthz"))).status_code == 200
+    finally:
+        await server.stop()
+
+
+async def test_dead_heartbeat_fails_liveness(client: httpx.AsyncClient) -> None:
+    calls = [0]
+
+    def breaking_clock() -> float:
+        calls[0] += 1
+        if calls[0] > 3:  # after __init__, start() and the heartbeat's first tick
+            raise RuntimeError("clock broke")
+        return 0.0
+
+    server = await _started(clock=breaking_clock, heartbeat_interval=0.01)
+    try:
+        await asyncio.sleep(0.1)  # the second tick raises and ends the heartbeat
+        response = await client.get(_url(server, "/healthz"))
+        assert (response.status_code, response.text) == (503, "heartbeat stopped\n")
+    finally:
+        await server.stop()
+
+
+async def test_stop_is_idempotent_and_frees_the_port() -> None:
+    server = HealthServer("127.0.0.1", 0, Metrics(process_metrics=False), lambda: True)
+    await server.stop()  # before start: nothing to do
+    await server.start()
+    port = server.port
+    await server.stop()
+    await server.stop()
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = server.port
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def test_start_twice_is_refused() -> None:
+    server = await _started()
+    try:
+        with pytest.raises(RuntimeError, match="already running"):
+            await server.start()
+    finally:
+        await server.stop()
+
+
+async def test_a_taken_port_fails_start_cleanly() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = HealthServer("127.0.0.1", port, Metrics(process_metrics=False), lambda: True)
+        with pytest.raises(OSError, match="address already in use"):
+            await server.start()
+        # Nothing left running: a second attempt elsewhere works.
+        server = HealthServer("127.0.0.1", 0, Metrics(process_metrics=False), lambda: True)
+        await server.start()
+        await server.stop()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"heartbeat_interval": 0}, "heartbeat_interval"),
+        ({"heartbeat_interval": 5, "liveness_timeout": 5}, "liveness_timeout"),
+        ({"readiness_timeout": 0}, "readiness_timeout"),
+    ],
+)
+def test_invalid_timings_are_refused(options: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        HealthServer("127.0.0.1", 0, Metrics(process_metrics=False), lambda: True, **options)
