@@ -25,6 +25,8 @@ from typing import Any, Final, TextIO, cast
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
+from prodready.api.sensitive import SENSITIVE_WORDS, name_parts
+
 __all__ = [
     "REDACTED",
     "clear_sensitive_values",
@@ -44,38 +46,25 @@ FORMATS: Final = ("json", "console")
 # Libraries whose stdlib loggers are routed through the one handler at the chosen level.
 LIBRARY_LOGGERS: Final = ("kopf", "aiohttp", "asyncio")
 
-# Name parts that mark a key as secret. Matching whole parts (not substrings) keeps
-# `tokenizer` or `secretary` readable; joined pairs catch `api_key`, `apiKey`, `X-Api-Key`.
-_SENSITIVE_WORDS: Final = frozenset(
-    {
-        "password",
-        "passwd",
-        "passphrase",
-        "pwd",
-        "secret",
-        "secrets",
-        "token",
-        "tokens",
-        "apikey",
-        "authorization",
-        "creditcard",
-        "cardnumber",
-        "cvv",
-        "privatekey",
-        "accesskey",
-        "credential",
-        "credentials",
-        "cookie",
-        "cookies",
-        "sessionid",
-        "bearer",
-    }
-)
+# Name parts that mark a key as secret: the PR-LG-003 definition for variable names (one
+# list for the rule and the redaction), plus words that only show up as log keys (HTTP
+# headers, sessions, cards). Whole parts, not substrings, keep `tokenizer` readable;
+# joined pairs catch `api_key`, `apiKey`, `X-Api-Key`.
+_SENSITIVE_WORDS: Final = frozenset(SENSITIVE_WORDS) | {
+    "pwd",
+    "secrets",
+    "tokens",
+    "cardnumber",
+    "cvv",
+    "cookie",
+    "cookies",
+    "sessionid",
+    "bearer",
+}
 # A key that names or points at a secret is not the secret: `secret_name: db-creds`,
 # `token_file: /var/run/...`, `password_ref` stay readable, which is what an operator
 # debugging a missing Secret reference needs to see.
 _REFERENCE_SUFFIXES: Final = frozenset({"name", "names", "ref", "refs", "file", "path", "count"})
-_KEY_PART: Final = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 # The same idea inside free text (kopf's DEBUG dumps of bodies and patches, messages built
 # with %-formatting): a sensitive-looking key followed by `=` or `:` and a value, in
@@ -150,7 +139,7 @@ def clear_sensitive_values() -> None:
 
 def is_sensitive_key(key: str) -> bool:
     """True when a mapping key looks like it holds a secret (`password`, `apiKey`, …)."""
-    parts = [part.lower() for part in _KEY_PART.findall(key)]
+    parts = name_parts(key)
     if not parts or parts[-1] in _REFERENCE_SUFFIXES:
         return False
     pairs = (first + second for first, second in itertools.pairwise(parts))
