@@ -54,6 +54,15 @@ def test_every_setting_has_a_default_and_a_description() -> None:
         assert field.description, name
 
 
+def test_no_secret_has_a_default() -> None:
+    """Guards future settings: anything named like a secret must come from the environment."""
+    from prodready.observability.logging import is_sensitive_key
+
+    for name, field in Settings.model_fields.items():
+        if is_sensitive_key(name):
+            assert field.default is None, name
+
+
 def test_load_settings_reads_only_the_given_mapping(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRODREADY_HEALTH_PORT", "1234")
     assert load_settings({}).health_port == 8080
