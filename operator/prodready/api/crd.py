@@ -88,15 +88,14 @@ def _convert(node: Schema, defs: dict[str, Schema]) -> Schema:
         target = defs[node.pop("$ref").rsplit("/", 1)[-1]]
         # The field's own description and default win over the referenced class's.
         node = {**target, **node}
-    if "anyOf" in node:
-        alternatives = [alt for alt in node["anyOf"] if alt != {"type": "null"}]
-        if len(alternatives) < len(node["anyOf"]):
-            del node["anyOf"]
-            if len(alternatives) == 1:
-                # The alternative's own keys first, so the field's description still wins.
-                node = {**_convert(alternatives[0], defs), **node}
-            else:
-                node["anyOf"] = alternatives
+    if "anyOf" in node and not node.get("x-kubernetes-int-or-string"):
+        alternatives = [alt for alt in node.pop("anyOf") if alt != {"type": "null"}]
+        if len(alternatives) != 1:
+            # A structural schema has one type per field; int-or-string is spelled out with
+            # WithJsonSchema, so any other union is a modelling mistake.
+            raise ValueError(f"a union of {alternatives} has no structural schema")
+        # The alternative's own keys first, so the field's description still wins.
+        node = {**_convert(alternatives[0], defs), **node}
     if "const" in node:
         node["enum"] = [node.pop("const")]
     for bound, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
