@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from prodready.rules.loader import ALIAS_EXPANSION_FACTOR, MAX_EXPANDED_NODES, expansion
 from prodready.rules.model import Severity
 from prodready.rules.registry import RULES_BY_ID
 from prodready.rules.subject import DEFAULT_SENSITIVE_NAMES, Settings
@@ -48,7 +49,7 @@ def _known_rule(rule_id: str) -> str:
     return rule_id
 
 
-RuleId = Annotated[str, Field(min_length=1)]
+KnownRuleId = Annotated[str, AfterValidator(_known_rule)]
 
 
 class EnvVarNames(BaseModel):
@@ -70,16 +71,11 @@ class Exemption(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rules: list[RuleId] = Field(min_length=1)
+    rules: list[KnownRuleId] = Field(min_length=1)
     namespace: str = "*"
     name: str = "*"
     kind: str = "*"
     reason: str = Field(min_length=1)
-
-    @field_validator("rules")
-    @classmethod
-    def _rules_known(cls, value: list[str]) -> list[str]:
-        return [_known_rule(rule_id) for rule_id in value]
 
 
 class RulesConfig(BaseModel):
@@ -87,26 +83,14 @@ class RulesConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    severity: dict[str, Severity] = Field(default_factory=dict)
-    disabled: list[str] = Field(default_factory=list)
+    severity: dict[KnownRuleId, Severity] = Field(default_factory=dict)
+    disabled: list[KnownRuleId] = Field(default_factory=list)
     env_vars: EnvVarNames = Field(default_factory=EnvVarNames)
     exemptions: list[Exemption] = Field(default_factory=list)
     sensitive_names: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=lambda: list(DEFAULT_SENSITIVE_NAMES), min_length=1
     )
     secrets_complete: bool = False
-
-    @field_validator("severity")
-    @classmethod
-    def _severity_rules_known(cls, value: dict[str, Severity]) -> dict[str, Severity]:
-        for rule_id in value:
-            _known_rule(rule_id)
-        return value
-
-    @field_validator("disabled")
-    @classmethod
-    def _disabled_rules_known(cls, value: list[str]) -> list[str]:
-        return [_known_rule(rule_id) for rule_id in value]
 
 
 def _format_validation_error(source: str, error: ValidationError) -> str:
@@ -132,6 +116,21 @@ def parse_config(data: object, *, source: str = "<config>") -> RulesConfig:
         raise ConfigError(_format_validation_error(source, error)) from None
 
 
+def _safe_load(raw: bytes, source: str) -> object:
+    """One YAML document, refusing alias bombs like the manifest loader does."""
+    loader = yaml.SafeLoader(raw)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        distinct, expanded = expansion(node)
+        if expanded > max(MAX_EXPANDED_NODES, ALIAS_EXPANSION_FACTOR * distinct):
+            raise ConfigError(f"{source}: aliases expand to {expanded} nodes; refused")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_config(path: str | Path) -> RulesConfig:
     """Read and validate a YAML (or JSON) configuration file; raises `ConfigError`."""
     source = str(path)
@@ -143,7 +142,7 @@ def load_config(path: str | Path) -> RulesConfig:
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{source}: the configuration is larger than {MAX_CONFIG_BYTES} bytes")
     try:
-        data = yaml.safe_load(raw)
+        data = _safe_load(raw, source)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f":{mark.line + 1}" if mark is not None else ""
