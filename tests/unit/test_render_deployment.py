@@ -424,3 +424,10 @@ def test_annotation_exemption_without_reason_is_copied_as_is() -> None:
     obj["metadata"]["annotations"] = {"prodready.io/exempt": "PR-SC-005"}
     annotations = deployment(obj)["metadata"]["annotations"]
     assert annotations == {"prodready.io/exempt": "PR-SC-005"}
+
+
+def test_status_is_not_an_input() -> None:
+    obj = service()
+    plain = render(obj)
+    obj["status"] = {"conditions": [{"type": "Ready"}], "compliance": {"score": 1000}}
+    assert render(obj) == plain

@@ -73,7 +73,12 @@ def render(
     value for a sensitive-looking variable in spec.env (PR-LG-003). `secret_versions`
     (Secret name -> resourceVersion) lets a rotated Secret roll the pods.
     """
-    return render_production_service(parse_production_service(obj), secret_versions=secret_versions)
+    # Status is the controller's output, not the renderer's input: a status that an older
+    # controller wrote, and this model would refuse, must never block a reconcile.
+    without_status = {key: value for key, value in obj.items() if key != "status"}
+    return render_production_service(
+        parse_production_service(without_status), secret_versions=secret_versions
+    )
 
 
 __all__ = [
