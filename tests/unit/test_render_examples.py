@@ -69,3 +69,15 @@ def test_minimal_example_is_only_the_required_fields() -> None:
         "ServiceMonitor",
         "PrometheusRule",
     ]
+
+
+def test_rendered_prod_example_passes_the_whole_checklist() -> None:
+    """Production-ready by construction: the rules engine finds nothing to report."""
+    from prodready.rules.engine import evaluate
+
+    objects = render(load("fastapi-postgres-redis.yaml"))
+    (report,) = evaluate(objects)
+    assert report.object.kind == "Deployment"
+    assert report.environment.value == "prod"
+    assert report.compliant
+    assert [(f.rule_id, f.message) for f in report.failures()] == []
