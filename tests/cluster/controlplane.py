@@ -244,6 +244,11 @@ class ControlPlane:
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Components run with the directory as cwd; every path handed to them is absolute.
+        self.directory = self.directory.resolve()
+        self.bin_dir = self.bin_dir.resolve()
+
     @property
     def kubeconfig(self) -> Path:
         return self.directory / "kubeconfig"

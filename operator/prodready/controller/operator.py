@@ -1,0 +1,321 @@
+"""The operator process: kopf watches, a work queue reconciles, one Lease picks the leader.
+
+kopf owns the event loop, the watches, the signals and the start-up/clean-up order. Its
+watch events only update caches and enqueue keys; the reconciling happens in our
+workers, which run on the leader only. Graceful shutdown is kopf's: on SIGTERM it stops
+watching and runs the clean-up handler below, which stops taking work, lets in-flight
+reconciles finish within the configured timeout, hands the Lease over and closes clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from prodready import api, render, rules
+from prodready.config import Settings
+from prodready.controller.cache import ObjectCache, owner_name
+from prodready.controller.events import EventRecorder
+from prodready.controller.leader import LeaderElector
+from prodready.controller.queue import WorkQueue
+from prodready.controller.reconciler import (
+    MONITORING_API,
+    PRODUCTION_SERVICE,
+    Reconciler,
+    ReconcilerConfig,
+    ServiceKey,
+    child_resources,
+)
+from prodready.kube.client import KubeClient
+from prodready.observability.health import HealthServer
+from prodready.observability.metrics import Metrics
+
+logger = logging.getLogger("prodready.operator")
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+MANAGED_BY = {"app.kubernetes.io/managed-by": "prodready"}
+LABEL_SELECTOR = "app.kubernetes.io/managed-by=prodready"
+WORKERS = 8
+
+
+def own_namespace() -> str:
+    """The namespace the operator runs in (for its Lease)."""
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    with contextlib.suppress(OSError):
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+    return "default"
+
+
+@dataclass
+class Operator:
+    """Everything the operator holds between kopf's start-up and clean-up."""
+
+    settings: Settings
+    metrics: Metrics = field(default_factory=Metrics)
+    services: ObjectCache = field(default_factory=lambda: ObjectCache(api.KIND))
+    children: ObjectCache = field(default_factory=lambda: ObjectCache(api.KIND))
+    queue: WorkQueue[ServiceKey] = field(default_factory=WorkQueue)
+    client: KubeClient | None = None
+    reconciler: Reconciler | None = None
+    elector: LeaderElector | None = None
+    health: HealthServer | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    workers: asyncio.Task[None] | None = None
+    api_reachable: bool = False
+    watching: bool = False
+
+    # -- kopf activities -------------------------------------------------------------------
+
+    async def startup(self, settings: kopf.OperatorSettings) -> None:
+        """Log in, start the health server and (when leading) the workers."""
+        self.client = KubeClient.login(settings)
+        rules_config = (
+            rules.load_config(self.settings.rules_config_file)
+            if self.settings.rules_config_file
+            else None
+        )
+        self.reconciler = Reconciler(
+            client=self.client,
+            services=self.services,
+            children=self.children,
+            events=EventRecorder(self.client),
+            metrics=self.metrics,
+            config=ReconcilerConfig(
+                field_manager=self.settings.field_manager,
+                status_max_findings=self.settings.status_max_findings,
+                rules_config=rules_config,
+            ),
+        )
+        await self._seed_caches()
+        self.health = HealthServer(
+            self.settings.health_host, self.settings.health_port, self.metrics, self.ready
+        )
+        await self.health.start()
+        self.tasks.append(asyncio.create_task(self._probe_api(), name="api-probe"))
+        self.tasks.append(asyncio.create_task(self._resync(), name="resync"))
+        if self.settings.standalone:
+            await self.start_leading()
+        else:
+            self.elector = LeaderElector(self.client, own_namespace(), self.settings.peering)
+            self.tasks.append(
+                asyncio.create_task(
+                    self.elector.run(self.start_leading, self.stop_leading), name="leader"
+                )
+            )
+
+    async def _seed_caches(self) -> None:
+        # kopf's watches begin with a listing too, but nothing tells us when it is done;
+        # one LIST per kind here makes "caches warm" a fact before /readyz says so.
+        assert self.client is not None
+        namespaces: list[str | None] = list(self.settings.namespaces) or [None]
+        resources = [PRODUCTION_SERVICE, *child_resources().values()]
+        served: dict[str, set[str] | None] = {}
+        for resource in resources:
+            if resource.api_version not in served:
+                served[resource.api_version] = await self.client.served_resources(
+                    resource.api_version
+                )
+            if resource.plural not in (served[resource.api_version] or set()):
+                continue
+            selector = None if resource is PRODUCTION_SERVICE else LABEL_SELECTOR
+            for namespace in namespaces:
+                for body in await self.client.list(
+                    resource.path(namespace), label_selector=selector
+                ):
+                    body.setdefault("kind", resource.kind)
+                    body.setdefault("apiVersion", resource.api_version)
+                    cache = self.services if resource is PRODUCTION_SERVICE else self.children
+                    cache.put(body)
+        self.watching = True
+        logger.info(
+            "caches warm",
+            extra={"services": len(self.services), "children": len(self.children)},
+        )
+
+    async def cleanup(self) -> None:
+        """Graceful stop: no new work, in-flight reconciles finish, clients closed."""
+        logger.info("shutting down", extra={"timeout": self.settings.shutdown_timeout_seconds})
+        await self._stop_workers(self.settings.shutdown_timeout_seconds)
+        if self.elector is not None:
+            await self.elector.stop()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.health is not None:
+            await self.health.stop()
+        if self.client is not None:
+            await self.client.close()
+        logger.info("stopped")
+
+    async def start_leading(self) -> None:
+        """Begin reconciling: every known ProductionService is looked at once."""
+        assert self.reconciler is not None
+        self.queue = WorkQueue()
+        for key in self.services.keys(api.KIND):
+            self.queue.add(key)
+        self.workers = asyncio.create_task(
+            self.queue.run(self.reconciler.reconcile, workers=WORKERS), name="workers"
+        )
+
+    async def stop_leading(self) -> None:
+        """Another replica leads now: stop at once (in-flight reconciles finish)."""
+        await self._stop_workers(self.settings.shutdown_timeout_seconds)
+
+    async def _stop_workers(self, grace: float) -> None:
+        self.queue.close()
+        if self.workers is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self.workers), timeout=grace)
+        except TimeoutError:
+            logger.warning("in-flight reconciles did not finish in time; cancelling them")
+            self.workers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.workers
+        self.workers = None
+
+    async def ready(self) -> bool:
+        """Readiness: the API answers and the initial listing of our kinds was received."""
+        return self.api_reachable and self.watching
+
+    async def _probe_api(self) -> None:
+        assert self.client is not None
+        while True:
+            self.api_reachable = await self.client.ping()
+            await asyncio.sleep(2.0)
+
+    async def _resync(self) -> None:
+        # One loop for all objects, not a timer per object: at thousands of services a
+        # per-object timer is thousands of tasks waking up on their own schedules.
+        while True:
+            await asyncio.sleep(self.settings.resync_interval_seconds)
+            for key in self.services.keys(api.KIND):
+                self.queue.add(key)
+
+    # -- kopf watch events -----------------------------------------------------------------
+
+    def on_service_event(self, event: Mapping[str, Any]) -> None:
+        """A ProductionService changed: cache it and reconcile it."""
+        body = event["object"]
+        metadata = body["metadata"]
+        key = (metadata["namespace"], metadata["name"])
+        if event.get("type") == "DELETED":
+            self.services.remove(api.KIND, *key)
+            return
+        previous = self.services.get(api.KIND, *key)
+        self.services.put(body)
+        if previous is not None and _only_status_changed(previous, body):
+            return  # our own status write coming back: nothing to reconcile
+        self.queue.add(key)
+
+    def on_child_event(self, event: Mapping[str, Any]) -> None:
+        """A child changed (rollout progress, drift, deletion): reconcile its owner."""
+        body = event["object"]
+        metadata = body["metadata"]
+        if event.get("type") == "DELETED":
+            self.children.remove(body["kind"], metadata["namespace"], metadata["name"])
+        else:
+            self.children.put(body)
+        owner = owner_name(body, api.KIND)
+        if owner is not None:
+            self.queue.add((metadata["namespace"], owner))
+
+    def on_monitoring_crd_event(self) -> None:
+        """The monitoring CRDs appeared or went: look at every service again."""
+        if self.reconciler is not None:
+            self.reconciler.forget_discovery()
+        for key in self.services.keys(api.KIND):
+            self.queue.add(key)
+
+
+def _only_status_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    old, new = before.get("metadata") or {}, after.get("metadata") or {}
+    return (
+        old.get("generation") == new.get("generation")
+        and old.get("labels") == new.get("labels")
+        and old.get("annotations") == new.get("annotations")
+        and old.get("deletionTimestamp") == new.get("deletionTimestamp")
+    )
+
+
+def build_registry(operator: Operator) -> kopf.OperatorRegistry:
+    """kopf handlers bound to one Operator (no global registry: tests build their own)."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # The same two logins our client uses: one notion of "the cluster" in the process.
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        await operator.startup(settings)
+
+    @kopf.on.cleanup(registry=registry)
+    async def _cleanup(**_: Any) -> None:
+        await operator.cleanup()
+
+    @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL, registry=registry)
+    def _service(event: Mapping[str, Any], **_: Any) -> None:
+        operator.on_service_event(event)
+
+    for api_version, _kind, plural in render.CHILD_KINDS:
+        group, _, version = api_version.rpartition("/")
+
+        @kopf.on.event(group, version, plural, labels=MANAGED_BY, registry=registry)
+        def _child(event: Mapping[str, Any], **_: Any) -> None:
+            operator.on_child_event(event)
+
+    monitoring_group = MONITORING_API.split("/")[0]
+
+    @kopf.on.event(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        when=lambda name, **_: str(name).endswith("." + monitoring_group),
+        registry=registry,
+    )
+    def _crd(**_: Any) -> None:
+        operator.on_monitoring_crd_event()
+
+    return registry
+
+
+def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
+    """kopf tuned for an operator that only watches: no persistence, no handler events."""
+    config = kopf.OperatorSettings()
+    config.peering.standalone = True  # leadership is our Lease, not kopf's peering
+    config.posting.enabled = False  # our Events say what happened; kopf's would be noise
+    config.watching.server_timeout = 300
+    config.watching.client_timeout = 330
+    config.networking.request_timeout = 30
+    config.process.ultimate_exiting_timeout = settings.shutdown_timeout_seconds + 5
+    return config
+
+
+def run(settings: Settings) -> int:
+    """Run the operator until SIGTERM/SIGINT; the process exit code."""
+    # kopf says "Handler ... succeeded" for every watch event: at thousands of objects that
+    # buries what matters. Its warnings and errors still come through.
+    logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, logging.getLogger().level))
+    operator = Operator(settings)
+    registry = build_registry(operator)
+    namespaces = list(settings.namespaces)
+    kopf.run(
+        registry=registry,
+        settings=kopf_settings(settings),
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=True,
+    )
+    return 0

@@ -1,0 +1,507 @@
+"""Reconcile one ProductionService: render, compare, apply, prune, and report status.
+
+Level-triggered, as controller-runtime reconcilers are: every pass starts from the
+ProductionService and the cached children and converges them, whatever event caused it.
+Nothing is written when nothing changed: children are applied only when the live object
+no longer contains the rendered one, and status only when it differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prodready import api, render, rules
+from prodready.api.errors import SpecError
+from prodready.controller import conditions as cond
+from prodready.controller.cache import JSON, ObjectCache
+from prodready.controller.drift import contains
+from prodready.controller.events import EventRecorder
+from prodready.controller.queue import DONE, Outcome
+from prodready.kube.client import ApiError, KubeClient, Resource
+from prodready.observability.logging import reconcile_context
+from prodready.observability.metrics import Metrics
+
+logger = logging.getLogger("prodready.reconciler")
+
+PRODUCTION_SERVICE = Resource(api.API_VERSION, api.KIND, api.PLURAL)
+MONITORING_API = "monitoring.coreos.com/v1"
+MONITORING_CRD_MISSING = "MonitoringCRDMissing"
+# How long a discovery answer about the monitoring CRDs is trusted; a CRD watch event
+# invalidates it sooner.
+DISCOVERY_TTL = 30.0
+SECRET_RETRY_BASE = 5.0
+SECRET_RETRY_CAP = 120.0
+
+ServiceKey = tuple[str, str]  # (namespace, name)
+
+
+def child_resources() -> dict[str, Resource]:
+    """Every kind the renderer may produce, by kind."""
+    return {
+        kind: Resource(api_version, kind, plural)
+        for api_version, kind, plural in render.CHILD_KINDS
+    }
+
+
+@dataclass
+class ReconcilerConfig:
+    """The knobs the reconciler reads (from Settings)."""
+
+    field_manager: str = "prodready"
+    status_max_findings: int = 20
+    rules_config: rules.RulesConfig | None = None
+
+
+@dataclass
+class Reconciler:
+    """Reconciles ProductionServices from caches kopf keeps current."""
+
+    client: KubeClient
+    services: ObjectCache
+    children: ObjectCache
+    events: EventRecorder
+    metrics: Metrics
+    config: ReconcilerConfig = field(default_factory=ReconcilerConfig)
+    _resources: dict[str, Resource] = field(default_factory=child_resources)
+    _monitoring: tuple[float, bool] | None = None
+    _secret_failures: dict[ServiceKey, int] = field(default_factory=dict)
+    _locks: dict[ServiceKey, asyncio.Lock] = field(default_factory=dict)
+
+    def forget_discovery(self) -> None:
+        """Drop the cached answer about monitoring CRDs (one was added or removed)."""
+        self._monitoring = None
+
+    async def monitoring_available(self) -> bool:
+        """Whether ServiceMonitor and PrometheusRule are served by the apiserver."""
+        now = time.monotonic()
+        if self._monitoring is not None and now - self._monitoring[0] < DISCOVERY_TTL:
+            return self._monitoring[1]
+        served = await self.client.served_resources(MONITORING_API)
+        available = served is not None and {"servicemonitors", "prometheusrules"} <= served
+        self._monitoring = (now, available)
+        return available
+
+    async def reconcile(self, key: ServiceKey) -> Outcome:
+        """One pass for one ProductionService; the queue retries on exceptions."""
+        namespace, name = key
+        body = self.services.get(api.KIND, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            # Deleted: owner references let the garbage collector remove the children.
+            self._secret_failures.pop(key, None)
+            return DONE
+        metadata = body["metadata"]
+        started = time.perf_counter()
+        with reconcile_context(namespace, name, metadata.get("uid")):
+            try:
+                outcome = await self._reconcile(body)
+            except Exception as error:
+                self.metrics.reconciles.labels(result="error").inc()
+                await self._report_error(body, error)
+                raise
+            finally:
+                self.metrics.reconcile_duration.observe(time.perf_counter() - started)
+        self.metrics.reconciles.labels(result="success").inc()
+        return outcome
+
+    async def _reconcile(self, body: JSON) -> Outcome:
+        metadata = body["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        generation = int(metadata.get("generation") or 0)
+        status = body.get("status") or {}
+
+        missing, versions = await self._secrets(body)
+        try:
+            desired = render.render(body, secret_versions=versions)
+        except SpecError as error:
+            # The CRD's schema and CEL rules catch most mistakes at admission; what only the
+            # renderer can see lands here, named by field and rule.
+            wanted = [
+                cond.Condition(cond.READY, False, "InvalidSpec", str(error)),
+                cond.Condition(cond.STALLED, True, "InvalidSpec", str(error)),
+            ]
+            await self._write_status(body, wanted, children=None, compliance=None)
+            if cond.find(status.get("conditions"), cond.STALLED).get("reason") != "InvalidSpec":
+                await self.events.warning(body, "InvalidSpec", str(error))
+            return DONE
+
+        monitoring = await self.monitoring_available()
+        applied, drifted, pruned = await self._converge(body, desired, missing, monitoring)
+        report = self._evaluate(desired)
+        wanted, deployment = self._conditions(body, desired, missing, monitoring, report)
+        children = [
+            {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"]}
+            for obj in desired
+            if monitoring or obj["apiVersion"] != MONITORING_API
+        ]
+        changed = await self._write_status(
+            body,
+            wanted,
+            children=children,
+            compliance=self._compliance(report),
+            deployment=deployment,
+        )
+        await self._announce(
+            body,
+            before=status,
+            applied=applied,
+            drifted=drifted,
+            pruned=pruned,
+            missing=missing,
+            report=report,
+            generation=generation,
+        )
+        if changed:
+            logger.info(
+                "reconciled",
+                extra={"applied": applied, "drift_corrected": drifted, "pruned": pruned},
+            )
+
+        key = (namespace, name)
+        if missing:
+            failures = self._secret_failures.get(key, 0)
+            self._secret_failures[key] = failures + 1
+            return Outcome(requeue_after=min(SECRET_RETRY_CAP, SECRET_RETRY_BASE * 2**failures))
+        self._secret_failures.pop(key, None)
+        return DONE
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    async def _secrets(self, body: JSON) -> tuple[list[str], dict[str, str]]:
+        """Missing Secrets or keys ("name" or "name/key"), and each found Secret's
+        resourceVersion (the renderer folds them into the pod template's checksum, so a
+        rotated Secret rolls the pods)."""
+        namespace = body["metadata"]["namespace"]
+        try:
+            spec = api.parse_production_service(body)
+        except SpecError:
+            return [], {}  # the renderer reports it, naming the field
+        missing: list[str] = []
+        versions: dict[str, str] = {}
+        for reference in render.referenced_secrets(spec):
+            found = await self._secret_keys(namespace, reference.name)
+            if found is None:
+                if not reference.optional:
+                    missing.append(reference.name)
+                continue
+            keys, versions[reference.name] = found
+            missing.extend(f"{reference.name}/{k}" for k in sorted(reference.keys) if k not in keys)
+        return missing, versions
+
+    async def _secret_keys(self, namespace: str, name: str) -> tuple[set[str], str] | None:
+        # Only the key names leave this function; the values are dropped here, never
+        # logged, stored, or put in an event. (RBAC cannot grant "metadata only" on Secrets,
+        # so reading the object is the only way to know which keys exist.)
+        secret = await self.client.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        if secret is None:
+            return None
+        keys = set((secret.get("data") or {}).keys())
+        return keys, str(secret["metadata"].get("resourceVersion", ""))
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def _converge(
+        self, body: JSON, desired: Sequence[JSON], missing: Sequence[str], monitoring: bool
+    ) -> tuple[list[str], list[str], list[str]]:
+        """Apply what differs, prune what is no longer wanted; return what changed."""
+        metadata = body["metadata"]
+        namespace, name = metadata["namespace"], metadata["name"]
+        owner = {
+            "apiVersion": body["apiVersion"],
+            "kind": body["kind"],
+            "name": name,
+            "uid": metadata["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+        spec_settled = (body.get("status") or {}).get("observedGeneration") == metadata.get(
+            "generation"
+        )
+        applied: list[str] = []
+        drifted: list[str] = []
+        wanted_keys = set()
+        for obj in desired:
+            kind, child = obj["kind"], obj["metadata"]["name"]
+            if obj["apiVersion"] == MONITORING_API and not monitoring:
+                continue
+            wanted_keys.add((kind, child))
+            live = self.children.get(kind, namespace, child)
+            if kind == "Deployment" and missing:
+                # Hold the Deployment back while a Secret it needs is missing: the running
+                # version keeps serving instead of rolling into pods that cannot start.
+                continue
+            target = {**obj, "metadata": {**obj["metadata"], "ownerReferences": [owner]}}
+            if live is not None and contains(live, target):
+                continue
+            answer = await self.client.apply(
+                self._resources[kind], target, field_manager=self.config.field_manager
+            )
+            self.children.put(answer)
+            label = f"{kind}/{child}"
+            if live is not None and spec_settled:
+                drifted.append(label)
+                self.metrics.drift_corrections.labels(kind=kind).inc()
+            else:
+                applied.append(label)
+            self.metrics.children_applied.labels(kind=kind).inc()
+        pruned = []
+        for live in list(self.children.children(namespace, name)):
+            kind, child = live["kind"], live["metadata"]["name"]
+            if (kind, child) in wanted_keys or kind not in self._resources:
+                continue
+            if kind == "Deployment" and missing:
+                continue
+            if (live["metadata"].get("ownerReferences") or [{}])[0].get("uid") != metadata["uid"]:
+                continue
+            if await self.client.delete(
+                self._resources[kind], namespace, child, live["metadata"]["uid"]
+            ):
+                pruned.append(f"{kind}/{child}")
+                self.metrics.children_pruned.labels(kind=kind).inc()
+            self.children.remove(kind, namespace, child)
+        return applied, drifted, pruned
+
+    def _evaluate(self, desired: Sequence[JSON]) -> rules.ObjectReport | None:
+        reports = rules.evaluate(desired, config=self.config.rules_config)
+        return next(
+            (r for r in reports if r.object.kind == "Deployment"), reports[0] if reports else None
+        )
+
+    def _conditions(
+        self,
+        body: JSON,
+        desired: Sequence[JSON],
+        missing: Sequence[str],
+        monitoring: bool,
+        report: rules.ObjectReport | None,
+    ) -> tuple[list[cond.Condition], JSON]:
+        namespace = body["metadata"]["namespace"]
+        wanted: list[cond.Condition] = []
+        deployment_name = next(o["metadata"]["name"] for o in desired if o["kind"] == "Deployment")
+        live = self.children.get("Deployment", namespace, deployment_name) or {}
+        rollout = _rollout(live)
+        if missing:
+            message = "referenced Secret or key not found: " + ", ".join(missing)
+            wanted.append(cond.Condition(cond.READY, False, "SecretMissing", message))
+            wanted.append(cond.Condition(cond.STALLED, True, "SecretMissing", message))
+        elif rollout.stalled:
+            wanted.append(
+                cond.Condition(cond.READY, False, "ProgressDeadlineExceeded", rollout.message)
+            )
+            wanted.append(
+                cond.Condition(cond.STALLED, True, "ProgressDeadlineExceeded", rollout.message)
+            )
+        elif rollout.ready:
+            wanted.append(cond.Condition(cond.READY, True, "Available", rollout.message))
+        else:
+            wanted.append(cond.Condition(cond.READY, False, "RollingOut", rollout.message))
+            wanted.append(cond.Condition(cond.RECONCILING, True, "RollingOut", rollout.message))
+        if not monitoring and any(o["apiVersion"] == MONITORING_API for o in desired):
+            wanted.append(
+                cond.Condition(
+                    cond.MONITORING,
+                    False,
+                    MONITORING_CRD_MISSING,
+                    "the ServiceMonitor/PrometheusRule CRDs (monitoring.coreos.com/v1) are not "
+                    "installed; they will be applied when the CRDs appear",
+                )
+            )
+        elif any(o["apiVersion"] == MONITORING_API for o in desired):
+            wanted.append(cond.Condition(cond.MONITORING, True, "Applied", "monitoring applied"))
+        if report is not None:
+            wanted.append(_compliance_condition(report))
+        return wanted, {
+            "replicas": rollout.desired,
+            "readyReplicas": rollout.available,
+        }
+
+    def _compliance(self, report: rules.ObjectReport | None) -> JSON | None:
+        if report is None:
+            return None
+        failing = [f for f in report.findings if f.result != "pass"]
+        findings = [
+            {
+                "ruleId": f.rule_id,
+                "severity": f.severity.value,
+                "result": f.result.value,
+                "path": f.path,
+                "message": f.message[:256],
+            }
+            for f in failing[: self.config.status_max_findings]
+        ]
+        counts = report.counts
+        # Exactly the CRD's status schema: a field the apiserver prunes would make every
+        # comparison differ and every pass write.
+        return {
+            "compliant": report.compliant,
+            "errors": counts.failed,
+            "warnings": counts.warned,
+            "skipped": counts.skipped,
+            "score": round(report.score),
+            "findings": findings,
+            "omittedFindings": max(0, len(failing) - len(findings)),
+        }
+
+    async def _write_status(
+        self,
+        body: JSON,
+        wanted: list[cond.Condition],
+        *,
+        children: list[JSON] | None,
+        compliance: JSON | None,
+        deployment: JSON | None = None,
+    ) -> bool:
+        """Patch status when it differs from what the object has; True if written."""
+        metadata = body["metadata"]
+        current = body.get("status") or {}
+        generation = int(metadata.get("generation") or 0)
+        status: JSON = {
+            "observedGeneration": generation,
+            "conditions": cond.merge_conditions(
+                current.get("conditions"), wanted, generation=generation, now=cond.now_rfc3339()
+            ),
+        }
+        if children is not None:
+            status["children"] = children
+        if compliance is not None:
+            status["compliance"] = compliance
+        if deployment is not None:
+            status.update(deployment)
+        if all(current.get(k) == v for k, v in status.items()):
+            return False
+        # Merge patch: keys we no longer set are nulled so stale data does not linger.
+        patch = {k: None for k in current if k not in status}
+        patch.update(status)
+        try:
+            answer = await self.client.patch_status(
+                PRODUCTION_SERVICE, metadata["namespace"], metadata["name"], patch
+            )
+        except ApiError as error:
+            if error.not_found:
+                return False  # deleted while we worked
+            raise
+        self.services.put(answer)
+        return True
+
+    async def _announce(
+        self,
+        body: JSON,
+        *,
+        before: Mapping[str, Any],
+        applied: Sequence[str],
+        drifted: Sequence[str],
+        pruned: Sequence[str],
+        missing: Sequence[str],
+        report: rules.ObjectReport | None,
+        generation: int,
+    ) -> None:
+        """Events for what changed; each one once per transition, never per resync."""
+        if applied:
+            await self.events.normal(body, "Applied", "applied " + ", ".join(applied))
+        if drifted:
+            await self.events.normal(
+                body, "DriftCorrected", "restored " + ", ".join(drifted) + " to the rendered spec"
+            )
+        if pruned:
+            await self.events.normal(body, "Pruned", "deleted " + ", ".join(pruned))
+        was_missing = (
+            cond.find(before.get("conditions"), cond.READY).get("reason") == "SecretMissing"
+        )
+        if missing and not was_missing:
+            await self.events.warning(
+                body,
+                "SecretMissing",
+                "referenced Secret or key not found: "
+                + ", ".join(missing)
+                + "; the Deployment is held back until it exists",
+            )
+        was_compliant = cond.find(before.get("conditions"), cond.POLICY_COMPLIANT).get("status")
+        if (
+            report is not None
+            and not report.compliant
+            and (was_compliant != "False" or before.get("observedGeneration") != generation)
+        ):
+            failing = sorted({f.rule_id for f in report.findings if f.result == "fail"})
+            await self.events.warning(
+                body, "PolicyViolation", "failing error-severity rules: " + ", ".join(failing)
+            )
+
+    async def _report_error(self, body: JSON, error: Exception) -> None:
+        """An unexpected failure: logged with context, an Event, Reconciling with the reason."""
+        reason = type(error).__name__
+        message = str(error)[:512]
+        logger.error("reconcile failed", exc_info=error)
+        try:
+            await self._write_status(
+                body,
+                [
+                    cond.Condition(cond.READY, False, "ReconcileError", message),
+                    cond.Condition(
+                        cond.RECONCILING, True, "RetryingAfterError", f"{reason}: {message}"
+                    ),
+                ],
+                children=None,
+                compliance=None,
+            )
+            await self.events.warning(body, "ReconcileError", f"{reason}: {message}; retrying")
+        except Exception:  # the API may be what failed; the retry will report again
+            logger.warning("could not report the reconcile error", exc_info=True)
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """What the Deployment's status says about the rollout."""
+
+    ready: bool
+    stalled: bool
+    desired: int
+    available: int
+    message: str
+
+
+def _rollout(deployment: Mapping[str, Any]) -> Rollout:
+    """Ready when the controller has seen the newest spec and every replica is updated and
+    available with no old ones left (kubectl rollout status' rule)."""
+    if not deployment:
+        return Rollout(False, False, 0, 0, "the Deployment does not exist yet")
+    spec = deployment.get("spec") or {}
+    status = deployment.get("status") or {}
+    desired = int(spec.get("replicas", 1))
+    updated = int(status.get("updatedReplicas") or 0)
+    available = int(status.get("availableReplicas") or 0)
+    total = int(status.get("replicas") or 0)
+    generation = int((deployment.get("metadata") or {}).get("generation") or 0)
+    observed = int(status.get("observedGeneration") or 0)
+    for condition in status.get("conditions") or ():
+        if (
+            condition.get("type") == "Progressing"
+            and condition.get("reason") == "ProgressDeadlineExceeded"
+        ):
+            return Rollout(False, True, desired, available, str(condition.get("message", "")))
+    if observed < generation:
+        return Rollout(False, False, desired, available, "waiting for the Deployment controller")
+    if updated < desired:
+        return Rollout(False, False, desired, available, f"{updated} of {desired} replicas updated")
+    if total > updated:
+        return Rollout(
+            False, False, desired, available, f"{total - updated} old replicas pending termination"
+        )
+    if available < desired:
+        return Rollout(
+            False, False, desired, available, f"{available} of {desired} replicas available"
+        )
+    return Rollout(True, False, desired, available, f"{available} of {desired} replicas available")
+
+
+def _compliance_condition(report: rules.ObjectReport) -> cond.Condition:
+    counts = report.counts
+    if report.compliant:
+        message = f"no error-severity findings ({counts.warned} warnings)"
+        return cond.Condition(cond.POLICY_COMPLIANT, True, "Compliant", message)
+    failing = sorted({f.rule_id for f in report.findings if f.result == "fail"})
+    message = f"{len(failing)} error-severity rules fail: " + ", ".join(failing)
+    return cond.Condition(cond.POLICY_COMPLIANT, False, "ErrorFindings", message)

@@ -1,0 +1,290 @@
+"""The few Kubernetes API calls the operator makes, on aiohttp.
+
+kopf watches; this client writes: server-side apply under one field manager, status
+patches, deletes, metadata-only reads and discovery. It logs in exactly as kopf does
+(`kopf.login_with_service_account` / `kopf.login_with_kubeconfig`), so the operator has one
+notion of "the cluster" whether it runs in a pod or on a laptop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import kopf
+
+JSON = dict[str, Any]
+APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
+# Ask the apiserver for metadata only: no Secret value ever reaches this process this way.
+PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+
+TRANSIENT_RETRIES = 5
+
+logger = logging.getLogger(__name__)
+
+
+def _retry_delay(retry_after: str | None, attempt: int) -> float:
+    try:
+        return min(5.0, max(0.1, float(retry_after or "")))
+    except ValueError:
+        return min(5.0, 0.2 * float(2**attempt))
+
+
+class ApiError(Exception):
+    """A non-2xx answer from the apiserver, with its Status reason and message."""
+
+    def __init__(self, status: int, reason: str, message: str, method: str, path: str) -> None:
+        super().__init__(f"{method} {path}: {status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a kind lives in the API: group/version, plural, and whether it is namespaced."""
+
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rpartition("/")[0]
+
+    def path(
+        self, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+    ) -> str:
+        """The REST path of the collection, an object, or an object's subresource."""
+        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{quote(namespace)}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{quote(name)}"
+            if subresource:
+                base += f"/{subresource}"
+        return base
+
+
+class KubeClient:
+    """An authenticated aiohttp session against one apiserver."""
+
+    def __init__(self, connection: kopf.ConnectionInfo, *, timeout: float = 30.0) -> None:
+        self._connection = connection
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._relogin_lock = asyncio.Lock()
+
+    @classmethod
+    def login(cls, settings: kopf.OperatorSettings | None = None) -> KubeClient:
+        """Log in from the pod's ServiceAccount, else from KUBECONFIG / ~/.kube/config."""
+        connection = _login(settings or kopf.OperatorSettings())
+        return cls(connection)
+
+    @property
+    def server(self) -> str:
+        return self._connection.server.rstrip("/")
+
+    def _session_or_new(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            headers = {"User-Agent": "prodready", **self._connection.as_http_headers()}
+            self._session = aiohttp.ClientSession(
+                base_url=None,
+                headers=headers,
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(ssl=self._connection.as_ssl_context(), limit=64),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        """Close the HTTP session (idempotent)."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+    ) -> JSON:
+        """Send one request; return the decoded JSON body or raise ApiError.
+
+        401 logs in again once (rotated tokens); 429 and 503 (priority-and-fairness
+        throttling, a CRD's storage still initialising) are retried a few times after the
+        server's Retry-After.
+        """
+        relogged = False
+        for attempt in range(TRANSIENT_RETRIES + 1):
+            session = self._session_or_new()
+            data = None if body is None else json.dumps(body, separators=(",", ":"))
+            headers = {"Accept": accept}
+            if data is not None:
+                headers["Content-Type"] = content_type
+            async with session.request(
+                method, self.server + path, params=params, data=data, headers=headers
+            ) as response:
+                text = await response.text()
+                status, retry_after = response.status, response.headers.get("Retry-After")
+            if status == 401 and not relogged:
+                relogged = True
+                await self._relogin()
+                continue
+            if status in (429, 503) and attempt < TRANSIENT_RETRIES:
+                await asyncio.sleep(_retry_delay(retry_after, attempt))
+                continue
+            if status >= 400:
+                raise _api_error(status, text, method, path)
+            return dict(json.loads(text)) if text else {}
+        raise _api_error(status, text, method, path)
+
+    async def _relogin(self) -> None:
+        async with self._relogin_lock:
+            self._connection = _login(kopf.OperatorSettings())
+            await self.close()
+
+    # -- verbs -----------------------------------------------------------------------------
+
+    async def get(self, path: str) -> JSON | None:
+        """GET an object; None when it does not exist."""
+        try:
+            return await self.request("GET", path)
+        except ApiError as error:
+            if error.not_found:
+                return None
+            raise
+
+    async def get_metadata(self, path: str) -> JSON | None:
+        """GET only an object's metadata (PartialObjectMetadata); None when absent."""
+        try:
+            return await self.request("GET", path, accept=PARTIAL_METADATA)
+        except ApiError as error:
+            if error.not_found:
+                return None
+            raise
+
+    async def list(self, path: str, *, label_selector: str | None = None) -> list[JSON]:
+        """LIST a collection (all pages)."""
+        items: list[JSON] = []
+        params: dict[str, str] = {"limit": "500"}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        while True:
+            page = await self.request("GET", path, params=params)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+            params["continue"] = token
+
+    async def apply(
+        self, resource: Resource, body: JSON, *, field_manager: str, force: bool = True
+    ) -> JSON:
+        """Server-side apply `body` under `field_manager`."""
+        metadata = body["metadata"]
+        path = resource.path(metadata.get("namespace"), metadata["name"])
+        params = {"fieldManager": field_manager, "force": "true" if force else "false"}
+        # JSON is YAML, so the apply-patch content type takes the JSON body as is.
+        return await self.request("PATCH", path, params=params, body=body, content_type=APPLY_PATCH)
+
+    async def patch_status(
+        self, resource: Resource, namespace: str, name: str, status: JSON
+    ) -> JSON:
+        """Merge-patch an object's status subresource."""
+        return await self.request(
+            "PATCH",
+            resource.path(namespace, name, "status"),
+            body={"status": status},
+            content_type=MERGE_PATCH,
+        )
+
+    async def delete(self, resource: Resource, namespace: str | None, name: str, uid: str) -> bool:
+        """Delete one object, only if it is still the object with `uid`; False if gone."""
+        body = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "propagationPolicy": "Background",
+            "preconditions": {"uid": uid},
+        }
+        try:
+            await self.request("DELETE", resource.path(namespace, name), body=body)
+        except ApiError as error:
+            if error.not_found or error.conflict:
+                return False
+            raise
+        return True
+
+    async def create(self, resource: Resource, namespace: str | None, body: JSON) -> JSON:
+        """POST a new object."""
+        return await self.request("POST", resource.path(namespace), body=body)
+
+    async def served_resources(self, api_version: str) -> set[str] | None:
+        """The plural names served under a group/version; None when it is not served."""
+        path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        try:
+            answer = await self.request("GET", path)
+        except ApiError as error:
+            if error.not_found or error.status == 503:
+                return None
+            raise
+        return {str(r["name"]) for r in answer.get("resources", []) if "/" not in r["name"]}
+
+    async def ping(self) -> bool:
+        """Whether the apiserver answers /readyz right now."""
+        try:
+            session = self._session_or_new()
+            async with session.get(
+                self.server + "/readyz", timeout=aiohttp.ClientTimeout(total=3)
+            ) as response:
+                await response.read()
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return False
+
+
+def _login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
+    connection = kopf.login_with_service_account(
+        logger=logger, settings=settings
+    ) or kopf.login_with_kubeconfig(logger=logger, settings=settings)
+    if connection is None:
+        raise kopf.LoginError(
+            "no Kubernetes credentials: not in a pod, and no KUBECONFIG or ~/.kube/config"
+        )
+    return connection
+
+
+def _api_error(status: int, text: str, method: str, path: str) -> ApiError:
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        payload = {}
+    if not isinstance(payload, dict):
+        payload = {}
+    return ApiError(
+        status,
+        str(payload.get("reason") or status),
+        str(payload.get("message") or text[:500]),
+        method,
+        path,
+    )
