@@ -50,9 +50,13 @@ def deployment(name: str, replicas: int) -> str:
 def test_deployment_becomes_available(cluster: ControlPlane, namespace: str) -> None:
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=deployment("web", 2))
     cluster.kubectl(
-        "wait", "-n", namespace, "--for=jsonpath={.status.availableReplicas}=2",
-        "deployment/web", "--timeout=90s",
-    )  # fmt: skip
+        "wait",
+        "-n",
+        namespace,
+        "--for=jsonpath={.status.availableReplicas}=2",
+        "deployment/web",
+        "--timeout=90s",
+    )
     pods = cluster.kubectl_json("get", "pods", "-n", namespace)
     items = pods["items"]
     assert isinstance(items, list)
@@ -88,13 +92,23 @@ def test_garbage_collection_deletes_owned_children(cluster: ControlPlane, namesp
 def test_service_account_is_limited_to_its_rbac(cluster: ControlPlane, namespace: str) -> None:
     cluster.kubectl("create", "serviceaccount", "reader", "-n", namespace)
     cluster.kubectl(
-        "create", "role", "read-configmaps", "-n", namespace,
-        "--verb=get,list", "--resource=configmaps",
-    )  # fmt: skip
+        "create",
+        "role",
+        "read-configmaps",
+        "-n",
+        namespace,
+        "--verb=get,list",
+        "--resource=configmaps",
+    )
     cluster.kubectl(
-        "create", "rolebinding", "reader", "-n", namespace,
-        "--role=read-configmaps", f"--serviceaccount={namespace}:reader",
-    )  # fmt: skip
+        "create",
+        "rolebinding",
+        "reader",
+        "-n",
+        namespace,
+        "--role=read-configmaps",
+        f"--serviceaccount={namespace}:reader",
+    )
     kubeconfig = cluster.mint_kubeconfig("reader", namespace)
 
     allowed = cluster.kubectl("get", "configmaps", "-n", namespace, kubeconfig=kubeconfig)
@@ -150,25 +164,49 @@ def test_make_cluster_up_and_down(tmp_path: Path) -> None:
     env = dict(os.environ, PRODREADY_BIN_DIR=str(default_bin_dir()))
     up = subprocess.run(
         [sys.executable, "-m", "tests.cluster", "up", "--dir", str(tmp_path)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert up.returncode == 0, up.stderr
     state = json.loads((tmp_path / "cluster" / "state.json").read_text())
     pids = [int(pid) for pid in state["pids"].values()]
     nodes = subprocess.run(
-        [str(default_bin_dir() / "kubectl"), f"--kubeconfig={tmp_path / 'kubeconfig'}",
-         "get", "nodes", "-o", "jsonpath={.items[0].status.conditions[?(@.type=='Ready')].status}"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            str(default_bin_dir() / "kubectl"),
+            f"--kubeconfig={tmp_path / 'kubeconfig'}",
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={.items[0].status.conditions[?(@.type=='Ready')].status}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert nodes.stdout == "True", nodes.stderr
     again = subprocess.run(
         [sys.executable, "-m", "tests.cluster", "up", "--dir", str(tmp_path)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert "already running" in again.stdout
     down = subprocess.run(
         [sys.executable, "-m", "tests.cluster", "down", "--dir", str(tmp_path)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert down.returncode == 0
     wait_for(lambda: _descendants_alive(pids) == [], 20, "the detached processes to exit")
