@@ -5,9 +5,11 @@ beyond the checklist keep the engine honest about its own inputs: PR-EX-001 (an 
 annotation that names an unknown rule or gives no reason) and PR-PS-001 (a
 ProductionService whose spec cannot be rendered).
 
-Profiles: a `prod_only` rule applies only under the prod profile; a rule marked
-`relaxed_in_dev` drops from error to warning under dev (a warning already never blocks, so
-it stays a warning). Configured severity overrides win over both.
+Profiles: a `prod_only` rule applies only under the prod profile (PR-GS-003, PR-LG-002,
+PR-ER-001, PR-SC-001, PR-SC-002, PR-RS-002 — so dev and staging never see them); a rule
+marked `relaxed_in_dev` drops from error to warning under dev (PR-SC-003; PR-SC-004 and
+PR-SC-005 are warnings already, and a warning never blocks, so they stay warnings rather
+than disappear). Configured severity overrides win over both.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ label pair with the pod (plus the few selectors with no `matchLabels` at all).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -141,10 +141,3 @@ def labels_of(metadata: object) -> dict[str, str]:
     if not isinstance(labels, Mapping):
         return {}
     return {str(k): str(v) for k, v in labels.items()}
-
-
-def first_match(items: Iterable[T]) -> T | None:
-    """The first item, or None."""
-    for item in items:
-        return item
-    return None
