@@ -13,8 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from prodready.api import command as crds_command
-from prodready.api import parse_production_service
+from prodready.api import command as crds_command, parse_production_service
 from prodready.api.crd import (
     CRD_NAME,
     apply_defaults,
@@ -91,7 +90,7 @@ def test_names_scope_and_subresources() -> None:
     assert version["subresources"] == {"status": {}}
     columns = {column["name"]: column["jsonPath"] for column in version["additionalPrinterColumns"]}
     assert columns["Ready"] == '.status.conditions[?(@.type=="Ready")].status'
-    assert columns["Compliant"] == '.status.conditions[?(@.type=="Compliant")].status'
+    assert columns["Compliant"] == '.status.conditions[?(@.type=="PolicyCompliant")].status'
     assert columns["Environment"] == ".spec.environment"
     assert columns["Replicas"] == ".status.replicas"
     assert columns["Age"] == ".metadata.creationTimestamp"

@@ -17,8 +17,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import yaml
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from prodready.api import API_VERSION, KIND, parse_production_service
 from prodready.api.crd import apply_defaults, openapi_schema

@@ -18,7 +18,7 @@ import yaml
 
 from prodready.api.models import (
     CATEGORIES,
-    CONDITION_COMPLIANT,
+    CONDITION_POLICY_COMPLIANT,
     CONDITION_READY,
     DNS_1035_LABEL_PATTERN,
     GROUP,
@@ -151,7 +151,7 @@ def _printer_columns() -> list[dict[str, Any]]:
         {"name": "Environment", "type": "string", "jsonPath": ".spec.environment"},
         {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
         {"name": "Ready", "type": "string", "jsonPath": condition(CONDITION_READY)},
-        {"name": "Compliant", "type": "string", "jsonPath": condition(CONDITION_COMPLIANT)},
+        {"name": "Compliant", "type": "string", "jsonPath": condition(CONDITION_POLICY_COMPLIANT)},
         {
             "name": "Score",
             "type": "integer",

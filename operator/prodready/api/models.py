@@ -43,8 +43,10 @@ CATEGORIES: Final = ("prodready",)
 
 # Condition types the controller writes into status.conditions.
 CONDITION_READY: Final = "Ready"
-CONDITION_COMPLIANT: Final = "Compliant"
-CONDITION_DEGRADED: Final = "Degraded"
+CONDITION_RECONCILING: Final = "Reconciling"
+CONDITION_STALLED: Final = "Stalled"
+CONDITION_POLICY_COMPLIANT: Final = "PolicyCompliant"
+CONDITION_MONITORING_READY: Final = "MonitoringReady"
 
 MAX_FINDINGS: Final = 50
 """status.compliance.findings holds at most this many; the rest are only counted."""
@@ -922,7 +924,8 @@ class Condition(_StatusModel):
         max_length=316,
         pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
         r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$",
-        description="Condition type: Ready, Compliant or Degraded.",
+        description="Condition type: Ready, Reconciling, Stalled, PolicyCompliant or "
+        "MonitoringReady.",
     )
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     observed_generation: int | None = Field(
@@ -982,7 +985,9 @@ class ProductionServiceStatus(_StatusModel):
         [],
         max_length=16,
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-        description="Ready, Compliant and Degraded conditions.",
+        description="Ready (children applied and the Deployment available), Reconciling "
+        "(rollout in progress), Stalled (cannot progress without a change: invalid spec, "
+        "missing Secret), PolicyCompliant (the checklist verdict) and MonitoringReady.",
     )
     children: list[ChildReference] = Field(
         [], max_length=32, description="Objects rendered and applied for this service."

@@ -12,11 +12,27 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-READY = "Ready"
-RECONCILING = "Reconciling"
-STALLED = "Stalled"
-POLICY_COMPLIANT = "PolicyCompliant"
-MONITORING = "MonitoringReady"
+from prodready.api import (
+    CONDITION_MONITORING_READY as MONITORING,
+    CONDITION_POLICY_COMPLIANT as POLICY_COMPLIANT,
+    CONDITION_READY as READY,
+    CONDITION_RECONCILING as RECONCILING,
+    CONDITION_STALLED as STALLED,
+)
+
+__all__ = [
+    "CONDITION_ORDER",
+    "MONITORING",
+    "POLICY_COMPLIANT",
+    "READY",
+    "RECONCILING",
+    "STALLED",
+    "Condition",
+    "find",
+    "merge_conditions",
+    "now_rfc3339",
+]
+
 # Order in which conditions are written: the summary first, as `kubectl get -o wide` users
 # and kstatus expect.
 CONDITION_ORDER = (READY, RECONCILING, STALLED, POLICY_COMPLIANT, MONITORING)

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*)$")
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|n|u|m|k|M|G|T|P)?$")
 _SUFFIX = {
     "": Decimal(1),
     "n": Decimal("1e-9"),
@@ -68,8 +68,6 @@ def _quantity(text: str) -> Decimal | None:
         return None
     number, suffix = match.groups()
     try:
-        if suffix in _SUFFIX:
-            return Decimal(number) * _SUFFIX[suffix]
-        return Decimal(text)  # exponent forms such as 1e3
+        return Decimal(number) * _SUFFIX[suffix or ""]
     except InvalidOperation:
         return None

@@ -30,11 +30,11 @@ from prodready.render.metadata import (
     CONTAINER_NAME,
     HTTP_PORT_NAME,
     METRICS_PORT_NAME,
+    metrics_port as metrics_port_of,
     object_metadata,
     selector_labels,
     workload_labels,
 )
-from prodready.render.metadata import metrics_port as metrics_port_of
 
 TMP_VOLUME: Final = "tmp"
 
