@@ -304,7 +304,7 @@ def test_names_category_printer_columns_and_status(crds: ControlPlane, namespace
                     "observedGeneration": 1,
                 },
                 {
-                    "type": "Compliant",
+                    "type": "PolicyCompliant",
                     "status": "False",
                     "reason": "RuleFailed",
                     "message": "PR-SC-001",

@@ -315,12 +315,14 @@ def test_delete_removes_children(
     wait_for(lambda: not kinds_present(cluster, namespace, "gone"), 90, "children to be collected")
 
 
-def _operator_writes(cluster: ControlPlane) -> list[dict[str, Any]]:
+def _operator_writes(cluster: ControlPlane, namespace: str) -> list[dict[str, Any]]:
+    # Only this test's namespace: other tests' namespaces are being torn down meanwhile.
     return [
         event
         for event in cluster.audit_events()
         if str(event.get("userAgent", "")).startswith("prodready")
         and event.get("stage") == "ResponseComplete"
+        and (event.get("objectRef") or {}).get("namespace") == namespace
     ]
 
 
@@ -333,9 +335,9 @@ def test_converged_operator_writes_nothing(
         wait_for(lambda n=name: ready(cluster, namespace, n), 60, f"{name} Ready")  # type: ignore[misc]
     # Let in-flight status writes land, then count over three resync periods (10 s each).
     time.sleep(2)
-    before = len(_operator_writes(cluster))
+    before = len(_operator_writes(cluster, namespace))
     time.sleep(31)
-    writes = _operator_writes(cluster)[before:]
+    writes = _operator_writes(cluster, namespace)[before:]
     assert writes == [], [(w.get("verb"), w.get("requestURI")) for w in writes]
 
 

@@ -54,6 +54,11 @@ class ApiError(Exception):
     def conflict(self) -> bool:
         return self.status == 409
 
+    @property
+    def namespace_terminating(self) -> bool:
+        """Creating in a namespace that is being deleted: nothing to do but wait for it."""
+        return self.status == 403 and "being terminated" in self.message
+
 
 @dataclass(frozen=True)
 class Resource:
