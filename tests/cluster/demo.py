@@ -22,7 +22,10 @@ import yaml
 from tests.cluster.controlplane import REPO, default_bin_dir, kill_recorded
 
 NAMESPACE = "demo"
-HEALTH_PORT = 8080
+CONDITIONS_JSONPATH = (
+    "jsonpath={range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{'\\n'}{end}"
+)
+HEALTH_PORT = int(os.environ.get("PRODREADY_HEALTH_PORT", "8080"))
 EXAMPLES = ("secret.yaml", "fastapi-postgres-redis.yaml", "minimal.yaml")
 MONITORING_CRDS = sorted((REPO / "tests" / "fixtures" / "crds").glob("monitoring.coreos.com_*"))
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
@@ -42,7 +45,7 @@ class Demo:
             input=input,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=180,
             check=False,
         )
         if check and result.returncode != 0:
@@ -107,14 +110,20 @@ class Demo:
     def wait_ready(self, names: list[str]) -> None:
         step("Waiting until every ProductionService is Ready (kubectl wait)")
         for name in names:
-            self.kubectl(
-                "wait",
-                "-n",
-                NAMESPACE,
-                "--for=condition=Ready",
-                f"productionservice/{name}",
-                "--timeout=120s",
-            )
+            waited = self.kubectl(
+                "wait", "-n", NAMESPACE, "--for=condition=Ready",
+                f"productionservice/{name}", "--timeout=120s", check=False,
+            )  # fmt: skip
+            if "condition met" not in waited:
+                conditions = self.kubectl(
+                    "get", "productionservice", name, "-n", NAMESPACE,
+                    "-o", CONDITIONS_JSONPATH,
+                    check=False,
+                )  # fmt: skip
+                raise SystemExit(
+                    f"productionservice/{name} did not become Ready within 120 s:\n"
+                    f"{conditions}\noperator log: {self.local / 'operator.log'}"
+                )
             print(f"  productionservice/{name} condition met")
 
     def show(self, names: list[str]) -> None:

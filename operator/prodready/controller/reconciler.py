@@ -25,6 +25,7 @@ from prodready.controller.queue import DONE, Outcome
 from prodready.kube.client import ApiError, KubeClient, Resource
 from prodready.observability.logging import reconcile_context
 from prodready.observability.metrics import Metrics
+from prodready.render.secrets import USAGE_TLS
 
 logger = logging.getLogger("prodready.reconciler")
 
@@ -191,6 +192,10 @@ class Reconciler:
         missing: list[str] = []
         versions: dict[str, str] = {}
         for reference in render.referenced_secrets(spec):
+            if set(reference.usages) <= {USAGE_TLS}:
+                # An Ingress TLS Secret does not keep pods from starting, and cert-manager
+                # usually issues it only after the Ingress exists: never wait for it.
+                continue
             found = await self._secret_keys(namespace, reference.name)
             if found is None:
                 if not reference.optional:
