@@ -113,8 +113,22 @@ kwok_stages() {
   mv "$out.tmp" "$out"
 }
 
+build_kstatus() {
+  # Our own small Go program around sigs.k8s.io/cli-utils' kstatus (what Flux reads), so
+  # tests check status conditions with the real library; keyed by its sources.
+  local sum dir
+  sum=$(cat "$here/kstatus/go.mod" "$here/kstatus/go.sum" "$here/kstatus/main.go" | sha256sum | cut -c1-12)
+  dir="$cache/kstatus-$sum"
+  kstatus_bin="$dir/bin/kstatus"
+  [[ -x $kstatus_bin ]] && return
+  log "building kstatus"
+  mkdir -p "$dir/bin"
+  (cd "$here/kstatus" && go build -trimpath -ldflags "-s -w" -o "$kstatus_bin" .)
+}
+
 build_kubernetes
 build_etcd
+build_kstatus
 build_go_install "$kwok_dir" sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
 kwok_stages
 build_go_install "$helm_dir" helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
@@ -123,7 +137,7 @@ build_go_install "$helm_dir" helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 links="$cache/bin-$KUBERNETES_VERSION-$ETCD_VERSION-$KWOK_VERSION-$HELM_VERSION"
 mkdir -p "$links"
 for b in "$k8s_dir"/bin/* "$etcd_dir/bin/etcd" "$kwok_dir/bin/kwok" "$kwok_dir/stages.yaml" \
-  "$helm_dir/bin/helm"; do
+  "$helm_dir/bin/helm" "$kstatus_bin"; do
   ln -sfn "$b" "$links/$(basename "$b")"
 done
 echo "$links"

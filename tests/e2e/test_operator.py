@@ -395,3 +395,37 @@ def test_cli_run_rejects_bad_settings(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "PRODREADY_HEALTH_PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def kstatus(cluster: ControlPlane, namespace: str, name: str) -> str:
+    """What sigs.k8s.io/cli-utils' kstatus (as Flux uses it) says about the object."""
+    body = cluster.kubectl("get", "productionservice", name, "-n", namespace, "-o", "json").stdout
+    result = subprocess.run(
+        [str(cluster.bin_dir / "kstatus")], input=body, capture_output=True, text=True,
+        timeout=30, check=True,
+    )  # fmt: skip
+    return str(json.loads(result.stdout)["status"])
+
+
+def test_kstatus_in_progress_while_rolling_out_then_current(
+    cluster: ControlPlane, operator: OperatorProcess, namespace: str
+) -> None:
+    # No node matches: the pods stay Pending, so the rollout cannot finish.
+    body = service("rolling", pod={"nodeSelector": {"prodready.io/no-such-node": "true"}})
+    apply(cluster, namespace, body)
+    wait_for(lambda: kstatus(cluster, namespace, "rolling") == "InProgress", 30, "InProgress")
+    obj = get(cluster, "productionservice", "rolling", namespace)
+    assert condition(obj, "Reconciling")["status"] == "True"
+    assert condition(obj, "Ready")["status"] == "False"
+
+    del body["spec"]["pod"]
+    apply(cluster, namespace, body)
+    wait_for(lambda: kstatus(cluster, namespace, "rolling") == "Current", 60, "Current")
+    assert ready(cluster, namespace, "rolling")
+
+
+def test_kstatus_failed_while_stalled(
+    cluster: ControlPlane, operator: OperatorProcess, namespace: str
+) -> None:
+    apply(cluster, namespace, service("stuck", envFromSecrets=[{"secretName": "absent"}]))
+    wait_for(lambda: kstatus(cluster, namespace, "stuck") == "Failed", 30, "Failed (Stalled)")

@@ -9,6 +9,8 @@ no longer contains the rendered one, and status only when it differs.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -39,6 +41,7 @@ SECRET_RETRY_BASE = 5.0
 SECRET_RETRY_CAP = 120.0
 
 ServiceKey = tuple[str, str]  # (namespace, name)
+APPLIED_HASH = "prodready.io/applied-hash"
 
 
 def child_resources() -> dict[str, Resource]:
@@ -247,7 +250,9 @@ class Reconciler:
                 # Hold the Deployment back while a Secret it needs is missing: the running
                 # version keeps serving instead of rolling into pods that cannot start.
                 continue
-            target = {**obj, "metadata": {**obj["metadata"], "ownerReferences": [owner]}}
+            target = with_applied_hash(
+                {**obj, "metadata": {**obj["metadata"], "ownerReferences": [owner]}}
+            )
             if live is not None and contains(live, target):
                 continue
             answer = await self.client.apply(
@@ -463,6 +468,23 @@ class Reconciler:
             await self.events.warning(body, "ReconcileError", f"{reason}: {message}; retrying")
         except Exception:  # the API may be what failed; the retry will report again
             logger.warning("could not report the reconcile error", exc_info=True)
+
+
+def with_applied_hash(obj: JSON) -> JSON:
+    """`obj` with an annotation hashing its whole content.
+
+    Comparing "does live contain desired" sees changed and added fields but not removed
+    ones (a nodeSelector dropped from the spec is simply absent from desired). The hash
+    changes whenever anything in the rendered object changes, removals included, and it is
+    itself part of what live must contain — so any change is applied, and SSA removes the
+    fields we no longer set.
+    """
+    digest = hashlib.sha256(
+        json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()[:20]
+    metadata = dict(obj["metadata"])
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), APPLIED_HASH: digest}
+    return {**obj, "metadata": metadata}
 
 
 @dataclass(frozen=True)
