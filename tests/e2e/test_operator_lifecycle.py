@@ -147,3 +147,61 @@ def test_two_replicas_never_both_act_and_the_standby_takes_over(
         second.stop()
     # A graceful stop hands the Lease over at once.
     assert _lease_holder(cluster) == ""
+
+
+def test_api_error_is_reported_retried_and_heals(
+    cluster: ControlPlane, crds: None, namespace: str, tmp_path: Path
+) -> None:
+    # A quota of zero Deployments: the apiserver refuses the operator's apply (403).
+    cluster.kubectl(
+        "create", "quota", "no-deployments", "-n", namespace, "--hard=count/deployments.apps=0"
+    )
+    operator = start_operator(cluster, tmp_path / "operator.log")
+    try:
+        apply_many(cluster, namespace, ["quota"])
+
+        def reported() -> dict[str, Any]:
+            found = condition(get(cluster, "productionservice", "quota", namespace), "Reconciling")
+            return found if found.get("reason") == "RetryingAfterError" else {}
+
+        found = wait_for(reported, 30, "the Reconciling condition with the error")
+        assert "exceeded quota" in found["message"]
+        obj = get(cluster, "productionservice", "quota", namespace)
+        assert condition(obj, "Ready")["reason"] == "ReconcileError"
+        events = cluster.kubectl_json(
+            "get", "events", "-n", namespace, "--field-selector=reason=ReconcileError"
+        )["items"]
+        assert isinstance(events, list)
+        assert events
+        errors = [
+            line for line in operator.log_lines() if line.get("message") == "reconcile failed"
+        ]
+        assert errors
+        assert errors[0]["name"] == "quota"
+        assert "exception" in errors[0]
+
+        # Retried with backoff, not in a hot loop, and healed once the quota is gone.
+        cluster.kubectl("delete", "quota", "no-deployments", "-n", namespace)
+        wait_for(lambda: is_ready(cluster, namespace, "quota"), 120, "Ready after the quota")
+        assert operator.process.poll() is None, "the operator must not crash"
+    finally:
+        operator.stop()
+
+
+def test_namespaced_operator_ignores_other_namespaces(
+    cluster: ControlPlane, crds: None, namespace: str, tmp_path: Path
+) -> None:
+    other = f"{namespace}-other"
+    cluster.kubectl("create", "namespace", other)
+    operator = start_operator(
+        cluster, tmp_path / "operator.log", env={"PRODREADY_NAMESPACES": namespace}
+    )
+    try:
+        apply_many(cluster, other, ["outside"])
+        apply_many(cluster, namespace, ["inside"])
+        wait_for(lambda: is_ready(cluster, namespace, "inside"), 60, "the watched namespace")
+        assert get(cluster, "deployment", "outside", other) is None
+        assert not (get(cluster, "productionservice", "outside", other) or {}).get("status")
+    finally:
+        operator.stop()
+        cluster.kubectl("delete", "namespace", other, "--wait=false", check=False)

@@ -318,9 +318,15 @@ def test_registered_values_are_masked_everywhere(stream: io.StringIO) -> None:
 
 
 def test_longest_registered_value_wins() -> None:
-    register_sensitive_value("abcd")
-    register_sensitive_value("abcdefgh")
-    assert redact("x abcdefgh y abcd") == f"x {REDACTED} y {REDACTED}"
+    register_sensitive_value("abcdef")
+    register_sensitive_value("abcdefghij")
+    register_sensitive_value("abcdef")  # again: no change
+    assert redact("x abcdefghij y abcdef") == f"x {REDACTED} y {REDACTED}"
+
+
+def test_short_values_are_not_registered() -> None:
+    register_sensitive_value("true")
+    assert redact("enabled: true") == "enabled: true"
 
 
 def test_blank_values_are_not_registered() -> None:

@@ -9,6 +9,8 @@ no longer contains the rendered one, and status only when it differs.
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -25,7 +27,7 @@ from prodready.controller.drift import contains
 from prodready.controller.events import EventRecorder
 from prodready.controller.queue import DONE, Outcome
 from prodready.kube.client import ApiError, KubeClient, Resource
-from prodready.observability.logging import reconcile_context
+from prodready.observability.logging import reconcile_context, register_sensitive_value
 from prodready.observability.metrics import Metrics
 from prodready.render.secrets import USAGE_TLS
 
@@ -211,11 +213,18 @@ class Reconciler:
     async def _secret_keys(self, namespace: str, name: str) -> tuple[set[str], str] | None:
         # Only the key names leave this function; the values are dropped here, never
         # logged, stored, or put in an event. (RBAC cannot grant "metadata only" on Secrets,
-        # so reading the object is the only way to know which keys exist.)
+        # so reading the object is the only way to know which keys exist.) As a safety net
+        # the values are registered with the log redactor, so that even a bug that logged
+        # one would print ***REDACTED***.
         secret = await self.client.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
         if secret is None:
             return None
-        keys = set((secret.get("data") or {}).keys())
+        data = secret.get("data") or {}
+        for encoded in data.values():
+            register_sensitive_value(str(encoded))
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
+                register_sensitive_value(base64.b64decode(str(encoded)).decode())
+        keys = set(data.keys())
         return keys, str(secret["metadata"].get("resourceVersion", ""))
 
     # -- writes ----------------------------------------------------------------------------

@@ -103,6 +103,8 @@ class _SensitiveValues:
         self._pattern: re.Pattern[str] | None = None
 
     def add(self, value: str) -> None:
+        if value in self._values:
+            return  # the common case on every resync: no recompiling
         with self._lock:
             values = self._values | {value}
             # Longest first, so a value that contains another is masked whole.
@@ -121,14 +123,16 @@ class _SensitiveValues:
 
 
 _sensitive_values = _SensitiveValues()
+MIN_SENSITIVE_VALUE_LENGTH = 6
 
 
 def register_sensitive_value(value: str) -> None:
     """Mask `value` wherever it appears in any logged string from now on.
 
-    Empty and whitespace-only values are ignored: masking them would mangle every line.
+    Values shorter than 6 characters are ignored: masking "true" or "1" would mangle every
+    line, and a secret that short is no secret.
     """
-    if value.strip():
+    if len(value.strip()) >= MIN_SENSITIVE_VALUE_LENGTH:
         _sensitive_values.add(value)
 
 
