@@ -105,15 +105,11 @@ class Reconciler:
         with reconcile_context(namespace, name, metadata.get("uid")):
             try:
                 outcome = await self._reconcile(body)
-            except ApiError as error:
-                if not error.namespace_terminating:
-                    self.metrics.reconciles.labels(result="error").inc()
-                    await self._report_error(body, error)
-                    raise
-                # The namespace is going away with everything in it, this service too.
-                self.metrics.reconciles.labels(result="skipped").inc()
-                return DONE
             except Exception as error:
+                if isinstance(error, ApiError) and error.namespace_terminating:
+                    # The namespace is going away with everything in it, this service too.
+                    self.metrics.reconciles.labels(result="skipped").inc()
+                    return DONE
                 self.metrics.reconciles.labels(result="error").inc()
                 await self._report_error(body, error)
                 raise
