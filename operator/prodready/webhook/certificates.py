@@ -1,0 +1,252 @@
+"""TLS for the admission webhook: a certificate from files with hot reload, or a self-signed one.
+
+In a cluster, cert-manager writes the serving certificate into a Secret that is mounted
+into the pod, and renews it before it expires; the kubelet swaps the mounted files
+atomically (a symlink flip). `ReloadingTLS` polls the files' modification times every few
+seconds and, when they change, loads a new `SSLContext`. New TLS handshakes pick it up
+through the SNI callback (OpenSSL lets a server switch a connection's context there, and
+calls it whether or not the client sent a server name — the apiserver sends none for an IP
+address); connections already open keep the certificate they started with, and nothing
+restarts. A pair that fails to load (a renewal caught half-written) is logged and tried
+again at the next poll while the previous certificate keeps serving.
+
+For local runs without files, `generate_self_signed` writes a throwaway CA and a serving
+certificate (localhost, 127.0.0.1, ::1 and any Service DNS names given) into a directory;
+the CA's PEM is what the ValidatingWebhookConfiguration's `caBundle` needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import logging
+import os
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+__all__ = [
+    "CertificateError",
+    "ReloadingTLS",
+    "SelfSignedCertificate",
+    "generate_self_signed",
+    "load_server_context",
+    "service_dns_names",
+]
+
+logger = logging.getLogger("prodready.webhook.tls")
+
+DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
+RELOAD_INTERVAL_SECONDS = 5.0
+# Backdated so that a host whose clock is slightly behind still accepts the certificate.
+_CLOCK_SKEW = datetime.timedelta(minutes=5)
+
+
+class CertificateError(Exception):
+    """The webhook's certificate or key cannot be used; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class SelfSignedCertificate:
+    """A generated CA and serving certificate, as PEM files in `directory`."""
+
+    directory: Path
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+    @property
+    def ca_pem(self) -> bytes:
+        """The CA certificate (PEM): the webhook configuration's caBundle."""
+        return self.ca_file.read_bytes()
+
+
+def service_dns_names(service: str, namespace: str) -> list[str]:
+    """The names a Service is reached by in-cluster (the apiserver uses `svc.ns.svc`)."""
+    return [
+        service,
+        f"{service}.{namespace}",
+        f"{service}.{namespace}.svc",
+        f"{service}.{namespace}.svc.cluster.local",
+    ]
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    # P-256: generated in milliseconds (an RSA key takes far longer), accepted by the
+    # apiserver's Go TLS client and by every OpenSSL.
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _alt_name(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def generate_self_signed(
+    directory: Path,
+    hosts: Sequence[str] = DEFAULT_HOSTS,
+    *,
+    valid_days: int = 365,
+    now: datetime.datetime | None = None,
+) -> SelfSignedCertificate:
+    """Write a new CA (`ca.crt`) and a serving pair (`tls.crt`, `tls.key`) for `hosts`."""
+    if not hosts:
+        raise ValueError("a serving certificate needs at least one host name")
+    directory.mkdir(parents=True, exist_ok=True)
+    start = (now or datetime.datetime.now(datetime.UTC)) - _CLOCK_SKEW
+    end = start + _CLOCK_SKEW + datetime.timedelta(days=valid_days)
+
+    ca_key = _new_key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "prodready-webhook-ca")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    key = _new_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([_alt_name(host) for host in hosts]), critical=False
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    generated = SelfSignedCertificate(
+        directory=directory,
+        cert_file=directory / "tls.crt",
+        key_file=directory / "tls.key",
+        ca_file=directory / "ca.crt",
+    )
+    generated.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    generated.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    # The key is created owner-only rather than chmod-ed afterwards: never readable by others,
+    # not even for a moment.
+    descriptor = os.open(generated.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    return generated
+
+
+def load_server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """A TLS server context (TLS 1.2+, HTTP/1.1) serving the pair; CertificateError if unusable."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # aiohttp speaks HTTP/1.1 only; say so, or a client offering h2 may try it first.
+    context.set_alpn_protocols(["http/1.1"])
+    try:
+        context.load_cert_chain(str(cert_file), str(key_file))
+    except (OSError, ssl.SSLError) as error:
+        reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or error
+        raise CertificateError(
+            f"cannot load the webhook certificate {cert_file} with key {key_file}: {reason}"
+        ) from None
+    return context
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """What changes when a file is replaced: inode, size and modification time."""
+    try:
+        info = path.stat()  # follows the kubelet's ..data symlinks to the current file
+    except OSError:
+        return (0, 0, 0)
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+class ReloadingTLS:
+    """Serves a certificate pair from files and switches to a new pair when the files change.
+
+    Give `context` to the server; `reload_if_changed` (or the `watch` task) swaps what new
+    handshakes get.
+    """
+
+    def __init__(self, cert_file: Path, key_file: Path) -> None:
+        """Load the pair now: a server must not start with a certificate it cannot serve."""
+        self.cert_file = cert_file
+        self.key_file = key_file
+        self._stamps = (_stamp(cert_file), _stamp(key_file))
+        self.context = load_server_context(cert_file, key_file)
+        self._current = self.context
+        self.context.sni_callback = self._choose_context
+
+    def _choose_context(
+        self, connection: ssl.SSLObject, _server_name: str | None, _context: ssl.SSLContext
+    ) -> None:
+        if self._current is not self.context:
+            connection.context = self._current
+
+    @property
+    def current(self) -> ssl.SSLContext:
+        """The context new connections are served with."""
+        return self._current
+
+    def reload_if_changed(self) -> bool:
+        """Load the files again if they changed since the last load; True if swapped."""
+        stamps = (_stamp(self.cert_file), _stamp(self.key_file))
+        if stamps == self._stamps:
+            return False
+        try:
+            fresh = load_server_context(self.cert_file, self.key_file)
+        except CertificateError as error:
+            # Probably caught between writing the certificate and the key: the old pair
+            # keeps serving and the next poll tries again (the stamps are not recorded).
+            logger.warning("webhook certificate not reloaded: %s", error)
+            return False
+        self._stamps = stamps
+        self._current = fresh
+        logger.info("webhook certificate reloaded", extra={"cert_file": str(self.cert_file)})
+        return True
+
+    async def watch(self, interval: float = RELOAD_INTERVAL_SECONDS) -> None:
+        """Poll the files every `interval` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            self.reload_if_changed()

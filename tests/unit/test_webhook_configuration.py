@@ -1,0 +1,206 @@
+"""The ValidatingWebhookConfiguration and `prodready webhook-config`."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from prodready.cli import main
+from prodready.webhook.certificates import generate_self_signed
+from prodready.webhook.configuration import (
+    AUDIT_LABEL,
+    AUDIT_PATH,
+    ENFORCE_LABEL,
+    ENFORCE_PATH,
+    ServiceTarget,
+    render_webhook_configuration,
+)
+
+CA = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def _by_name(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in document["webhooks"]}
+
+
+def _expressions(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(entry["namespaceSelector"]["matchExpressions"])
+
+
+def test_url_configuration_for_local_runs() -> None:
+    document = render_webhook_configuration(
+        operator_namespace="prodready",
+        url="https://127.0.0.1:9443/",
+        ca_bundle=CA,
+        failure_policy="Fail",
+        timeout_seconds=7,
+    )
+    assert document["apiVersion"] == "admissionregistration.k8s.io/v1"
+    assert document["kind"] == "ValidatingWebhookConfiguration"
+    entries = _by_name(document)
+    assert set(entries) == {
+        "enforce.workloads.prodready.io",
+        "audit.workloads.prodready.io",
+        "productionservices.prodready.io",
+    }
+    for entry in entries.values():
+        assert entry["failurePolicy"] == "Fail"
+        assert entry["timeoutSeconds"] == 7
+        assert entry["sideEffects"] == "None"
+        assert entry["admissionReviewVersions"] == ["v1"]
+        assert entry["matchPolicy"] == "Equivalent"
+        assert base64.b64decode(entry["clientConfig"]["caBundle"]) == CA
+        # Never the operator's own namespace, never kube-system.
+        assert {
+            "key": "kubernetes.io/metadata.name",
+            "operator": "NotIn",
+            "values": ["prodready", "kube-system"],
+        } in _expressions(entry)
+    enforce = entries["enforce.workloads.prodready.io"]
+    assert enforce["clientConfig"]["url"] == "https://127.0.0.1:9443" + ENFORCE_PATH
+    assert {"key": ENFORCE_LABEL, "operator": "In", "values": ["true"]} in _expressions(enforce)
+    assert enforce["rules"][0]["resources"] == ["deployments", "statefulsets", "daemonsets"]
+    assert enforce["objectSelector"]["matchExpressions"] == [
+        {"key": "app.kubernetes.io/managed-by", "operator": "NotIn", "values": ["prodready"]}
+    ]
+    audit = entries["audit.workloads.prodready.io"]
+    assert audit["clientConfig"]["url"].endswith(AUDIT_PATH)
+    assert {"key": AUDIT_LABEL, "operator": "In", "values": ["true"]} in _expressions(audit)
+    assert {"key": ENFORCE_LABEL, "operator": "NotIn", "values": ["true"]} in _expressions(audit)
+    assert [rule["resources"] for rule in audit["rules"]] == [
+        ["deployments", "statefulsets", "daemonsets"],
+        ["productionservices"],
+    ]
+    services = entries["productionservices.prodready.io"]
+    assert services["clientConfig"]["url"].endswith(ENFORCE_PATH)
+    assert {"key": AUDIT_LABEL, "operator": "NotIn", "values": ["true"]} in _expressions(services)
+    assert services["objectSelector"] == {}
+
+
+def test_service_configuration_for_in_cluster_runs() -> None:
+    document = render_webhook_configuration(
+        operator_namespace="kube-system",
+        service=ServiceTarget("prodready-webhook", "kube-system", 8443),
+        excluded_namespaces=["kube-system", "monitoring"],
+        annotations={"cert-manager.io/inject-ca-from": "kube-system/prodready-webhook"},
+    )
+    assert document["metadata"]["annotations"] == {
+        "cert-manager.io/inject-ca-from": "kube-system/prodready-webhook"
+    }
+    entry = document["webhooks"][0]
+    assert entry["clientConfig"] == {
+        "service": {
+            "name": "prodready-webhook",
+            "namespace": "kube-system",
+            "port": 8443,
+            "path": ENFORCE_PATH,
+        }
+    }
+    assert entry["failurePolicy"] == "Ignore"
+    assert _expressions(entry)[-1]["values"] == ["kube-system", "monitoring"]
+
+
+def test_the_schema_of_the_apiserver_accepts_it() -> None:
+    for document in (
+        render_webhook_configuration(operator_namespace="p", url="https://h:1", ca_bundle=CA),
+        render_webhook_configuration(operator_namespace="p", service=ServiceTarget("s", "p")),
+    ):
+        kubernetes_validate.validate(document, "1.33.0", strict=True)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({}, "exactly one of url and service"),
+        ({"url": "https://h", "service": ServiceTarget("s", "p")}, "exactly one"),
+        ({"url": "https://h", "timeout_seconds": 31}, "between 1 and 30"),
+    ],
+)
+def test_invalid_arguments(arguments: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        render_webhook_configuration(operator_namespace="p", **arguments)
+
+
+def test_command_prints_yaml_with_the_ca(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRODREADY_WEBHOOK_FAILURE_POLICY", "Fail")
+    generated = generate_self_signed(tmp_path, ["127.0.0.1"])
+    code = main(
+        [
+            "webhook-config",
+            "--url",
+            "https://127.0.0.1:9443",
+            "--ca-bundle-file",
+            str(generated.ca_file),
+            "--exclude-namespace",
+            "monitoring",
+        ]
+    )
+    assert code == 0
+    document = yaml.safe_load(capsys.readouterr().out)
+    entry = document["webhooks"][0]
+    assert base64.b64decode(entry["clientConfig"]["caBundle"]) == generated.ca_pem
+    assert entry["failurePolicy"] == "Fail"  # from the settings
+    assert entry["timeoutSeconds"] == 5
+    assert _expressions(entry)[-1]["values"] == ["prodready", "kube-system", "monitoring"]
+
+
+def test_command_json_for_a_service_with_cert_manager(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "webhook-config",
+            "--service",
+            "prodready-webhook",
+            "-n",
+            "ops",
+            "--inject-ca-from",
+            "ops/prodready-webhook",
+            "--failure-policy",
+            "Ignore",
+            "--timeout-seconds",
+            "3",
+            "-o",
+            "json",
+        ]
+    )
+    assert code == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["metadata"]["annotations"] == {
+        "cert-manager.io/inject-ca-from": "ops/prodready-webhook"
+    }
+    entry = document["webhooks"][0]
+    assert entry["clientConfig"]["service"]["namespace"] == "ops"
+    assert entry["timeoutSeconds"] == 3
+    assert "caBundle" not in entry["clientConfig"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "cannot read"), (b"hello", "holds no PEM certificate")],
+)
+def test_command_refuses_an_unusable_ca_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes | None, message: str
+) -> None:
+    path = tmp_path / "ca.crt"
+    if content is not None:
+        path.write_bytes(content)
+    code = main(["webhook-config", "--url", "https://h", "--ca-bundle-file", str(path)])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_command_reports_invalid_arguments_and_settings(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["webhook-config", "--url", "https://h", "--timeout-seconds", "0"]) == 2
+    assert "between 1 and 30" in capsys.readouterr().err
+    monkeypatch.setenv("PRODREADY_WEBHOOK_TIMEOUT_SECONDS", "99")
+    assert main(["webhook-config", "--url", "https://h"]) == 2
+    assert "PRODREADY_WEBHOOK_TIMEOUT_SECONDS" in capsys.readouterr().err
