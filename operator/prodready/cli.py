@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "crds": ("prodready.api.command", "print the ProductionService CRD"),
     "validate": ("prodready.rules.command", "check workload manifests against the checklist"),
     "rules": ("prodready.rules.catalogue", "list the checklist rules"),
+    "report": ("prodready.audit.command", "print the cluster's current findings"),
     "webhook-config": (
         "prodready.webhook.command",
         "print the ValidatingWebhookConfiguration of the admission webhook",

@@ -21,6 +21,7 @@ from typing import Any
 import kopf
 
 from prodready import api, render, rules
+from prodready.audit.runtime import PolicyRuntime, register_handlers as register_policy_handlers
 from prodready.config import Settings
 from prodready.controller.cache import ObjectCache, owner_name
 from prodready.controller.events import EventRecorder
@@ -67,6 +68,7 @@ class Operator:
     reconciler: Reconciler | None = None
     elector: LeaderElector | None = None
     health: HealthServer | None = None
+    policy: PolicyRuntime | None = None  # admission webhook + audit (prodready.audit.runtime)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     workers: asyncio.Task[None] | None = None
     api_reachable: bool = False
@@ -95,6 +97,15 @@ class Operator:
             ),
         )
         await self._seed_caches()
+        # The admission webhook and the in-cluster audit: serving before /readyz says ready.
+        self.policy = PolicyRuntime(
+            self.settings,
+            self.client,
+            self.metrics,
+            rules_config=rules_config,
+            is_leading=lambda: self.workers is not None,
+        )
+        await self.policy.start()
         self.health = HealthServer(
             self.settings.health_host, self.settings.health_port, self.metrics, self.ready
         )
@@ -144,6 +155,8 @@ class Operator:
         """Graceful stop: no new work, in-flight reconciles finish, clients closed."""
         logger.info("shutting down", extra={"timeout": self.settings.shutdown_timeout_seconds})
         await self._stop_workers(self.settings.shutdown_timeout_seconds)
+        if self.policy is not None:
+            await self.policy.stop()
         if self.elector is not None:
             await self.elector.stop()
         for task in self.tasks:
@@ -275,6 +288,9 @@ def build_registry(operator: Operator) -> kopf.OperatorRegistry:
         @kopf.on.event(group, version, plural, labels=MANAGED_BY, registry=registry)
         def _child(event: Mapping[str, Any], **_: Any) -> None:
             operator.on_child_event(event)
+
+    # The admission webhook's and the audit's watches (prodready.audit.runtime).
+    register_policy_handlers(registry, lambda: operator.policy)
 
     monitoring_group = MONITORING_API.split("/")[0]
 

@@ -1,0 +1,140 @@
+"""`prodready report`: the cluster's current findings, read from the operator's policy reports.
+
+    prodready report                    # every namespace, as a table
+    prodready report -n shop -o sarif   # one namespace, for code scanning
+
+It reads the reports the in-cluster audit writes (OpenReports, else PolicyReport) with
+the current kubeconfig's credentials, and prints them with the very functions
+`prodready validate` uses, so a finding looks the same whether CI or the cluster found it.
+Exit codes as `validate`: 0 — nothing fails at the `--fail-on` level; 1 — something does;
+2 — the reports cannot be read (no credentials, no report CRD, no permission).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+import aiohttp
+import kopf
+
+from prodready.audit.reports import FLAVORS, SELECTOR, ReportFlavor, parse_report
+from prodready.kube.client import ApiError, KubeClient
+from prodready.rules.formats import Run, render_json, render_sarif, render_table, summary_line
+from prodready.rules.loader import LoadedObject
+from prodready.rules.model import Severity
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+OUTPUTS = ("table", "json", "sarif")
+
+
+class ReportsUnavailableError(Exception):
+    """The cluster serves neither report API."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare `report`'s arguments."""
+    parser.add_argument(
+        "-n", "--namespace", help="only this namespace (default: every namespace you can read)"
+    )
+    parser.add_argument(
+        "-o", "--output", choices=OUTPUTS, default="table", help="output format (default: table)"
+    )
+    parser.add_argument(
+        "--fail-on",
+        choices=[s.value for s in Severity],
+        default=Severity.ERROR.value,
+        help="exit 1 when a rule of this severity or above fails (default: error)",
+    )
+    parser.add_argument("--show-passed", action="store_true", help="table: list passing checks too")
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)"
+    )
+
+
+async def fetch_reports(
+    client: KubeClient, namespace: str | None
+) -> tuple[ReportFlavor, list[dict[str, Any]]]:
+    """The prodready reports of the first report API the cluster serves."""
+    for flavor in FLAVORS:
+        served = await client.served_resources(flavor.resource.api_version)
+        if served is not None and flavor.resource.plural in served:
+            bodies = await client.list(flavor.resource.path(namespace), label_selector=SELECTOR)
+            return flavor, bodies
+    raise ReportsUnavailableError(
+        "the cluster serves no policy reports: neither the OpenReports CRD "
+        "(reports.openreports.io) nor the PolicyReport CRD (policyreports.wgpolicyk8s.io) "
+        "is installed"
+    )
+
+
+def _where(flavor: ReportFlavor, body: Mapping[str, Any]) -> str:
+    metadata = body.get("metadata") or {}
+    return f"{metadata.get('namespace')}/{flavor.resource.plural}/{metadata.get('name')}"
+
+
+def to_run(flavor: ReportFlavor, bodies: list[dict[str, Any]], fail_on: Severity) -> Run:
+    """The reports as a `validate` run: one object per report, located by its API path."""
+    ordered = sorted(
+        bodies,
+        key=lambda body: (
+            str((body.get("metadata") or {}).get("namespace")),
+            str((body.get("metadata") or {}).get("name")),
+        ),
+    )
+    reports = [parse_report(body, index) for index, body in enumerate(ordered)]
+    sources = [LoadedObject(obj=body, file=_where(flavor, body), line=1) for body in ordered]
+    return Run(reports, sources, [], fail_on)
+
+
+async def _read(namespace: str | None) -> tuple[ReportFlavor, list[dict[str, Any]]]:
+    client = KubeClient.login()
+    try:
+        return await fetch_reports(client, namespace)
+    finally:
+        await client.close()
+
+
+def _print(run: Run, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    if args.output == "table":
+        colour = out.isatty() and not os.environ.get("NO_COLOR")
+        out.write(render_table(run, colour=colour, show_passed=args.show_passed))
+        print(summary_line(run), file=out)
+        return
+    out.write(render_json(run) if args.output == "json" else render_sarif(run))
+    print(summary_line(run), file=err)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `report`; returns the exit code."""
+    out: TextIO = sys.stdout
+    err: TextIO = sys.stderr
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    try:
+        flavor, bodies = asyncio.run(_read(args.namespace))
+    except (ReportsUnavailableError, kopf.LoginError) as error:
+        print(f"error: {error}", file=err)
+        return EXIT_ERROR
+    except ApiError as error:
+        print(
+            f"error: cannot read the reports: {error.status} {error.reason}: {error.message}",
+            file=err,
+        )
+        return EXIT_ERROR
+    except (aiohttp.ClientError, OSError, TimeoutError) as error:
+        print(f"error: cannot reach the cluster: {str(error) or type(error).__name__}", file=err)
+        return EXIT_ERROR
+    result = to_run(flavor, bodies, Severity(args.fail_on))
+    if not bodies:
+        where = f"namespace {args.namespace}" if args.namespace else "the cluster"
+        print(f"note: no prodready reports in {where} (is the operator running there?)", file=err)
+    _print(result, args, out, err)
+    out.flush()
+    return EXIT_FINDINGS if result.failed else EXIT_OK

@@ -1,0 +1,210 @@
+"""The admission webhook and the in-cluster audit inside the operator process.
+
+`PolicyRuntime` owns what the two share — the inventory of workloads and context that kopf
+watch events keep current — and starts and stops them with the operator:
+
+* `start()` fills the inventory with one LIST per kind (kopf's watches start only after the
+  operator's start-up, so the webhook never judges a Deployment without the ServiceMonitor
+  that exists), then serves the webhook and starts the audit loop and the certificate
+  reloader;
+* `stop()` stops them (in-flight admission reviews finish) and removes a generated
+  certificate.
+
+`register_handlers` adds the kopf `on.event` watches that feed it. The handlers are
+coroutines on purpose: kopf runs plain functions in a thread pool, and the inventory and
+the audit's schedule belong to the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from prodready import rules
+from prodready.audit.auditor import AuditConfig, Auditor
+from prodready.audit.inventory import AUDITED_RESOURCES, Inventory
+from prodready.audit.reports import REPORT_CRD_NAMES
+from prodready.config import Settings
+from prodready.controller.events import EventRecorder
+from prodready.kube.client import KubeClient
+from prodready.observability.metrics import Metrics
+from prodready.webhook.certificates import (
+    DEFAULT_HOSTS,
+    ReloadingTLS,
+    SelfSignedCertificate,
+    generate_self_signed,
+)
+from prodready.webhook.server import WebhookServer
+
+__all__ = ["PolicyRuntime", "register_handlers"]
+
+logger = logging.getLogger("prodready.policy")
+_ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - names, not a bind
+
+
+def default_environment(settings: Settings) -> str | None:
+    """The environment assumed for workloads that declare none (None: the engine's default)."""
+    return None if settings.environment_default == "unset" else settings.environment_default
+
+
+class PolicyRuntime:
+    """The inventory, the audit loop and the webhook server of one operator process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: KubeClient,
+        metrics: Metrics,
+        *,
+        is_leading: Callable[[], bool],
+        rules_config: rules.RulesConfig | None = None,
+    ) -> None:
+        """Wire the parts; nothing runs until `start()`."""
+        self.settings = settings
+        self.client = client
+        self.metrics = metrics
+        self.rules_config = rules_config
+        self.inventory = Inventory()
+        self.auditor = Auditor(
+            inventory=self.inventory,
+            client=client,
+            metrics=metrics,
+            events=EventRecorder(client),
+            config=AuditConfig(
+                field_manager=settings.field_manager,
+                interval_seconds=float(settings.audit_interval_seconds),
+                max_results=settings.report_max_results,
+                rules_config=rules_config,
+                environment=default_environment(settings),
+                namespaces=tuple(settings.namespaces),
+            ),
+            is_leading=is_leading,
+        )
+        self.tls: ReloadingTLS | None = None
+        self.webhook: WebhookServer | None = None
+        self.generated: SelfSignedCertificate | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Fill the inventory, serve the webhook, start the audit."""
+        await self.seed_inventory()
+        self.tls = self._tls()
+        self.webhook = WebhookServer(
+            host=self.settings.webhook_host,
+            port=self.settings.webhook_port,
+            tls=self.tls,
+            inventory=self.inventory,
+            metrics=self.metrics,
+            rules_config=self.rules_config,
+            environment=default_environment(self.settings),
+        )
+        await self.webhook.start()
+        self._tasks.append(asyncio.create_task(self.auditor.run(), name="audit"))
+        if self.generated is None:
+            self._tasks.append(asyncio.create_task(self.tls.watch(), name="webhook-tls"))
+
+    async def stop(self) -> None:
+        """Stop the audit and the webhook; remove a generated certificate (idempotent)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.webhook is not None:
+            await self.webhook.stop()
+            self.webhook = None
+        if self.generated is not None:
+            shutil.rmtree(self.generated.directory, ignore_errors=True)
+            self.generated = None
+
+    def _tls(self) -> ReloadingTLS:
+        settings = self.settings
+        if settings.webhook_cert_file is not None and settings.webhook_key_file is not None:
+            return ReloadingTLS(settings.webhook_cert_file, settings.webhook_key_file)
+        hosts = list(DEFAULT_HOSTS)
+        if settings.webhook_host not in _ANY_ADDRESS and settings.webhook_host not in hosts:
+            hosts.append(settings.webhook_host)
+        directory = Path(tempfile.mkdtemp(prefix="prodready-webhook-"))
+        self.generated = generate_self_signed(directory, hosts)
+        logger.info(
+            "webhook serving a generated self-signed certificate; use its CA as the "
+            "webhook configuration's caBundle",
+            extra={"ca_file": str(self.generated.ca_file)},
+        )
+        return ReloadingTLS(self.generated.cert_file, self.generated.key_file)
+
+    async def seed_inventory(self) -> None:
+        """One LIST per audited kind the apiserver serves, in the watched namespaces."""
+        served: dict[str, set[str] | None] = {}
+        scopes: list[str | None] = list(self.settings.namespaces) or [None]
+        for resource in AUDITED_RESOURCES:
+            if resource.api_version not in served:
+                served[resource.api_version] = await self.client.served_resources(
+                    resource.api_version
+                )
+            if resource.plural not in (served[resource.api_version] or set()):
+                continue
+            for scope in scopes:
+                for body in await self.client.list(resource.path(scope)):
+                    body.setdefault("kind", resource.kind)
+                    body.setdefault("apiVersion", resource.api_version)
+                    self.inventory.put(body)
+        self.auditor.inventory_listed()
+        logger.info(
+            "audit inventory listed",
+            extra={"objects": len(self.inventory), "namespaces": len(self.inventory.namespaces())},
+        )
+
+    # -- kopf events -----------------------------------------------------------------------
+
+    def on_event(self, event: Mapping[str, Any]) -> None:
+        """An audited object changed: update the inventory, audit its namespace soon."""
+        change = self.inventory.apply_event(event)
+        if change.namespace is not None:
+            self.auditor.mark(change.namespace)
+
+    def on_report_crd_event(self) -> None:
+        """A report CRD appeared or went: audit everything (and re-read which one to write)."""
+        self.auditor.request_full_pass()
+
+
+def register_handlers(
+    registry: kopf.OperatorRegistry, runtime: Callable[[], PolicyRuntime | None]
+) -> None:
+    """Add the watches that feed `runtime()` to a kopf registry.
+
+    `runtime` is called per event: the runtime is created in the operator's start-up,
+    after the registry (kopf starts watching only once start-up is done).
+    """
+    for resource in AUDITED_RESOURCES:
+
+        @kopf.on.event(resource.group, resource.api_version.rpartition("/")[2], resource.plural,
+                       registry=registry)  # fmt: skip
+        async def _audited(event: Mapping[str, Any], **_: Any) -> None:
+            current = runtime()
+            if current is not None:
+                current.on_event(event)
+
+    @kopf.on.event(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        when=lambda name, **_: name in REPORT_CRD_NAMES,
+        registry=registry,
+    )
+    async def _report_crd(event: Mapping[str, Any], **_: Any) -> None:
+        current = runtime()
+        # Events of kopf's initial listing (no type) describe what the start-up audit sees.
+        if current is not None and event.get("type") is not None:
+            current.on_report_crd_event()

@@ -1,0 +1,157 @@
+"""PolicyRuntime: inventory seeding, the webhook's TLS, start/stop, kopf handlers."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from pathlib import Path
+from typing import Any, cast
+
+import aiohttp
+import kopf
+
+from prodready.audit.runtime import PolicyRuntime, default_environment, register_handlers
+from prodready.config import load_settings
+from prodready.kube.client import KubeClient
+from prodready.observability.metrics import Metrics
+from prodready.webhook.certificates import generate_self_signed
+from tests.cluster.controlplane import free_port
+
+
+class SeedApi:
+    """Discovery and LISTs for the inventory's first fill."""
+
+    def __init__(self) -> None:
+        self.listed: list[str] = []
+
+    async def served_resources(self, api_version: str) -> set[str] | None:
+        return {"apps/v1": {"deployments", "statefulsets", "daemonsets"}, "v1": {"services"}}.get(
+            api_version
+        )
+
+    async def list(self, path: str, *, label_selector: str | None = None) -> list[dict[str, Any]]:
+        self.listed.append(path)
+        if path.endswith("/deployments"):
+            namespace = path.split("/")[5] if "/namespaces/" in path else "shop"
+            return [{"metadata": {"name": "api", "namespace": namespace, "resourceVersion": "1"}}]
+        return []
+
+
+def _runtime(api: SeedApi, **environment: str) -> PolicyRuntime:
+    settings = load_settings(
+        {
+            "PRODREADY_WEBHOOK_HOST": "127.0.0.1",
+            "PRODREADY_WEBHOOK_PORT": str(free_port()),
+            **environment,
+        }
+    )
+    return PolicyRuntime(
+        settings,
+        cast(KubeClient, api),
+        Metrics(process_metrics=False),
+        is_leading=lambda: False,
+    )
+
+
+async def test_start_seeds_serves_a_generated_certificate_and_stop_cleans_up() -> None:
+    api = SeedApi()
+    runtime = _runtime(api)
+    await runtime.start()
+    try:
+        stored = runtime.inventory.get("Deployment", "shop", "api")
+        assert stored is not None
+        assert stored["kind"] == "Deployment"  # LIST items carry no kind: filled in
+        assert "/apis/monitoring.coreos.com/v1/servicemonitors" not in api.listed  # not served
+        generated = runtime.generated
+        assert generated is not None
+        assert runtime.webhook is not None
+        context = ssl.create_default_context(cafile=str(generated.ca_file))
+        review = {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "u",
+                "kind": {"kind": "Deployment"},
+                "operation": "DELETE",
+                "namespace": "shop",
+            },
+        }
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session,
+            session.post(
+                f"https://127.0.0.1:{runtime.webhook.port}/validate/enforce",
+                data=json.dumps(review),
+            ) as response,
+        ):
+            assert (await response.json())["response"]["allowed"] is True
+    finally:
+        await runtime.stop()
+    assert not generated.directory.exists()
+    await runtime.stop()  # idempotent
+
+
+async def test_mounted_certificate_files_are_served_and_watched(tmp_path: Path) -> None:
+    generated = generate_self_signed(tmp_path, ["127.0.0.1"])
+    runtime = _runtime(
+        SeedApi(),
+        PRODREADY_WEBHOOK_CERT_FILE=str(generated.cert_file),
+        PRODREADY_WEBHOOK_KEY_FILE=str(generated.key_file),
+        PRODREADY_NAMESPACES="shop,web",
+        PRODREADY_ENVIRONMENT_DEFAULT="staging",
+    )
+    await runtime.start()
+    try:
+        assert runtime.generated is None
+        assert runtime.tls is not None
+        assert runtime.tls.cert_file == generated.cert_file
+        assert [task.get_name() for task in runtime._tasks] == ["audit", "webhook-tls"]
+        assert runtime.inventory.namespaces() == ["shop", "web"]
+        assert default_environment(runtime.settings) == "staging"
+    finally:
+        await runtime.stop()
+    assert generated.cert_file.exists()  # mounted files are not ours to delete
+
+
+async def test_events_reach_the_inventory_and_the_audit() -> None:
+    runtime = _runtime(SeedApi())
+    assert default_environment(runtime.settings) is None
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "api", "namespace": "shop", "resourceVersion": "1"},
+    }
+    runtime.on_event({"type": "ADDED", "object": deployment})
+    assert runtime.inventory.get("Deployment", "shop", "api") is not None
+    assert "shop" in runtime.auditor._dirty
+    runtime.auditor._full_due = False
+    runtime.on_report_crd_event()
+    assert runtime.auditor._full_due is True
+
+
+async def test_registered_handlers_feed_the_runtime() -> None:
+    runtime = _runtime(SeedApi())
+    current: list[PolicyRuntime | None] = [None]
+    registry = kopf.OperatorRegistry()
+    register_handlers(registry, lambda: current[0])
+    handlers = list(registry._watching.get_all_handlers())
+    plurals = {handler.selector.any_name for handler in handlers if handler.selector}
+    assert {"deployments", "cronjobs", "jobs", "services", "servicemonitors"} <= plurals
+    assert "customresourcedefinitions" in plurals
+    audited = next(h for h in handlers if h.selector and h.selector.any_name == "deployments")
+    crd = next(
+        h for h in handlers if h.selector and h.selector.any_name == "customresourcedefinitions"
+    )
+    event = {
+        "type": "ADDED",
+        "object": {"kind": "Deployment", "metadata": {"name": "a", "namespace": "shop"}},
+    }
+    await audited.fn(event=event)  # before start-up: no runtime yet, nothing happens
+    await crd.fn(event={"type": "ADDED"})
+    current[0] = runtime
+    await audited.fn(event=event)
+    assert runtime.inventory.get("Deployment", "shop", "a") is not None
+    runtime.auditor._full_due = False
+    await crd.fn(event={"type": None})  # kopf's initial listing: the start-up audit covers it
+    assert runtime.auditor._full_due is False
+    await crd.fn(event={"type": "ADDED"})
+    assert runtime.auditor._full_due is True
