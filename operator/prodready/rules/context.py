@@ -188,15 +188,6 @@ def _service_names_of_ingress(ingress: Mapping[str, Any]) -> set[str]:
     return names
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceMonitorEntry:
-    """A ServiceMonitor and the namespaces whose Services it may select (None: any)."""
-
-    monitor: Mapping[str, Any]
-    selector: Selector
-    namespaces: frozenset[str] | None
-
-
 class Context:
     """The related objects of one `evaluate` run, indexed once."""
 
@@ -204,7 +195,9 @@ class Context:
         self.services = SelectorIndex[Mapping[str, Any]](empty_matches_all=False)
         self.disruption_budgets = SelectorIndex[Mapping[str, Any]](empty_matches_all=True)
         self.pod_monitors = SelectorIndex[Mapping[str, Any]](empty_matches_all=True)
-        self.service_monitors: list[ServiceMonitorEntry] = []
+        # One ServiceMonitor per application is the norm in a GitOps repository: indexed
+        # like the rest, a scan of all of them per Service makes a large run quadratic.
+        self.service_monitors = SelectorIndex[Mapping[str, Any]](empty_matches_all=True)
         self.ingresses_by_service: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
         self.autoscalers: dict[tuple[str, str, str], Mapping[str, Any]] = {}
         self.prometheus_rules: dict[str, list[Mapping[str, Any]]] = {}
@@ -280,22 +273,15 @@ class Context:
                 n for n in sequence(namespace_selector.get("matchNames")) if isinstance(n, str)
             ]
             namespaces = frozenset(names) if names else frozenset({namespace})
-        if pods:
-            for target in namespaces if namespaces is not None else (None,):
-                self.pod_monitors.add(target, selector, obj)
-        else:
-            self.service_monitors.append(ServiceMonitorEntry(obj, selector, namespaces))
+        index = self.pod_monitors if pods else self.service_monitors
+        for target in namespaces if namespaces is not None else (None,):
+            index.add(target, selector, obj)
 
     def service_monitors_for(self, service: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-        """ServiceMonitors that select `service` (few per cluster: a scan is fine)."""
-        namespace = namespace_key(service)
-        labels = labels_of(service.get("metadata"))
-        return [
-            entry.monitor
-            for entry in self.service_monitors
-            if (entry.namespaces is None or namespace in entry.namespaces)
-            and entry.selector.matches(labels)
-        ]
+        """ServiceMonitors that select `service`, in input order."""
+        return self.service_monitors.match(
+            namespace_key(service), labels_of(service.get("metadata"))
+        )
 
 
 @dataclass(slots=True)
