@@ -407,3 +407,19 @@ async def test_run_loop_audits_marked_namespaces() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_a_terminating_namespace_is_retried_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    harness = Harness()
+    harness.api.apply_error = ApiError(
+        403,
+        "Forbidden",
+        'reports "x" is forbidden: unable to create new content in namespace shop because it '
+        "is being terminated",
+        "PATCH",
+        "/x",
+    )
+    harness.put(_broken(), *_objects()[1:])
+    with caplog.at_level(logging.WARNING, logger="prodready.audit"):
+        await harness.auditor.step()
+    assert "retrying" not in caplog.text

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
 import kopf
+import pytest
 
 from prodready.audit.runtime import PolicyRuntime, default_environment, register_handlers
 from prodready.config import load_settings
-from prodready.kube.client import KubeClient
+from prodready.kube.client import ApiError, KubeClient
 from prodready.observability.metrics import Metrics
 from prodready.webhook.certificates import generate_self_signed
 from tests.cluster.controlplane import free_port
@@ -39,11 +41,8 @@ class SeedApi:
 
 def _runtime(api: SeedApi, **environment: str) -> PolicyRuntime:
     settings = load_settings(
-        {
-            "PRODREADY_WEBHOOK_HOST": "127.0.0.1",
-            "PRODREADY_WEBHOOK_PORT": str(free_port()),
-            **environment,
-        }
+        {"PRODREADY_WEBHOOK_HOST": "127.0.0.1", "PRODREADY_WEBHOOK_PORT": str(free_port())}
+        | environment
     )
     return PolicyRuntime(
         settings,
@@ -155,3 +154,36 @@ async def test_registered_handlers_feed_the_runtime() -> None:
     assert runtime.auditor._full_due is False
     await crd.fn(event={"type": "ADDED"})
     assert runtime.auditor._full_due is True
+
+
+async def test_a_forbidden_kind_is_skipped_and_other_list_errors_raise() -> None:
+    api = SeedApi()
+    original = api.list
+
+    async def forbidden_services(path: str, *, label_selector: str | None = None) -> list[Any]:
+        if path.endswith("/services"):
+            raise ApiError(403, "Forbidden", "services is forbidden", "GET", path)
+        return await original(path, label_selector=label_selector)
+
+    api.list = forbidden_services  # type: ignore[method-assign]
+    runtime = _runtime(api)
+    await runtime.seed_inventory()
+    assert runtime.inventory.get("Deployment", "shop", "api") is not None
+
+    async def broken(path: str, *, label_selector: str | None = None) -> list[Any]:
+        raise ApiError(500, "InternalError", "etcd", "GET", path)
+
+    api.list = broken  # type: ignore[method-assign]
+    with pytest.raises(ApiError):
+        await runtime.seed_inventory()
+
+
+async def test_a_failed_start_removes_the_generated_certificate() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        runtime = _runtime(SeedApi(), PRODREADY_WEBHOOK_PORT=str(taken.getsockname()[1]))
+        with pytest.raises(OSError, match="in use"):
+            await runtime.start()
+    assert runtime.generated is None
+    assert runtime.webhook is None

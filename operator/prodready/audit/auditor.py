@@ -321,7 +321,11 @@ class Auditor:
             delay = min(_RETRY_CAP, float(2**failures))
             if isinstance(error, ApiError):
                 self.metrics.api_errors.labels(reason=error.reason).inc()
-                logger.warning(
+                # A namespace being deleted refuses new reports until its workloads are
+                # gone and the pass has nothing left to write: expected, not a warning.
+                terminating = error.status == 403 and "being terminated" in error.message
+                logger.log(
+                    logging.DEBUG if terminating else logging.WARNING,
                     "audit of a namespace failed; retrying",
                     extra={"namespace": namespace, "error": str(error), "retry_in": delay},
                 )

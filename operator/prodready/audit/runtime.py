@@ -34,7 +34,7 @@ from prodready.audit.inventory import AUDITED_RESOURCES, Inventory
 from prodready.audit.reports import REPORT_CRD_NAMES
 from prodready.config import Settings
 from prodready.controller.events import EventRecorder
-from prodready.kube.client import KubeClient
+from prodready.kube.client import ApiError, KubeClient
 from prodready.observability.metrics import Metrics
 from prodready.webhook.certificates import (
     DEFAULT_HOSTS,
@@ -108,7 +108,11 @@ class PolicyRuntime:
             rules_config=self.rules_config,
             environment=default_environment(self.settings),
         )
-        await self.webhook.start()
+        try:
+            await self.webhook.start()
+        except BaseException:
+            await self.stop()  # a generated certificate does not outlive a failed start
+            raise
         self._tasks.append(asyncio.create_task(self.auditor.run(), name="audit"))
         if self.generated is None:
             self._tasks.append(asyncio.create_task(self.tls.watch(), name="webhook-tls"))
@@ -156,7 +160,19 @@ class PolicyRuntime:
             if resource.plural not in (served[resource.api_version] or set()):
                 continue
             for scope in scopes:
-                for body in await self.client.list(resource.path(scope)):
+                try:
+                    bodies = await self.client.list(resource.path(scope))
+                except ApiError as error:
+                    if error.status != 403:
+                        raise
+                    # Missing RBAC for one kind should cost that kind, not the operator.
+                    logger.warning(
+                        "cannot list %s: the audit and the webhook will not see them: %s",
+                        resource.plural,
+                        error.message,
+                    )
+                    continue
+                for body in bodies:
                     body.setdefault("kind", resource.kind)
                     body.setdefault("apiVersion", resource.api_version)
                     self.inventory.put(body)
