@@ -25,8 +25,9 @@ binaries: ## build (once) the control plane's binaries into the cache and link t
 	@mkdir -p $(LOCAL)
 	@bin_dir=$$(tests/cluster/build.sh) && ln -sfn "$$bin_dir" $(LOCAL)/bin && echo "binaries: $(LOCAL)/bin -> $$bin_dir"
 
-generate: venv ## regenerate generated files (CRDs, chart CRDs, docs tables)
+generate: venv binaries ## regenerate generated files (CRDs, chart CRDs, manifests, docs tables)
 	$(BIN)/python -m prodready crds > crds/prodready.io_productionservices.yaml
+	$(BIN)/python -m tests.generate
 
 lint: venv ## ruff, ruff format, mypy --strict, hadolint, helm lint
 	$(BIN)/ruff check .

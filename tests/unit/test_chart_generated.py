@@ -1,0 +1,78 @@
+"""Generated files are current: the chart's CRD, manifests/ (`make generate` rewrites them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cluster.controlplane import default_bin_dir
+from tests.generate import (
+    CHART_CRD_FILE,
+    CRD_FILE,
+    MANIFESTS,
+    crd_files,
+    documents,
+    fill_markers,
+    main,
+    manifest_files,
+    stale_files,
+)
+
+needs_helm = pytest.mark.skipif(
+    not (default_bin_dir() / "helm").exists(), reason="helm is not built: run `make binaries`"
+)
+
+
+def test_chart_installs_exactly_the_generated_crd() -> None:
+    assert CHART_CRD_FILE.read_bytes() == CRD_FILE.read_bytes()
+    assert sorted(p.name for p in CHART_CRD_FILE.parent.iterdir()) == [CRD_FILE.name]
+    assert stale_files(crd_files()) == [], "run `make generate`"
+
+
+@needs_helm
+def test_manifests_are_the_current_chart_render() -> None:
+    files = manifest_files()
+    assert stale_files(files) == [], "manifests/ is stale: run `make generate`"
+    assert sorted(MANIFESTS.iterdir()) == sorted(files), "a file in manifests/ is not generated"
+
+
+@needs_helm
+def test_manifests_carry_no_private_key() -> None:
+    """The webhook certificate comes from cert-manager: nothing secret is committed."""
+    objects = [doc for path in MANIFESTS.glob("*.yaml") for doc in documents(path.read_text())]
+    kinds = {o["kind"] for o in objects}
+    assert "Secret" not in kinds
+    assert {"Certificate", "Issuer", "ValidatingWebhookConfiguration"} <= kinds
+    assert all("PRIVATE KEY" not in path.read_text() for path in MANIFESTS.glob("*"))
+
+
+@needs_helm
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
+    listed = set(kustomization["resources"])
+    assert listed == {p.name for p in MANIFESTS.glob("*.yaml")} - {"kustomization.yaml"}
+
+
+def test_check_mode_names_a_stale_file_and_write_mode_fixes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stale = tmp_path / "manifests" / "kustomization.yaml"
+    stale.parent.mkdir()
+    stale.write_text("# edited by hand\n")
+    monkeypatch.setattr("tests.generate.generated_files", lambda: {stale: "# generated\n"})
+    monkeypatch.setattr("tests.generate.REPO", tmp_path)
+    assert main(["--check"]) == 1
+    assert "stale: manifests/kustomization.yaml (run `make generate`)" in capsys.readouterr().err
+    assert stale.read_text() == "# edited by hand\n"
+    assert main([]) == 0
+    assert stale.read_text() == "# generated\n"
+    assert main(["--check"]) == 0
+
+
+def test_markers_are_filled_and_required() -> None:
+    text = "a\n<!-- BEGIN x -->\nold\n<!-- END x -->\nb\n"
+    assert fill_markers(text, {"x": "new\n"}) == "a\n<!-- BEGIN x -->\nnew\n<!-- END x -->\nb\n"
+    with pytest.raises(RuntimeError, match="no <!-- BEGIN y -->"):
+        fill_markers(text, {"y": "z\n"})

@@ -1,0 +1,245 @@
+"""The chart's RBAC is exactly what the operator's code uses: nothing missing, nothing more.
+
+Two derivations meet here. The API calls are found in the code itself — every KubeClient
+call site of the operator process (an AST scan), and every watch kopf is registered for
+(the operator's own registry) — and each is mapped to the (group, resource, verb) it needs,
+using the code's own constants for the kinds. The rendered ClusterRole/Roles are flattened
+to the same triples. A new call site, a new watched kind or a new grant fails a test that
+names it (tests/e2e/test_chart.py then proves the rules suffice against a real apiserver).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from prodready import render
+from prodready.audit.inventory import AUDITED_RESOURCES
+from prodready.audit.reports import FLAVORS
+from prodready.config import load_settings
+from prodready.controller.leader import LEASE
+from prodready.controller.operator import Operator, build_registry
+from prodready.controller.reconciler import PRODUCTION_SERVICE
+from prodready.kube.client import Resource
+from tests.cluster.controlplane import default_bin_dir
+from tests.generate import documents, helm_template
+
+pytestmark = pytest.mark.skipif(
+    not (default_bin_dir() / "helm").exists(), reason="helm is not built: run `make binaries`"
+)
+
+PACKAGE = Path(__file__).resolve().parents[2] / "operator" / "prodready"
+RELEASE_NAMESPACE = "prodready"
+CLUSTER = "*"  # the scope of a ClusterRole rule
+
+Triple = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+
+def triples(resources: Iterable[Resource], verbs: Iterable[str], sub: str = "") -> set[Triple]:
+    """(group, plural[/sub], verb) for each resource and verb."""
+    suffix = f"/{sub}" if sub else ""
+    return {(r.group, r.plural + suffix, verb) for r in resources for verb in verbs}
+
+
+CHILDREN = [Resource(api_version, kind, plural) for api_version, kind, plural in render.CHILD_KINDS]
+REPORTS = [flavor.resource for flavor in FLAVORS]
+SECRETS = Resource("v1", "Secret", "secrets")
+EVENTS = Resource("v1", "Event", "events")
+
+# Every KubeClient call site of the operator process, by (module, call), with what it
+# needs. Discovery (`served_resources`: GET /apis/<group>/<version>) and `ping`
+# (GET /readyz) are granted to every authenticated user by Kubernetes' default
+# system:discovery and system:public-info-viewer roles.
+NAMESPACED_CALLS: dict[tuple[str, str], set[Triple]] = {
+    # Cache warm-up: one LIST of ProductionServices and of each child kind.
+    ("controller/operator.py", "list"): triples([PRODUCTION_SERVICE, *CHILDREN], ["list"]),
+    ("controller/operator.py", "served_resources"): set(),
+    ("controller/operator.py", "ping"): set(),
+    # Server-side apply is a PATCH (it creates the object when absent); pruning is a DELETE.
+    ("controller/reconciler.py", "apply"): triples(CHILDREN, ["patch"]),
+    ("controller/reconciler.py", "delete"): triples(CHILDREN, ["delete"]),
+    ("controller/reconciler.py", "patch_status"): triples(
+        [PRODUCTION_SERVICE], ["patch"], "status"
+    ),
+    # Referenced Secrets, read by name for their key names.
+    ("controller/reconciler.py", "get"): triples([SECRETS], ["get"]),
+    ("controller/reconciler.py", "served_resources"): set(),
+    ("controller/events.py", "request POST"): triples([EVENTS], ["create"]),
+    # The audit: inventory LIST, metadata-only LIST to prune it, reports listed, applied
+    # and deleted.
+    ("audit/runtime.py", "list"): triples(AUDITED_RESOURCES, ["list"]),
+    ("audit/runtime.py", "served_resources"): set(),
+    ("audit/auditor.py", "request GET"): triples(AUDITED_RESOURCES, ["list"]),
+    ("audit/auditor.py", "list"): triples(REPORTS, ["list"]),
+    ("audit/auditor.py", "apply"): triples(REPORTS, ["patch"]),
+    ("audit/auditor.py", "delete"): triples(REPORTS, ["delete"]),
+    ("audit/auditor.py", "served_resources"): set(),
+}
+LEASE_CALLS: dict[tuple[str, str], set[Triple]] = {
+    ("controller/leader.py", "get"): triples([LEASE], ["get"]),
+    ("controller/leader.py", "create"): triples([LEASE], ["create"]),
+    ("controller/leader.py", "request PUT"): triples([LEASE], ["update"]),
+}
+# Not part of the operator process: `prodready report` runs with the user's credentials.
+NOT_THE_OPERATOR = {"audit/command.py"}
+CLIENT_METHODS = {
+    "get",
+    "get_metadata",
+    "list",
+    "apply",
+    "patch_status",
+    "delete",
+    "create",
+    "request",
+    "served_resources",
+    "ping",
+}
+
+
+def call_sites() -> Counter[tuple[str, str]]:
+    """(module, call) of every KubeClient method called outside kube/client.py."""
+    found: Counter[tuple[str, str]] = Counter()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = path.relative_to(PACKAGE).as_posix()
+        if module == "kube/client.py" or module in NOT_THE_OPERATOR:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in CLIENT_METHODS
+                and "client" in ast.unparse(node.func.value)
+            ):
+                continue
+            call = node.func.attr
+            if call == "request":
+                method = node.args[0]
+                assert isinstance(method, ast.Constant), f"{module}:{node.lineno}: dynamic verb"
+                call = f"request {method.value}"
+            found[(module, call)] += 1
+    return found
+
+
+def watched() -> set[Triple]:
+    """list + watch of everything the operator's kopf registry watches."""
+    registry = build_registry(Operator(load_settings({})))
+    needed: set[Triple] = set()
+    for handler in registry._watching.get_all_handlers():
+        selector = handler.selector
+        assert selector is not None
+        plural = selector.plural or selector.any_name
+        needed |= {
+            (selector.group or "", str(plural), "list"),
+            (selector.group or "", str(plural), "watch"),
+        }
+    return needed
+
+
+def test_every_api_call_of_the_operator_is_accounted_for() -> None:
+    sites = set(call_sites())
+    known = set(NAMESPACED_CALLS) | set(LEASE_CALLS)
+    assert sites - known == set(), (
+        "new API calls: add them to NAMESPACED_CALLS/LEASE_CALLS with the RBAC they need, "
+        "and to charts/prodready/templates/rbac.yaml"
+    )
+    assert known - sites == set(), "calls listed here that the code no longer makes"
+
+
+def _rules(obj: dict[str, Any], scope: str) -> set[tuple[str, str, str, str, str]]:
+    flat = set()
+    for rule in obj["rules"]:
+        assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    for name in rule.get("resourceNames") or ["*"]:
+                        flat.add((scope, group, resource, verb, name))
+    return flat
+
+
+def granted(values: dict[str, Any] | None = None) -> set[tuple[str, str, str, str, str]]:
+    """(scope, group, resource, verb, resourceName) of every rule bound to the operator."""
+    objects = documents(helm_template(values, namespace=RELEASE_NAMESPACE))
+    roles = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o for o in objects}
+    result = set()
+    for binding in objects:
+        if binding["kind"] not in {"ClusterRoleBinding", "RoleBinding"}:
+            continue
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "prodready", "namespace": RELEASE_NAMESPACE}
+        ]
+        namespace = binding["metadata"].get("namespace")
+        ref = binding["roleRef"]
+        role = roles[
+            (ref["kind"], None if ref["kind"] == "ClusterRole" else namespace, ref["name"])
+        ]
+        result |= _rules(role, namespace or CLUSTER)
+    return result
+
+
+def expected_namespaced() -> set[Triple]:
+    needed = set().union(*NAMESPACED_CALLS.values()) | watched()
+    return {t for t in needed if t[1] != "customresourcedefinitions"}
+
+
+def lease_rules() -> set[tuple[str, str, str, str, str]]:
+    by_name = {
+        (RELEASE_NAMESPACE, g, r, v, "prodready") for g, r, v in triples([LEASE], ["get", "update"])
+    }
+    return by_name | {
+        (RELEASE_NAMESPACE, g, r, "create", "*") for g, r, _ in triples([LEASE], ["create"])
+    }
+
+
+def test_cluster_wide_rbac_is_exactly_what_the_code_uses() -> None:
+    crds = {t for t in watched() if t[1] == "customresourcedefinitions"}
+    assert crds == {
+        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+    }
+    expected = {(CLUSTER, *t, "*") for t in expected_namespaced() | crds} | lease_rules()
+    actual = granted()
+    assert actual - expected == set(), "granted but never used"
+    assert expected - actual == set(), "used but not granted"
+
+
+def test_namespace_scoped_rbac_grants_only_the_watched_namespaces() -> None:
+    actual = granted({"watch": {"namespaces": ["shop", "payments"]}})
+    expected = {(ns, *t, "*") for ns in ("shop", "payments") for t in expected_namespaced()}
+    # Cluster-scoped reads: CRDs (kopf and the operator), and Namespaces, which kopf lists
+    # and watches to follow the named namespaces when it does not watch the whole cluster.
+    expected |= {
+        (CLUSTER, "apiextensions.k8s.io", "customresourcedefinitions", verb, "*")
+        for verb in ("list", "watch")
+    }
+    expected |= {(CLUSTER, "", "namespaces", verb, "*") for verb in ("list", "watch")}
+    expected |= lease_rules()
+    assert actual - expected == set(), "granted but never used"
+    assert expected - actual == set(), "used but not granted"
+
+
+def test_what_the_operator_can_never_do() -> None:
+    actual = granted()
+    assert not {r for r in actual if r[2] == "secrets" and r[3] != "get"}
+    assert not {r for r in actual if r[2] in {"pods", "pods/exec", "serviceaccounts/token"}}
+    assert not {r for r in actual if r[1] == "rbac.authorization.k8s.io"}
+    assert not {r for r in actual if r[1] == "admissionregistration.k8s.io"}
+    assert not {r for r in actual if r[2] == "productionservices" and r[3] not in {"list", "watch"}}
+    assert not {
+        r for r in actual if r[3] in {"escalate", "bind", "impersonate", "deletecollection"}
+    }
+
+
+def test_rbac_can_be_left_to_the_cluster_administrator() -> None:
+    objects = documents(helm_template({"rbac": {"create": False}}, namespace=RELEASE_NAMESPACE))
+    assert not {o["kind"] for o in objects} & {
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+    }
