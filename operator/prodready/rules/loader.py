@@ -32,6 +32,8 @@ MAX_EXPANDED_NODES = 1_000_000
 ALIAS_EXPANSION_FACTOR = 10
 # The expansion of a document that contains itself through an alias.
 UNBOUNDED = sys.maxsize
+# A `\uD800`-`\uDFFF` escape in JSON: half of a surrogate pair, or a lone one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN_NAME = "<stdin>"
 # An alias (`*name`) where a YAML node may start; a `*` inside a quoted string may match
@@ -244,6 +246,8 @@ def _yaml_documents(
                 )
                 continue
             yield constructor.document(node), line, _item_lines(node)
+    except yaml.reader.ReaderError as error:
+        result.errors.append(InputError(name, _line_at(data, error.position), _encoding(error)))
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -264,6 +268,28 @@ def _yaml_documents(
         loader.dispose()
 
 
+def _line_at(data: bytes, offset: int) -> int | None:
+    if not 0 <= offset <= len(data):
+        return None
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _encoding(error: yaml.reader.ReaderError) -> str:
+    """What a reader error means for the person whose file it is."""
+    where = f"at byte {error.position}"
+    character = error.character
+    code = f"#x{character:04x}" if isinstance(character, int) else repr(character)
+    if "control characters" in str(error.reason):
+        return (
+            f"control character {code} {where}: binary data, or UTF-16 without a "
+            "byte-order mark, not YAML text"
+        )
+    return (
+        f"not UTF-8 text ({error.reason} {where}); save it as UTF-8 — Latin-1 and other "
+        "legacy encodings are not read"
+    )
+
+
 def _json_documents(
     data: bytes, name: str, result: LoadResult
 ) -> Iterator[tuple[object, int, list[int]]]:
@@ -280,8 +306,29 @@ def _json_documents(
     except RecursionError:
         result.errors.append(InputError(name, None, "the document is nested too deeply"))
         return
+    escape = _SURROGATE_ESCAPE.search(data)
+    if escape is not None and _has_lone_surrogate(document):
+        # JSON lets `"\ud800"` through as a string no encoder can write: every report
+        # format would fail on it. (YAML refuses it while parsing.)
+        result.errors.append(
+            InputError(
+                name,
+                _line_at(data, escape.start()),
+                "a string holds a lone UTF-16 surrogate escape (\\uD800-\\uDFFF), "
+                "which is not text",
+            )
+        )
+        return
     # JSON carries no line numbers for List items; they point at the document.
     yield document, 1, []
+
+
+def _has_lone_surrogate(document: object) -> bool:
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _list_items(document: Mapping[str, Any]) -> list[Any] | None:
@@ -337,8 +384,12 @@ def load_bytes(data: bytes, name: str, result: LoadResult, *, json_format: bool 
         )
         return
     parse = _json_documents if json_format else _yaml_documents
+    before = (len(result.objects), len(result.errors), len(result.notes))
     for document, line, item_lines in parse(data, name, result):
         _add_document(document, name, line, item_lines, result)
+    if (len(result.objects), len(result.errors), len(result.notes)) == before:
+        # Not an error (a chart may render an empty file), but say which file gave nothing.
+        result.notes.append(f"{name}: no Kubernetes objects (the input is empty or only comments)")
 
 
 def _read_file(path: Path, name: str, result: LoadResult) -> None:
