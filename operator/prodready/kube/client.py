@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,22 @@ PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1
 
 TRANSIENT_RETRIES = 5
 
+# The apiserver parses an apply-patch body as YAML. JSON is YAML, except that json.dumps
+# escapes a character outside the Basic Multilingual Plane (an emoji) as a UTF-16
+# surrogate pair, which YAML's \u escapes cannot express: the whole patch is refused. So
+# that body is sent as UTF-8, escaping only what YAML forbids raw (C0/C1 controls, line
+# and paragraph separators that YAML would fold, BOM, non-characters, surrogates).
+_YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+
 logger = logging.getLogger(__name__)
+
+
+def encode_body(body: Any, content_type: str) -> str:
+    """A request body as JSON text the apiserver reads as meant, for `content_type`."""
+    if content_type != APPLY_PATCH:
+        return json.dumps(body, separators=(",", ":"))
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return _YAML_UNSAFE.sub(lambda match: f"\\u{ord(match[0]):04x}", text)
 
 
 def _retry_delay(retry_after: str | None, attempt: int) -> float:
@@ -143,7 +159,7 @@ class KubeClient:
         relogged = False
         for attempt in range(TRANSIENT_RETRIES + 1):
             session = self._session_or_new()
-            data = None if body is None else json.dumps(body, separators=(",", ":"))
+            data = None if body is None else encode_body(body, content_type)
             headers = {"Accept": accept}
             if data is not None:
                 headers["Content-Type"] = content_type
