@@ -11,6 +11,8 @@ import json
 import re
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,7 @@ def test_defaults_install_the_operator_and_nothing_optional(
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
+        "Lease",
         "PodDisruptionBudget",
         "Role",
         "RoleBinding",
@@ -249,6 +252,22 @@ def test_the_chart_passes_its_own_checklist(values: dict[str, Any]) -> None:
     assert failing == []
     exempted = sorted(f.rule_id for f in reports[0].findings if f.result.value == "skip")
     assert exempted == ["PR-LG-001", "PR-SC-002"]
+
+
+def test_prodready_validate_passes_the_rendered_chart() -> None:
+    """The CLI, as CI would run it: `helm template … | prodready validate -`."""
+    result = subprocess.run(
+        [sys.executable, "-m", "prodready", "validate", "-o", "json", "-"],
+        input=helm_template(EVERYTHING_ON, release=RELEASE, namespace=NAMESPACE),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads(result.stdout)["summary"]
+    assert summary["objects"] == summary["compliant"] == 1
+    assert summary["fail"] == 0
 
 
 def test_with_monitoring_on_nothing_is_left_to_warn_about() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -11,10 +13,12 @@ from tests.cluster.controlplane import default_bin_dir
 from tests.generate import (
     CHART_CRD_FILE,
     CRD_FILE,
+    MANIFEST_NAMESPACE,
     MANIFESTS,
     crd_files,
     documents,
     fill_markers,
+    helm_template,
     main,
     manifest_files,
     stale_files,
@@ -76,3 +80,37 @@ def test_markers_are_filled_and_required() -> None:
     assert fill_markers(text, {"x": "new\n"}) == "a\n<!-- BEGIN x -->\nnew\n<!-- END x -->\nb\n"
     with pytest.raises(RuntimeError, match="no <!-- BEGIN y -->"):
         fill_markers(text, {"y": "z\n"})
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    return str(obj["kind"]), str(obj["metadata"]["name"])
+
+
+@needs_helm
+def test_manifests_install_what_the_chart_defaults_install() -> None:
+    """The same objects with the same specs; only the certificate's source differs
+    (cert-manager instead of a Secret generated at install), plus the namespace and the CRD
+    that Helm creates by itself."""
+    kubectl = default_bin_dir() / "kubectl"
+    applied = subprocess.run(
+        [str(kubectl), "kustomize", str(MANIFESTS)], capture_output=True, text=True, check=True
+    ).stdout
+    manifests: dict[tuple[str, str], Any] = {_key(o): o for o in documents(applied)}
+    chart: dict[tuple[str, str], Any] = {_key(o): o for o in documents(helm_template())}
+    assert set(manifests) - set(chart) == {
+        ("Namespace", MANIFEST_NAMESPACE),
+        ("CustomResourceDefinition", "productionservices.prodready.io"),
+        ("Certificate", "prodready-webhook"),
+        ("Issuer", "prodready-selfsigned"),
+    }
+    assert set(chart) - set(manifests) == {("Secret", "prodready-webhook-tls")}
+    for key in set(chart) & set(manifests):
+        ours, theirs = manifests[key], chart[key]
+        for obj in (ours, theirs):
+            obj["metadata"]["labels"].pop("app.kubernetes.io/managed-by")
+        if key[0] == "ValidatingWebhookConfiguration":
+            for obj in (ours, theirs):
+                obj["metadata"].pop("annotations", None)
+                for webhook in obj["webhooks"]:
+                    webhook["clientConfig"].pop("caBundle", None)
+        assert ours == theirs, key

@@ -60,8 +60,9 @@ NAMESPACED_CALLS: dict[tuple[str, str], set[Triple]] = {
     ("controller/operator.py", "list"): triples([PRODUCTION_SERVICE, *CHILDREN], ["list"]),
     ("controller/operator.py", "served_resources"): set(),
     ("controller/operator.py", "ping"): set(),
-    # Server-side apply is a PATCH (it creates the object when absent); pruning is a DELETE.
-    ("controller/reconciler.py", "apply"): triples(CHILDREN, ["patch"]),
+    # Server-side apply is a PATCH; one that creates the object is authorised as `create`
+    # as well (the apiserver checks both). Pruning is a DELETE.
+    ("controller/reconciler.py", "apply"): triples(CHILDREN, ["patch", "create"]),
     ("controller/reconciler.py", "delete"): triples(CHILDREN, ["delete"]),
     ("controller/reconciler.py", "patch_status"): triples(
         [PRODUCTION_SERVICE], ["patch"], "status"
@@ -76,7 +77,7 @@ NAMESPACED_CALLS: dict[tuple[str, str], set[Triple]] = {
     ("audit/runtime.py", "served_resources"): set(),
     ("audit/auditor.py", "request GET"): triples(AUDITED_RESOURCES, ["list"]),
     ("audit/auditor.py", "list"): triples(REPORTS, ["list"]),
-    ("audit/auditor.py", "apply"): triples(REPORTS, ["patch"]),
+    ("audit/auditor.py", "apply"): triples(REPORTS, ["patch", "create"]),
     ("audit/auditor.py", "delete"): triples(REPORTS, ["delete"]),
     ("audit/auditor.py", "served_resources"): set(),
 }

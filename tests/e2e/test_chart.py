@@ -1,0 +1,484 @@
+"""The Helm chart against the real control plane, with the real helm binary.
+
+`helm install` the chart (its Deployment's pods become Ready through kwok; no image is
+pulled), then run the operator process locally with exactly the chart's environment and
+the chart's ServiceAccount credentials: it must reconcile a realistic ProductionService
+end to end (every child kind, a referenced Secret, pruning, policy reports, events, the
+Lease) with no request denied — the RBAC suffices — while `kubectl auth can-i` shows it
+can do nothing else that matters — the RBAC is minimal (tests/unit/test_chart_rbac.py
+proves every rule is one the code uses). Then `helm upgrade` keeps the webhook
+certificate and the Lease, and `helm uninstall` leaves nothing of the release behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster.controlplane import ControlPlane
+from tests.e2e.support import (
+    MONITORING_CRDS,
+    REPO,
+    OperatorProcess,
+    condition,
+    events,
+    get,
+    install_crds,
+    start_operator,
+    wait_for,
+)
+from tests.generate import CHART
+
+pytestmark = pytest.mark.cluster
+
+EXAMPLE = REPO / "examples" / "fastapi-postgres-redis.yaml"
+EXAMPLE_SECRET = REPO / "examples" / "secret.yaml"
+MINIMAL = REPO / "examples" / "minimal.yaml"
+OPENREPORTS_CRD = REPO / "tests" / "fixtures" / "crds" / "openreports.io_reports.yaml"
+CRD_NAME = "productionservices.prodready.io"
+# What the local process chooses itself: free ports (start_operator's).
+LOCAL_ONLY = {"PRODREADY_HEALTH_PORT", "PRODREADY_WEBHOOK_PORT"}
+# In every namespace, before anything is installed: not objects of the release.
+NAMESPACE_DEFAULTS = {("ServiceAccount", "default"), ("ConfigMap", "kube-root-ca.crt")}
+# Records of what happened, not objects anyone installed; they expire on their own.
+EPHEMERAL_KINDS = {"Event"}
+
+
+def crd_names(cluster: ControlPlane) -> set[str]:
+    listed: Any = cluster.kubectl_json("get", "crds")
+    return {str(item["metadata"]["name"]) for item in listed["items"]}
+
+
+def now() -> str:
+    """The current time in the apiserver audit log's format, to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+
+
+@dataclass
+class Release:
+    """One release of the chart, driven with the real helm binary as the cluster admin."""
+
+    cluster: ControlPlane
+    name: str
+    namespace: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fullname(self) -> str:
+        return self.name if "prodready" in self.name else f"{self.name}-prodready"
+
+    def helm(self, *args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [str(self.cluster.bin_dir / "helm"), *args, "--namespace", self.namespace],
+            env=self.cluster.env(),
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        assert result.returncode == 0, f"helm {' '.join(args)}:\n{result.stderr}"
+        return result
+
+    def _values_file(self, values: dict[str, Any]) -> str:
+        path = self.cluster.directory / f"values-{self.namespace}-{time.monotonic_ns()}.json"
+        path.write_text(json.dumps(values))
+        return str(path)
+
+    def install(self) -> str:
+        """`helm install --wait` (the pods must become Ready); the output, NOTES included."""
+        return self.helm(
+            "install", self.name, str(CHART), "--values", self._values_file(self.values),
+            "--wait", "--timeout", "180s",
+        ).stdout  # fmt: skip
+
+    def upgrade(self, values: dict[str, Any]) -> None:
+        self.helm(
+            "upgrade", self.name, str(CHART), "--reuse-values",
+            "--values", self._values_file(values), "--wait", "--timeout", "180s",
+        )  # fmt: skip
+
+    def uninstall(self) -> None:
+        self.helm("uninstall", self.name, "--wait", "--timeout", "180s")
+
+    def installed(self) -> bool:
+        listed = json.loads(self.helm("list", "--output", "json").stdout)
+        return any(item["name"] == self.name for item in listed)
+
+    def get(self, kind: str, name: str | None = None) -> dict[str, Any] | None:
+        return get(self.cluster, kind, name or self.fullname, self.namespace)
+
+    def operator_env(self, directory: Path) -> dict[str, str]:
+        """The operator container's environment as the chart sets it, for a local process:
+        the certificate files hold the chart's Secret, the ports are free ones."""
+        deployment = self.get("deployment")
+        assert deployment is not None
+        (main,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e["value"] for e in main["env"] if "value" in e}
+        env = {key: value for key, value in env.items() if key not in LOCAL_ONLY}
+        secret = self.get("secret", f"{self.fullname}-webhook-tls")
+        assert secret is not None
+        for variable, key in (
+            ("PRODREADY_WEBHOOK_CERT_FILE", "tls.crt"),
+            ("PRODREADY_WEBHOOK_KEY_FILE", "tls.key"),
+        ):
+            assert variable in env
+            path = directory / key
+            path.write_bytes(base64.b64decode(secret["data"][key]))
+            env[variable] = str(path)
+        # In the cluster the downward API sets it: the namespace of the Lease.
+        env["POD_NAMESPACE"] = self.namespace
+        return env
+
+    def start_operator(self, log: Path, directory: Path) -> OperatorProcess:
+        """`prodready run` as the release's ServiceAccount, configured as the chart does."""
+        return start_operator(
+            self.cluster,
+            log,
+            kubeconfig=self.cluster.mint_kubeconfig(self.fullname, self.namespace),
+            standalone=False,
+            env=self.operator_env(directory),
+        )
+
+    def can(self, verb: str, resource: str, namespace: str | None = None) -> bool:
+        """`kubectl auth can-i` as the release's ServiceAccount (`resource` may be
+        `plural/name` or carry `--subresource=…`)."""
+        user = f"system:serviceaccount:{self.namespace}:{self.fullname}"
+        scope = ["-n", namespace] if namespace else ["--all-namespaces"]
+        result = self.cluster.kubectl(
+            "auth", "can-i", verb, *resource.split(), "--as", user, *scope, check=False
+        )
+        answer = result.stdout.strip()
+        assert answer in {"yes", "no"}, result.stdout + result.stderr
+        return answer == "yes"
+
+    def writes(self, since: str) -> list[dict[str, Any]]:
+        """The ServiceAccount's write requests the apiserver audited since `since`."""
+        user = f"system:serviceaccount:{self.namespace}:{self.fullname}"
+        found = []
+        for event in self.cluster.audit_events():
+            record: Any = event
+            if record["user"]["username"] == user and record["requestReceivedTimestamp"] >= since:
+                found.append(dict(record))
+        return found
+
+
+def write_summary(writes: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(verb, resource[/subresource]) of audited writes."""
+    summary = set()
+    for write in writes:
+        ref = write.get("objectRef") or {}
+        resource = ref.get("resource", "")
+        if ref.get("subresource"):
+            resource += "/" + ref["subresource"]
+        summary.add((write["verb"], resource))
+    return summary
+
+
+def permission_problems(operator: OperatorProcess) -> list[str]:
+    """Log lines about denied requests (kopf's and ours)."""
+    markers = ("forbidden", "not enough permissions", " 403")
+    return [
+        line
+        for line in operator.log.read_text(errors="replace").splitlines()
+        if any(marker in line.lower() for marker in markers)
+    ]
+
+
+def leftovers(cluster: ControlPlane, namespace: str) -> list[str]:
+    """Every object in `namespace` that the namespace did not start with."""
+    kinds = cluster.kubectl(
+        "api-resources", "--namespaced=true", "--verbs=list", "-o", "name"
+    ).stdout.split()
+    listed: Any = cluster.kubectl_json("get", ",".join(kinds), "-n", namespace)
+    return sorted(
+        f"{item['kind']}/{item['metadata']['name']}"
+        for item in listed["items"]
+        if (item["kind"], item["metadata"]["name"]) not in NAMESPACE_DEFAULTS
+        and item["kind"] not in EPHEMERAL_KINDS
+    )
+
+
+@pytest.fixture(scope="module")
+def cluster_crds(cluster: ControlPlane) -> Iterator[None]:
+    """The monitoring and OpenReports CRDs, so that every child kind and the reports are
+    written through the chart's RBAC. Every CRD this module adds (the chart's included,
+    which `helm uninstall` keeps by design) is removed after it."""
+    before = crd_names(cluster)
+    install_crds(cluster, *MONITORING_CRDS, OPENREPORTS_CRD)
+    yield
+    for name in sorted(crd_names(cluster) - before):
+        cluster.kubectl("delete", "crd", name, "--wait=true", timeout=180)
+
+
+def _teardown(release: Release) -> None:
+    if release.installed():
+        release.uninstall()
+    release.cluster.kubectl("delete", "namespace", release.namespace, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="module")
+def release(cluster: ControlPlane, cluster_crds: None) -> Iterator[Release]:
+    """The chart's defaults, installed as `prodready` in its own namespace."""
+    installed = Release(cluster, "prodready", "prodready-chart")
+    cluster.kubectl("create", "namespace", installed.namespace)
+    try:
+        yield installed
+    finally:
+        _teardown(installed)
+
+
+@pytest.fixture(scope="module")
+def notes(release: Release) -> str:
+    return release.install()
+
+
+def test_install_deploys_a_ready_operator(
+    cluster: ControlPlane, release: Release, notes: str
+) -> None:
+    deployment = release.get("deployment")
+    assert deployment is not None
+    assert deployment["status"]["readyReplicas"] == deployment["spec"]["replicas"] == 2
+    for kind, name in (
+        ("serviceaccount", release.fullname),
+        ("service", release.fullname),
+        ("poddisruptionbudget", release.fullname),
+        ("lease", "prodready"),
+        ("role", f"{release.fullname}-leader-election"),
+        ("rolebinding", f"{release.fullname}-leader-election"),
+        ("secret", f"{release.fullname}-webhook-tls"),
+    ):
+        assert release.get(kind, name) is not None, f"{kind} {name}"
+    for kind in ("clusterrole", "clusterrolebinding", "validatingwebhookconfiguration"):
+        cluster.kubectl("get", kind, release.fullname)
+    crd: Any = cluster.kubectl_json("get", "crd", CRD_NAME)
+    established = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
+    assert established["Established"] == "True"
+    assert "kubectl -n prodready-chart rollout status deployment/prodready" in notes
+    assert "kubectl delete crd productionservices.prodready.io" in notes
+
+
+def test_operator_with_the_chart_credentials_reconciles_end_to_end(
+    cluster: ControlPlane, release: Release, notes: str, namespace: str, tmp_path: Path
+) -> None:
+    started = now()
+    operator = release.start_operator(tmp_path / "operator.log", tmp_path)
+    try:
+        cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLE_SECRET))
+        cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLE))
+
+        def ready() -> bool:
+            service = get(cluster, "productionservice", "orders-api", namespace)
+            return condition(service, "Ready").get("status") == "True"
+
+        wait_for(ready, 120, "orders-api Ready with the chart's RBAC")
+        for kind in (
+            "deployment",
+            "service",
+            "poddisruptionbudget",
+            "horizontalpodautoscaler",
+            "ingress",
+            "servicemonitor",
+            "prometheusrule",
+        ):
+            assert get(cluster, kind, "orders-api", namespace) is not None, kind
+        wait_for(
+            lambda: get(
+                cluster, "reports.openreports.io", "prodready-deployment-orders-api", namespace
+            ),
+            60,
+            "the audit's report on the Deployment",
+        )
+        # Pruning: without exposure the Ingress goes (DELETE through the chart's RBAC).
+        cluster.kubectl(
+            "patch", "productionservice", "orders-api", "-n", namespace, "--type=json",
+            "-p", '[{"op": "remove", "path": "/spec/exposure"}]',
+        )  # fmt: skip
+        wait_for(
+            lambda: get(cluster, "ingress", "orders-api", namespace) is None,
+            60,
+            "the Ingress to be pruned",
+        )
+        reasons = {e["reason"] for e in events(cluster, namespace, "orders-api")}
+        assert {"Applied", "Pruned"} <= reasons
+        lease = release.get("lease", "prodready")
+        assert lease is not None
+        assert lease["spec"]["holderIdentity"]
+    finally:
+        assert operator.stop() == 0
+    writes = release.writes(started)
+    denied = [w for w in writes if w["responseStatus"]["code"] == 403]
+    assert denied == [], json.dumps(denied, indent=1)[:4000]
+    assert permission_problems(operator) == []
+    assert {
+        ("patch", "deployments"),
+        ("patch", "services"),
+        ("patch", "servicemonitors"),
+        ("patch", "productionservices/status"),
+        ("delete", "ingresses"),
+        ("create", "events"),
+        ("update", "leases"),
+        ("patch", "reports"),
+    } <= write_summary(writes)
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "namespace"),
+    [
+        ("list", "secrets", None),
+        ("watch", "secrets", None),
+        ("create", "secrets", "default"),
+        ("get", "configmaps", "default"),
+        ("create", "pods", "default"),
+        ("create", "pods/exec", "default"),
+        ("create", "serviceaccounts/token", "default"),
+        ("update", "productionservices", "default"),
+        ("delete", "productionservices", "default"),
+        ("create", "roles", "default"),
+        ("create", "rolebindings", "default"),
+        ("create", "clusterroles", None),
+        ("escalate", "clusterroles", None),
+        ("patch", "validatingwebhookconfigurations", None),
+        ("delete", "namespaces", None),
+        ("create", "customresourcedefinitions", None),
+        ("update", "leases", "default"),
+        ("delete", "leases", "prodready-chart"),
+        ("get", "nodes", None),
+    ],
+)
+def test_the_service_account_can_do_nothing_else(
+    release: Release, notes: str, verb: str, resource: str, namespace: str | None
+) -> None:
+    assert not release.can(verb, resource, namespace)
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "namespace"),
+    [
+        ("get", "secrets", "default"),
+        ("patch", "deployments", "default"),
+        ("create", "deployments", "default"),
+        ("delete", "deployments", "default"),
+        ("watch", "productionservices", None),
+        ("patch", "productionservices --subresource=status", "default"),
+        ("create", "events", "default"),
+        ("patch", "reports.openreports.io", "default"),
+        ("list", "cronjobs", None),
+        ("update", "leases/prodready", "prodready-chart"),
+    ],
+)
+def test_the_service_account_can_do_its_job(
+    release: Release, notes: str, verb: str, resource: str, namespace: str | None
+) -> None:
+    assert release.can(verb, resource, namespace)
+
+
+def test_upgrade_keeps_the_certificate_and_the_lease(
+    cluster: ControlPlane, release: Release, notes: str
+) -> None:
+    secret_before = release.get("secret", "prodready-webhook-tls")
+    configuration_before: Any = cluster.kubectl_json(
+        "get", "validatingwebhookconfiguration", release.fullname
+    )
+    lease_before = release.get("lease", "prodready")
+    assert secret_before is not None
+    assert lease_before is not None
+    release.upgrade({"operator": {"logLevel": "DEBUG"}})
+    deployment = release.get("deployment")
+    assert deployment is not None
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["PRODREADY_LOG_LEVEL"] == "DEBUG"
+    assert deployment["status"]["updatedReplicas"] == deployment["status"]["readyReplicas"] == 2
+    secret_after = release.get("secret", "prodready-webhook-tls")
+    assert secret_after is not None
+    assert secret_after["data"] == secret_before["data"]
+    configuration_after: Any = cluster.kubectl_json(
+        "get", "validatingwebhookconfiguration", release.fullname
+    )
+    bundles = {
+        w["clientConfig"]["caBundle"]
+        for configuration in (configuration_before, configuration_after)
+        for w in configuration["webhooks"]
+    }
+    assert bundles == {secret_before["data"]["ca.crt"]}
+    # Helm never touches the Lease's spec: the operator's record of who leads survives.
+    lease_after = release.get("lease", "prodready")
+    assert lease_after is not None
+    assert lease_after["spec"] == lease_before["spec"]
+    assert lease_before["spec"].get("acquireTime")
+
+
+def test_uninstall_leaves_nothing_of_the_release(
+    cluster: ControlPlane, release: Release, notes: str
+) -> None:
+    release.uninstall()
+    wait_for(
+        lambda: not leftovers(cluster, release.namespace), 90, "the release namespace to be empty"
+    )
+    for kind in ("clusterrole", "clusterrolebinding", "validatingwebhookconfiguration"):
+        result = cluster.kubectl("get", kind, release.fullname, check=False)
+        assert "NotFound" in result.stderr, f"{kind} {release.fullname} is left"
+    # As Helm documents: CRDs from crds/ are never deleted (that would delete every
+    # ProductionService in the cluster).
+    assert CRD_NAME in crd_names(cluster)
+
+
+# -- namespace-scoped mode ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def scoped(cluster: ControlPlane, cluster_crds: None) -> Iterator[tuple[Release, str]]:
+    """The chart watching one namespace, as release `scoped` in its own namespace."""
+    watched = "prodready-scoped-app"
+    installed = Release(cluster, "scoped", "prodready-scoped", {"watch": {"namespaces": [watched]}})
+    for namespace in (installed.namespace, watched):
+        cluster.kubectl("create", "namespace", namespace)
+    try:
+        installed.install()
+        yield installed, watched
+    finally:
+        _teardown(installed)
+        cluster.kubectl("delete", "namespace", watched, "--wait=false", check=False)
+
+
+def test_namespace_scoped_install_reconciles_only_with_roles(
+    cluster: ControlPlane, scoped: tuple[Release, str], namespace: str, tmp_path: Path
+) -> None:
+    release, watched = scoped
+    assert get(cluster, "role", release.fullname, watched) is not None
+    started = now()
+    operator = release.start_operator(tmp_path / "operator.log", tmp_path)
+    try:
+        # First a service outside the watched namespace, then one inside: once the second is
+        # Ready, the first would have been reconciled too, had the operator seen it.
+        cluster.kubectl("apply", "-n", namespace, "-f", str(MINIMAL))
+        cluster.kubectl("apply", "-n", watched, "-f", str(MINIMAL))
+
+        def ready() -> bool:
+            service = get(cluster, "productionservice", "hello", watched)
+            return condition(service, "Ready").get("status") == "True"
+
+        wait_for(ready, 120, "hello Ready in the watched namespace")
+        outside = get(cluster, "productionservice", "hello", namespace)
+        assert outside is not None
+        assert "status" not in outside
+        assert get(cluster, "deployment", "hello", namespace) is None
+    finally:
+        assert operator.stop() == 0
+    assert [w for w in release.writes(started) if w["responseStatus"]["code"] == 403] == []
+    assert permission_problems(operator) == []
+    assert release.can("patch", "deployments", watched)
+    assert not release.can("patch", "deployments", namespace)
+    assert not release.can("get", "secrets", namespace)
+    assert not release.can("list", "deployments", None)
+    assert release.can("watch", "namespaces", None)
