@@ -380,6 +380,22 @@ def test_webhook_values_reach_the_configuration_and_the_operator() -> None:
     assert env["PRODREADY_WEBHOOK_TIMEOUT_SECONDS"]["value"] == "10"
 
 
+def test_watching_some_namespaces_the_webhook_checks_only_those() -> None:
+    """The operator has the context (Services, ServiceMonitors, …) of the watched
+    namespaces only; elsewhere it would judge workloads without it."""
+    objects = render({"watch": {"namespaces": ["shop", "payments"]}})
+    configuration = one(objects, "ValidatingWebhookConfiguration")
+    cluster_wide = render_webhook_configuration(
+        operator_namespace=NAMESPACE,
+        service=ServiceTarget(RELEASE, NAMESPACE, 443),
+        ca_bundle=_ca_bundle(configuration),
+    )
+    scope = {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["shop", "payments"]}
+    for ours, theirs in zip(configuration["webhooks"], cluster_wide["webhooks"], strict=True):
+        expressions = ours["namespaceSelector"]["matchExpressions"]
+        assert expressions == [*theirs["namespaceSelector"]["matchExpressions"], scope]
+
+
 def test_service_routes_443_to_the_webhook_port(defaults: list[dict[str, Any]]) -> None:
     service = one(defaults, "Service")
     ports = {p["name"]: (p["port"], p["targetPort"]) for p in service["spec"]["ports"]}
