@@ -203,8 +203,17 @@ class Operator:
 
     async def _probe_api(self) -> None:
         assert self.client is not None
+        previous: bool | None = None
         while True:
-            self.api_reachable = await self.client.ping()
+            reachable = await self.client.ping()
+            # Say why /readyz flips: an apiserver that hangs (rather than refusing
+            # connections) fails no request until the client's timeout, so this is the
+            # only trace of the outage in the log.
+            if previous and not reachable:
+                logger.warning("the apiserver does not answer /readyz; reporting not ready")
+            elif previous is False and reachable:
+                logger.info("the apiserver answers again")
+            previous = self.api_reachable = reachable
             await asyncio.sleep(2.0)
 
     async def _resync(self) -> None:
