@@ -288,14 +288,14 @@ def build_registry(operator: Operator) -> kopf.OperatorRegistry:
         await operator.cleanup()
 
     @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL, registry=registry)
-    def _service(event: Mapping[str, Any], **_: Any) -> None:
+    async def _service(event: Mapping[str, Any], **_: Any) -> None:
         operator.on_service_event(event)
 
     for api_version, _kind, plural in render.CHILD_KINDS:
         group, _, version = api_version.rpartition("/")
 
         @kopf.on.event(group, version, plural, labels=MANAGED_BY, registry=registry)
-        def _child(event: Mapping[str, Any], **_: Any) -> None:
+        async def _child(event: Mapping[str, Any], **_: Any) -> None:
             operator.on_child_event(event)
 
     # The admission webhook's and the audit's watches (prodready.audit.runtime).
@@ -310,7 +310,7 @@ def build_registry(operator: Operator) -> kopf.OperatorRegistry:
         when=lambda name, **_: str(name).endswith("." + monitoring_group),
         registry=registry,
     )
-    def _crd(**_: Any) -> None:
+    async def _crd(**_: Any) -> None:
         operator.on_monitoring_crd_event()
 
     return registry
