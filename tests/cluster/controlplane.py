@@ -275,8 +275,21 @@ class ControlPlane:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self, timeout: float = 120.0) -> None:
-        """Start every component and wait until the fake node is Ready."""
+    def start(self, timeout: float = 120.0, attempts: int = 3) -> None:
+        """Start every component and wait until the fake node is Ready.
+
+        Free ports are picked before the components bind them; another process on the
+        machine can take one in between. Such a start is retried on fresh ports.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start_once(timeout)
+                return
+            except ControlPlaneError as error:
+                if "address already in use" not in str(error) or attempt == attempts:
+                    raise
+
+    def _start_once(self, timeout: float) -> None:
         missing = [b for b in (*BINARIES, "kubectl") if not (self.bin_dir / b).exists()]
         if missing:
             raise ControlPlaneError(
@@ -286,7 +299,7 @@ class ControlPlane:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
         self.certs.generate()
-        for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok"):
+        for name in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler"):
             self.ports[name] = free_port()
         deadline = time.monotonic() + timeout
         try:
@@ -489,7 +502,6 @@ class ControlPlane:
             f"--kubeconfig={self.kubeconfig}",
             "--manage-all-nodes=false",
             "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
-            f"--server-address=127.0.0.1:{self.ports['kwok']}",
             f"--config={self.bin_dir / 'stages.yaml'}",
             "--node-lease-duration-seconds=40",
         ]
