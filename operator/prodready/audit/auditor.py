@@ -179,8 +179,11 @@ class Auditor:
             if upcoming is not None:
                 timeout = min(timeout, upcoming - now)
             timeout = min(timeout, self._next_full - now)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that races with the inner wait finishing, and this loop would never stop.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.01))
+            async with asyncio.timeout(max(timeout, 0.01)):
+                await self._wake.wait()
         self._wake.clear()
 
     def _stop_leading(self) -> None:

@@ -82,8 +82,11 @@ class LeaderElector:
                 logger.warning("lost leadership", extra={"identity": self.identity})
                 await on_stopped_leading()
             delay = self.renew_every if self.is_leader else self.retry_every
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that races with the wait finishing, and shutdown would hang.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), timeout=delay)
+                async with asyncio.timeout(delay):
+                    await self._stopped.wait()
 
     async def stop(self) -> None:
         """Stop renewing and hand the Lease over at once (clear the holder)."""

@@ -189,7 +189,8 @@ class Operator:
         if self.workers is None:
             return
         try:
-            await asyncio.wait_for(asyncio.shield(self.workers), timeout=grace)
+            async with asyncio.timeout(grace):
+                await asyncio.shield(self.workers)
         except TimeoutError:
             logger.warning("in-flight reconciles did not finish in time; cancelling them")
             self.workers.cancel()
