@@ -558,25 +558,6 @@ SETTINGS_DEFAULTS = (
 )
 
 
-def settings_variables(spec: dict[str, Any]) -> list[str]:
-    """The variable names spec.environmentVariable/logging/security give, defaults filled."""
-    names = []
-    for path, default in zip(SETTINGS_VARIABLES, SETTINGS_DEFAULTS, strict=True):
-        value: Any = spec
-        for part in path:
-            value = value.get(part, {}) if isinstance(value, dict) else {}
-        names.append(value if isinstance(value, str) else default)
-    return names
-
-
-def known_bug(case: dict[str, Any], message: str) -> str | None:
-    """A failure that is a reported, still open bug (each has its own xfail test below)."""
-    names = settings_variables(case["spec"])
-    if "duplicate entries for key [name=" in message and len(set(names)) < len(names):
-        return "BUG settings-variables-collide"
-    return None
-
-
 @dataclass
 class Tally:
     """How the cases ended, for the report and for the assertions."""
@@ -645,11 +626,6 @@ def run_through_apiserver(
         key = _key(obj)
         if key in rendered.rejected:
             spec = json.dumps(next(c["spec"] for c in batch if c["metadata"]["name"] == name))
-            case = next(c for c in batch if c["metadata"]["name"] == name)
-            bug = known_bug(case, rendered.rejected[key])
-            if bug:
-                tally.outcomes[bug] += 1
-                continue
             tally.failures.append(
                 f"{name} {spec}: admitted and rendered, but the apiserver refuses the rendered "
                 f"{obj['kind']}:\n{rendered.rejected[key]}"
@@ -750,17 +726,8 @@ SETTINGS_COLLISION = {
         },
     },
 }
-SETTINGS_COLLISION_BUG = (
-    "BUG (open): spec.security.corsVariable (or any of environmentVariable, "
-    "logging.formatVariable/levelVariable, security.debugVariable/corsVariable/"
-    "rateLimitVariable) may equal another of them; the CRD admits it, the renderer renders "
-    "two env entries of that name, and server-side apply refuses the Deployment "
-    '("duplicate entries for key [name=LOG_LEVEL]"), on every reconcile. The model and the '
-    "CRD need a rule that the six names are distinct."
-)
 
 
-@pytest.mark.xfail(strict=True, reason=SETTINGS_COLLISION_BUG)
 def test_colliding_settings_variables_are_refused_by_the_renderer() -> None:
     with pytest.raises(SpecError) as refused:
         render(SETTINGS_COLLISION)
@@ -768,7 +735,6 @@ def test_colliding_settings_variables_are_refused_by_the_renderer() -> None:
 
 
 @pytest.mark.cluster
-@pytest.mark.xfail(strict=True, reason=SETTINGS_COLLISION_BUG)
 def test_colliding_settings_variables_are_refused_by_the_crd(
     crds: ControlPlane, namespace: str
 ) -> None:
@@ -776,16 +742,3 @@ def test_colliding_settings_variables_are_refused_by_the_crd(
     service["metadata"]["namespace"] = namespace
     admitted = kubectl_dry_run(crds, namespace, [service])
     assert admitted.accepted == set(), "the CRD admits colliding settings variables"
-
-
-@pytest.mark.cluster
-def test_colliding_settings_variables_break_the_apply(crds: ControlPlane, namespace: str) -> None:
-    """What the bug does today (this test documents it; it fails once the bug is fixed
-    at admission, and should then be deleted)."""
-    service = json.loads(json.dumps(SETTINGS_COLLISION))
-    service["metadata"]["namespace"] = namespace
-    assert kubectl_dry_run(crds, namespace, [service]).accepted == {"productionservice/collide"}
-    deployment = next(o for o in render(service) if o["kind"] == "Deployment")
-    problem, _ = ssa_dry_run(crds, admin_context(crds), deployment)
-    assert problem is not None
-    assert known_bug(service, problem) == "BUG settings-variables-collide"

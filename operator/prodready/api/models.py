@@ -759,6 +759,17 @@ _CEL_SPEC_RULES: Final = _validations(
         field_path=".secretEnv",
     ),
     _cel(
+        "[self.environmentVariable, self.logging.formatVariable, self.logging.levelVariable, "
+        "self.security.debugVariable, self.security.corsVariable, "
+        "self.security.rateLimitVariable].all(v, [self.environmentVariable, "
+        "self.logging.formatVariable, self.logging.levelVariable, "
+        "self.security.debugVariable, self.security.corsVariable, "
+        "self.security.rateLimitVariable].filter(w, w == v).size() == 1)",
+        "the variables of spec.environmentVariable, spec.logging.formatVariable/"
+        "levelVariable and spec.security.debugVariable/corsVariable/rateLimitVariable "
+        "must all differ",
+    ),
+    _cel(
         "[has(self.env) ? self.env.map(e, e.name) : [], "
         "has(self.secretEnv) ? self.secretEnv.map(e, e.name) : []].all(names, "
         "names.all(n, !(n in [self.environmentVariable, self.logging.formatVariable, "
@@ -894,6 +905,24 @@ class ProductionServiceSpec(_Model):
                     f"env[{index}].name",
                     f"{variable.name} is set in both spec.env and spec.secretEnv",
                 )
+        settings_fields = (
+            "environmentVariable",
+            "logging.formatVariable",
+            "logging.levelVariable",
+            "security.debugVariable",
+            "security.corsVariable",
+            "security.rateLimitVariable",
+        )
+        seen: dict[str, str] = {}
+        for field, name in zip(settings_fields, self.settings_variables(), strict=True):
+            if name in seen:
+                raise _violation(
+                    SCHEMA_RULE,
+                    field,
+                    f"{name} is already the variable of spec.{seen[name]}; each setting "
+                    "needs its own variable",
+                )
+            seen[name] = field
         reserved = set(self.settings_variables())
         named_lists = (
             ("env", [variable.name for variable in self.env]),
