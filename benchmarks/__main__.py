@@ -1,0 +1,138 @@
+"""`make bench`: every benchmark, then the slow fault and fuzz tests, then a summary table.
+
+    python -m benchmarks                       # everything (about 25 minutes on 2 cores)
+    python -m benchmarks --only validate --sizes 1000
+    python -m benchmarks --services 200 --no-slow-tests --no-write
+
+Figures are measured in this run, on this machine, and written into the generated block
+of benchmarks/RESULTS.md (unless --no-write).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import operator, report, validate
+from benchmarks.report import Run, SlowTests
+
+REPO = Path(__file__).resolve().parents[1]
+SLOW_TESTS = ("tests/e2e/test_faults.py", "tests/e2e/test_fuzz.py")
+
+
+def log(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_slow_tests(timeout: float) -> SlowTests:
+    """`pytest -m slow` on the fault and fuzz tests, as a subprocess."""
+    log("slow tests: pytest -m slow " + " ".join(SLOW_TESTS))
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-m",
+                "slow",
+                "-q",
+                "-s",
+                "-p",
+                "no:cacheprovider",
+                *SLOW_TESTS,
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        output = result.stdout + result.stderr
+        passed = result.returncode == 0
+    except subprocess.TimeoutExpired as expired:
+        output = str(expired.stdout or "") + f"\n(stopped after {timeout:.0f} s)"
+        passed = False
+    seconds = time.monotonic() - started
+    lines = output.splitlines()
+    summary = next(
+        (line.strip("= ") for line in reversed(lines) if re.search(r"\d+ (passed|failed)", line)),
+        "no result",
+    )
+    details = [
+        line.strip()
+        for line in lines
+        if line.startswith(("renderer, ", "apiserver, ", "killed while", "FAILED"))
+    ]
+    for line in details:
+        log(f"  {line[:300]}")
+    log(f"  {summary} in {seconds:.0f} s")
+    if not passed:
+        log("\n".join(lines[-60:]))
+    return SlowTests(passed, seconds, summary, details)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument(
+        "--only", choices=("validate", "operator", "slow-tests"), action="append", default=[]
+    )
+    parser.add_argument(
+        "--sizes",
+        default="1000,10000",
+        help="validate corpus sizes, in workloads (comma-separated; default 1000,10000)",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs per tool when fast")
+    parser.add_argument(
+        "--peer-timeout", type=float, default=240, help="seconds before a peer run is stopped"
+    )
+    parser.add_argument("--services", type=int, default=1000, help="ProductionServices")
+    parser.add_argument("--no-slow-tests", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="leave RESULTS.md alone")
+    parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
+    args = parser.parse_args(argv)
+    # SIGTERM (a timeout, Ctrl-C in make) unwinds like an exception, so every control
+    # plane and operator started is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    wanted = set(args.only) or {"validate", "operator", "slow-tests"}
+    if args.no_slow_tests:
+        wanted.discard("slow-tests")
+    os.environ.setdefault("PRODREADY_BIN_DIR", str(REPO / ".local" / "bin"))
+
+    started = time.monotonic()
+    validate_results = operator_results = slow = None
+    if "validate" in wanted:
+        sizes = [int(size) for size in args.sizes.split(",") if size]
+        validate_results = validate.run(
+            sizes, repeat=args.repeat, peer_timeout=args.peer_timeout, log=log
+        )
+    if "operator" in wanted:
+        operator_results = operator.run(args.services, log)
+    if "slow-tests" in wanted:
+        slow = run_slow_tests(timeout=1200)
+    run = Run(validate_results, operator_results, slow, time.monotonic() - started)
+
+    log("")
+    log(report.table(run))
+    command = "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:])
+    if not args.no_write:
+        path = REPO / "benchmarks" / "RESULTS.md"
+        report.write_results(path, run, command.strip())
+        log(f"\nwritten: {path.relative_to(REPO)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report.as_json(run), indent=2, default=str))
+    failed = (slow is not None and not slow.passed) or bool(
+        operator_results and operator_results.problems
+    )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
