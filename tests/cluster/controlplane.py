@@ -374,6 +374,21 @@ class ControlPlane:
             )
         return result
 
+    def wait_established(self, crd: str, timeout: float = 60.0) -> None:
+        """Wait until a CRD is Established.
+
+        Polls instead of `kubectl wait`, which fails at once (not waits) when it reads the
+        CRD before the apiserver has written any condition.
+        """
+        deadline = time.monotonic() + timeout
+        jsonpath = "jsonpath={.status.conditions[?(@.type=='Established')].status}"
+        while time.monotonic() < deadline:
+            result = self.kubectl("get", "crd", crd, "-o", jsonpath, check=False)
+            if result.stdout.strip() == "True":
+                return
+            time.sleep(0.2)
+        raise ControlPlaneError(f"CRD {crd} not Established after {timeout:.0f}s")
+
     def kubectl_json(self, *args: str) -> dict[str, object]:
         """`kubectl get ... -o json`, parsed."""
         return dict(json.loads(self.kubectl(*args, "-o", "json").stdout))

@@ -57,7 +57,17 @@ class Demo:
         for path in [REPO / "crds" / "prodready.io_productionservices.yaml", *MONITORING_CRDS]:
             self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
             name = yaml.safe_load(path.read_text())["metadata"]["name"]
-            self.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+            self.wait_established(name)
+
+    def wait_established(self, crd: str) -> None:
+        # Polled: `kubectl wait` fails at once when the CRD has no conditions yet.
+        jsonpath = "jsonpath={.status.conditions[?(@.type=='Established')].status}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.kubectl("get", "crd", crd, "-o", jsonpath, check=False).strip() == "True":
+                return
+            time.sleep(0.2)
+        raise SystemExit(f"CRD {crd} was not Established within 60 s")
 
     def start_operator(self) -> None:
         kill_recorded(self.local / "operator.state.json")

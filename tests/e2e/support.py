@@ -45,7 +45,7 @@ def install_crds(cluster: ControlPlane, *files: Path) -> None:
     for path in files:
         cluster.kubectl("apply", "--server-side", "-f", str(path))
         name = yaml.safe_load(path.read_text())["metadata"]["name"]
-        cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+        cluster.wait_established(name)
 
 
 def uninstall_crds(cluster: ControlPlane, *files: Path) -> None:

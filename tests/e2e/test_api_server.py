@@ -46,7 +46,7 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
 def install_crd(cluster: ControlPlane, path: Path, name: str) -> None:
     """Server-side apply (the monitoring CRDs are too big for client-side apply), then wait."""
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    cluster.wait_established(name)
 
 
 @pytest.fixture(scope="module")
