@@ -18,6 +18,7 @@ import os
 import random
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,7 +272,7 @@ def kill_and_restart(
         apply_all(cluster, namespace, batch)
         bodies.update({body["metadata"]["name"]: body for body in batch})
     # The schedule must hit the operator while it works, not only while it starts.
-    print(f"killed while: {phases}")
+    print(f"killed while: {dict(Counter(phases))}")
     assert phases.count("reconciling") >= kills // 3, phases
     final = start_operator(cluster, log_dir / "operator-final.log")
     try:
