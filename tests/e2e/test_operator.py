@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -333,9 +334,16 @@ def test_converged_operator_writes_nothing(
         apply(cluster, namespace, service(name))
     for name in ("idle-a", "idle-b"):
         wait_for(lambda n=name: ready(cluster, namespace, n), 60, f"{name} Ready")  # type: ignore[misc]
-    # Let in-flight status writes land, then count over three resync periods (10 s each).
-    time.sleep(2)
-    before = len(_operator_writes(cluster, namespace))
+    # Wait until the last writes of convergence (status, events) have landed: the count
+    # stays the same for three seconds. Then count over three resync periods (10 s each).
+    counts: list[int] = []
+
+    def settled() -> bool:
+        counts.append(len(_operator_writes(cluster, namespace)))
+        return len(counts) > 12 and counts[-1] == counts[-13]
+
+    wait_for(settled, 30, "convergence writes to stop")
+    before = counts[-1]
     time.sleep(31)
     writes = _operator_writes(cluster, namespace)[before:]
     assert writes == [], [(w.get("verb"), w.get("requestURI")) for w in writes]
@@ -384,7 +392,7 @@ def test_cli_run_rejects_bad_settings(tmp_path: Path) -> None:
     result = subprocess.run(
         ["prodready", "run"],
         env={
-            "PATH": str(Path(__import__("sys").executable).parent),
+            "PATH": str(Path(sys.executable).parent),
             "PRODREADY_HEALTH_PORT": "nope",
         },
         capture_output=True,

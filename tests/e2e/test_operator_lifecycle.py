@@ -77,8 +77,8 @@ def test_sigterm_mid_reconcile_finishes_in_flight_work(
     )
     assert operator.stop(signal.SIGTERM, timeout=30) == 0
     messages = [line.get("message") for line in operator.log_lines()]
-    assert "shutting down" in messages
-    assert messages[-1] == "stopped" or "stopped" in messages[-5:]
+    # Our clean-up ran to its end, after the shutdown began (kopf logs its own lines after).
+    assert "stopped" in messages[messages.index("shutting down") :]
 
     # Status is written only after every child was applied: a service with a status has
     # all of its children. Nothing is half-applied.

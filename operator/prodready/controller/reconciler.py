@@ -39,6 +39,10 @@ MONITORING_CRD_MISSING = "MonitoringCRDMissing"
 # How long a discovery answer about the monitoring CRDs is trusted; a CRD watch event
 # invalidates it sooner.
 DISCOVERY_TTL = 30.0
+# How long the answer about a referenced Secret's keys is reused. A rollout reconciles its
+# service once per Deployment status change, several times a second; the Secret does not
+# change that often, and a newly created one is still seen within seconds.
+SECRET_TTL = 5.0
 SECRET_RETRY_BASE = 5.0
 SECRET_RETRY_CAP = 120.0
 
@@ -75,6 +79,9 @@ class Reconciler:
     config: ReconcilerConfig = field(default_factory=ReconcilerConfig)
     _resources: dict[str, Resource] = field(default_factory=child_resources)
     _monitoring: tuple[float, bool] | None = None
+    _secret_answers: dict[tuple[str, str], tuple[float, tuple[set[str], str] | None]] = field(
+        default_factory=dict
+    )
     _secret_failures: dict[ServiceKey, int] = field(default_factory=dict)
     _locks: dict[ServiceKey, asyncio.Lock] = field(default_factory=dict)
 
@@ -212,6 +219,15 @@ class Reconciler:
         # so reading the object is the only way to know which keys exist.) As a safety net
         # the values are registered with the log redactor, so that even a bug that logged
         # one would print ***REDACTED***.
+        now = time.monotonic()
+        cached = self._secret_answers.get((namespace, name))
+        if cached is not None and now - cached[0] < SECRET_TTL:
+            return cached[1]
+        answer = await self._read_secret_keys(namespace, name)
+        self._secret_answers[(namespace, name)] = (now, answer)
+        return answer
+
+    async def _read_secret_keys(self, namespace: str, name: str) -> tuple[set[str], str] | None:
         secret = await self.client.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
         if secret is None:
             return None
