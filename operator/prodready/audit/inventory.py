@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from prodready.kube.client import Resource
+from prodready.kube.interning import intern_in_place
 
 JSON = dict[str, Any]
 ObjectKey = tuple[str, str]  # (kind, name) inside a namespace
@@ -123,8 +124,14 @@ class Inventory:
         return sorted(self._namespaces)
 
     def objects(self, namespace: str) -> list[JSON]:
-        """Every object of a namespace (workloads and context), in a stable order."""
-        objects = self._namespaces.get(namespace) or {}
+        """Every object of a namespace (workloads and context), in a stable order.
+
+        Safe to call from another thread (the webhook's) while the event loop's thread
+        applies watch events: the namespace is copied in one step (a dict copy runs without
+        releasing the interpreter lock), and stored bodies are replaced, never changed in
+        place.
+        """
+        objects = dict(self._namespaces.get(namespace) or {})
         return [objects[key] for key in sorted(objects)]
 
     def context(self, namespace: str) -> list[JSON]:
@@ -151,6 +158,8 @@ class Inventory:
             have, got = _version(previous), _version(body)
             if have is not None and got is not None and got < have:
                 return UNCHANGED  # a late event must not overwrite a newer copy
+        if isinstance(body, dict):
+            intern_in_place(body)
         stored = slim(body)
         objects[key] = stored
         if previous is not None and _content(previous) == _content(stored):

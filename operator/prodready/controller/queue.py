@@ -125,11 +125,16 @@ class WorkQueue(Generic[Key]):
             except Exception:  # the reconciler logs; the queue only retries
                 self._finish(key)
                 self.add_after(key, self._backoff.next(key))
+                await asyncio.sleep(0)
                 continue
             self._backoff.forget(key)
             self._finish(key)
             if outcome.requeue_after is not None:
                 self.add_after(key, outcome.requeue_after)
+            # A reconcile that finds nothing to change never awaits anything that suspends,
+            # so a resync of thousands of keys would otherwise run as one burst and hold
+            # back the watches, the health probes and the other workers' answers.
+            await asyncio.sleep(0)
 
     def _finish(self, key: Key) -> None:
         self._processing.discard(key)
