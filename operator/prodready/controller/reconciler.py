@@ -67,6 +67,34 @@ class ReconcilerConfig:
     rules_config: rules.RulesConfig | None = None
 
 
+@dataclass(frozen=True)
+class Summary:
+    """What status needs from one rendering of a service and its evaluation."""
+
+    deployment: str
+    monitored: bool  # a ServiceMonitor or PrometheusRule is among the children
+    children: tuple[JSON, ...]
+    compliance: JSON | None
+    compliance_condition: cond.Condition | None
+    failing: tuple[str, ...]  # error-severity rule IDs that fail
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What the last complete pass of a service rendered from and left behind.
+
+    When a pass finds the same inputs and the same children, it can reuse the summary
+    instead of rendering, comparing and evaluating again. Kept small on purpose (no
+    rendered objects): one per service, at thousands of services.
+    """
+
+    spec_key: tuple[str, int, str]
+    references: tuple[render.SecretReference, ...]
+    inputs: tuple[Any, ...]
+    children: frozenset[tuple[str, str, str]]
+    summary: Summary
+
+
 @dataclass
 class Reconciler:
     """Reconciles ProductionServices from caches kopf keeps current."""
@@ -84,6 +112,7 @@ class Reconciler:
     )
     _secret_failures: dict[ServiceKey, int] = field(default_factory=dict)
     _locks: dict[ServiceKey, asyncio.Lock] = field(default_factory=dict)
+    _verified: dict[ServiceKey, Verified] = field(default_factory=dict)
 
     def forget_discovery(self) -> None:
         """Drop the cached answer about monitoring CRDs (one was added or removed)."""
@@ -106,6 +135,7 @@ class Reconciler:
         if body is None or body["metadata"].get("deletionTimestamp"):
             # Deleted: owner references let the garbage collector remove the children.
             self._secret_failures.pop(key, None)
+            self._verified.pop(key, None)
             return DONE
         metadata = body["metadata"]
         started = time.perf_counter()
@@ -128,38 +158,54 @@ class Reconciler:
     async def _reconcile(self, body: JSON) -> Outcome:
         metadata = body["metadata"]
         namespace, name = metadata["namespace"], metadata["name"]
+        key = (namespace, name)
         generation = int(metadata.get("generation") or 0)
         status = body.get("status") or {}
 
-        missing, versions = await self._secrets(body)
-        try:
-            desired = render.render(body, secret_versions=versions)
-        except SpecError as error:
-            # The CRD's schema and CEL rules catch most mistakes at admission; what only the
-            # renderer can see lands here, named by field and rule.
-            wanted = [
-                cond.Condition(cond.READY, False, "InvalidSpec", str(error)),
-                cond.Condition(cond.STALLED, True, "InvalidSpec", str(error)),
-            ]
-            await self._write_status(body, wanted, children=None, compliance=None)
-            if cond.find(status.get("conditions"), cond.STALLED).get("reason") != "InvalidSpec":
-                await self.events.warning(body, "InvalidSpec", str(error))
-            return DONE
-
+        spec_key = _spec_key(body)
+        verified = self._verified.get(key)
+        model: api.ProductionService | None = None
+        if verified is not None and verified.spec_key == spec_key:
+            references = verified.references
+        else:
+            try:
+                model = _parse(body)
+                references = tuple(render.referenced_secrets(model))
+            except SpecError:
+                references = ()  # rendering below reports it, naming the field
+        missing, versions = await self._secrets(namespace, references)
         monitoring = await self.monitoring_available()
-        applied, drifted, pruned = await self._converge(body, desired, missing, monitoring)
-        report = self._evaluate(desired)
-        wanted, deployment = self._conditions(body, desired, missing, monitoring, report)
-        children = [
-            {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"]}
-            for obj in desired
-            if monitoring or obj["apiVersion"] != MONITORING_API
-        ]
+        inputs = (spec_key, monitoring, tuple(sorted(versions.items())), tuple(missing))
+
+        applied: list[str] = []
+        drifted: list[str] = []
+        pruned: list[str] = []
+        children = self._child_signatures(namespace, name)
+        if verified is not None and verified.inputs == inputs and verified.children == children:
+            # Nothing the last complete pass rendered from has changed, and every child is
+            # as that pass left it (a Deployment's status aside): rendering, comparing and
+            # evaluating again would find what it found. This is every resync of a
+            # converged service, and every rollout step of its Deployment.
+            summary = verified.summary
+        else:
+            try:
+                desired = render.render_production_service(
+                    model or _parse(body), secret_versions=versions
+                )
+            except SpecError as error:
+                self._verified.pop(key, None)
+                return await self._invalid(body, error)
+            applied, drifted, pruned, children = await self._converge(
+                body, desired, missing, monitoring
+            )
+            summary = self._summarise(desired, monitoring)
+
+        wanted, deployment = self._conditions(body, summary, missing, monitoring)
         changed = await self._write_status(
             body,
             wanted,
-            children=children,
-            compliance=self._compliance(report),
+            children=list(summary.children),
+            compliance=summary.compliance,
             deployment=deployment,
         )
         await self._announce(
@@ -169,7 +215,7 @@ class Reconciler:
             drifted=drifted,
             pruned=pruned,
             missing=missing,
-            report=report,
+            summary=summary,
             generation=generation,
         )
         if changed:
@@ -177,8 +223,14 @@ class Reconciler:
                 "reconciled",
                 extra={"applied": applied, "drift_corrected": drifted, "pruned": pruned},
             )
+        self._verified[key] = Verified(
+            spec_key=spec_key,
+            references=references,
+            inputs=inputs,
+            children=children,
+            summary=summary,
+        )
 
-        key = (namespace, name)
         if missing:
             failures = self._secret_failures.get(key, 0)
             self._secret_failures[key] = failures + 1
@@ -186,20 +238,36 @@ class Reconciler:
         self._secret_failures.pop(key, None)
         return DONE
 
+    async def _invalid(self, body: JSON, error: SpecError) -> Outcome:
+        # The CRD's schema and CEL rules catch most mistakes at admission; what only the
+        # renderer can see lands here, named by field and rule.
+        status = body.get("status") or {}
+        wanted = [
+            cond.Condition(cond.READY, False, "InvalidSpec", str(error)),
+            cond.Condition(cond.STALLED, True, "InvalidSpec", str(error)),
+        ]
+        await self._write_status(body, wanted, children=None, compliance=None)
+        if cond.find(status.get("conditions"), cond.STALLED).get("reason") != "InvalidSpec":
+            await self.events.warning(body, "InvalidSpec", str(error))
+        return DONE
+
+    def _child_signatures(self, namespace: str, owner: str) -> frozenset[tuple[str, str, str]]:
+        return frozenset(
+            (child["kind"], child["metadata"]["name"], _signature(child))
+            for child in self.children.children(namespace, owner)
+        )
+
     # -- inputs ----------------------------------------------------------------------------
 
-    async def _secrets(self, body: JSON) -> tuple[list[str], dict[str, str]]:
+    async def _secrets(
+        self, namespace: str, references: Sequence[render.SecretReference]
+    ) -> tuple[list[str], dict[str, str]]:
         """Missing Secrets or keys ("name" or "name/key"), and each found Secret's
         resourceVersion (the renderer folds them into the pod template's checksum, so a
         rotated Secret rolls the pods)."""
-        namespace = body["metadata"]["namespace"]
-        try:
-            spec = api.parse_production_service(body)
-        except SpecError:
-            return [], {}  # the renderer reports it, naming the field
         missing: list[str] = []
         versions: dict[str, str] = {}
-        for reference in render.referenced_secrets(spec):
+        for reference in references:
             if set(reference.usages) <= {USAGE_TLS}:
                 # An Ingress TLS Secret does not keep pods from starting, and cert-manager
                 # usually issues it only after the Ingress exists: never wait for it.
@@ -243,8 +311,9 @@ class Reconciler:
 
     async def _converge(
         self, body: JSON, desired: Sequence[JSON], missing: Sequence[str], monitoring: bool
-    ) -> tuple[list[str], list[str], list[str]]:
-        """Apply what differs, prune what is no longer wanted; return what changed."""
+    ) -> tuple[list[str], list[str], list[str], frozenset[tuple[str, str, str]]]:
+        """Apply what differs, prune what is no longer wanted; return what changed, and
+        the signature of every child as this pass verified or wrote it (`Verified`)."""
         metadata = body["metadata"]
         namespace, name = metadata["namespace"], metadata["name"]
         owner = {
@@ -260,6 +329,7 @@ class Reconciler:
         )
         applied: list[str] = []
         drifted: list[str] = []
+        seen: set[tuple[str, str, str]] = set()
         wanted_keys = set()
         for obj in desired:
             kind, child = obj["kind"], obj["metadata"]["name"]
@@ -270,16 +340,20 @@ class Reconciler:
             if kind == "Deployment" and missing:
                 # Hold the Deployment back while a Secret it needs is missing: the running
                 # version keeps serving instead of rolling into pods that cannot start.
+                if live is not None:
+                    seen.add((kind, child, _signature(live)))
                 continue
             target = with_applied_hash(
                 {**obj, "metadata": {**obj["metadata"], "ownerReferences": [owner]}}
             )
             if live is not None and contains(live, target):
+                seen.add((kind, child, _signature(live)))
                 continue
             answer = await self.client.apply(
                 self._resources[kind], target, field_manager=self.config.field_manager
             )
             self.children.put(answer)
+            seen.add((kind, child, _signature(answer)))
             label = f"{kind}/{child}"
             if live is not None and spec_settled:
                 drifted.append(label)
@@ -290,11 +364,15 @@ class Reconciler:
         pruned = []
         for live in list(self.children.children(namespace, name)):
             kind, child = live["kind"], live["metadata"]["name"]
-            if (kind, child) in wanted_keys or kind not in self._resources:
+            if (kind, child) in wanted_keys:
                 continue
-            if kind == "Deployment" and missing:
-                continue
-            if (live["metadata"].get("ownerReferences") or [{}])[0].get("uid") != metadata["uid"]:
+            if (
+                kind not in self._resources
+                or (kind == "Deployment" and missing)
+                or (live["metadata"].get("ownerReferences") or [{}])[0].get("uid")
+                != metadata["uid"]
+            ):
+                seen.add((kind, child, _signature(live)))
                 continue
             if await self.client.delete(
                 self._resources[kind], namespace, child, live["metadata"]["uid"]
@@ -302,26 +380,39 @@ class Reconciler:
                 pruned.append(f"{kind}/{child}")
                 self.metrics.children_pruned.labels(kind=kind).inc()
             self.children.remove(kind, namespace, child)
-        return applied, drifted, pruned
+        return applied, drifted, pruned, frozenset(seen)
 
-    def _evaluate(self, desired: Sequence[JSON]) -> rules.ObjectReport | None:
+    def _summarise(self, desired: Sequence[JSON], monitoring: bool) -> Summary:
+        """What status needs from the rendered objects and their evaluation."""
         reports = rules.evaluate(desired, config=self.config.rules_config)
-        return next(
+        report = next(
             (r for r in reports if r.object.kind == "Deployment"), reports[0] if reports else None
+        )
+        return Summary(
+            deployment=next(o["metadata"]["name"] for o in desired if o["kind"] == "Deployment"),
+            monitored=any(o["apiVersion"] == MONITORING_API for o in desired),
+            children=tuple(
+                {
+                    "apiVersion": obj["apiVersion"],
+                    "kind": obj["kind"],
+                    "name": obj["metadata"]["name"],
+                }
+                for obj in desired
+                if monitoring or obj["apiVersion"] != MONITORING_API
+            ),
+            compliance=self._compliance(report),
+            compliance_condition=None if report is None else _compliance_condition(report),
+            failing=()
+            if report is None or report.compliant
+            else tuple(sorted({f.rule_id for f in report.findings if f.result == "fail"})),
         )
 
     def _conditions(
-        self,
-        body: JSON,
-        desired: Sequence[JSON],
-        missing: Sequence[str],
-        monitoring: bool,
-        report: rules.ObjectReport | None,
+        self, body: JSON, summary: Summary, missing: Sequence[str], monitoring: bool
     ) -> tuple[list[cond.Condition], JSON]:
         namespace = body["metadata"]["namespace"]
         wanted: list[cond.Condition] = []
-        deployment_name = next(o["metadata"]["name"] for o in desired if o["kind"] == "Deployment")
-        live = self.children.get("Deployment", namespace, deployment_name) or {}
+        live = self.children.get("Deployment", namespace, summary.deployment) or {}
         rollout = _rollout(live)
         if missing:
             message = "referenced Secret or key not found: " + ", ".join(missing)
@@ -339,7 +430,7 @@ class Reconciler:
         else:
             wanted.append(cond.Condition(cond.READY, False, "RollingOut", rollout.message))
             wanted.append(cond.Condition(cond.RECONCILING, True, "RollingOut", rollout.message))
-        if not monitoring and any(o["apiVersion"] == MONITORING_API for o in desired):
+        if summary.monitored and not monitoring:
             wanted.append(
                 cond.Condition(
                     cond.MONITORING,
@@ -349,10 +440,10 @@ class Reconciler:
                     "installed; they will be applied when the CRDs appear",
                 )
             )
-        elif any(o["apiVersion"] == MONITORING_API for o in desired):
+        elif summary.monitored:
             wanted.append(cond.Condition(cond.MONITORING, True, "Applied", "monitoring applied"))
-        if report is not None:
-            wanted.append(_compliance_condition(report))
+        if summary.compliance_condition is not None:
+            wanted.append(summary.compliance_condition)
         return wanted, {
             "replicas": rollout.desired,
             "readyReplicas": rollout.available,
@@ -435,7 +526,7 @@ class Reconciler:
         drifted: Sequence[str],
         pruned: Sequence[str],
         missing: Sequence[str],
-        report: rules.ObjectReport | None,
+        summary: Summary,
         generation: int,
     ) -> None:
         """Events for what changed; each one once per transition, never per resync."""
@@ -459,14 +550,13 @@ class Reconciler:
                 + "; the Deployment is held back until it exists",
             )
         was_compliant = cond.find(before.get("conditions"), cond.POLICY_COMPLIANT).get("status")
-        if (
-            report is not None
-            and not report.compliant
-            and (was_compliant != "False" or before.get("observedGeneration") != generation)
+        if summary.failing and (
+            was_compliant != "False" or before.get("observedGeneration") != generation
         ):
-            failing = sorted({f.rule_id for f in report.findings if f.result == "fail"})
             await self.events.warning(
-                body, "PolicyViolation", "failing error-severity rules: " + ", ".join(failing)
+                body,
+                "PolicyViolation",
+                "failing error-severity rules: " + ", ".join(summary.failing),
             )
 
     async def _report_error(self, body: JSON, error: Exception) -> None:
@@ -489,6 +579,49 @@ class Reconciler:
             await self.events.warning(body, "ReconcileError", f"{reason}: {message}; retrying")
         except Exception:  # the API may be what failed; the retry will report again
             logger.warning("could not report the reconcile error", exc_info=True)
+
+
+def _parse(body: Mapping[str, Any]) -> api.ProductionService:
+    # Status is the controller's output, not the renderer's input: a status that an older
+    # controller wrote, and this model would refuse, must never block a reconcile.
+    return api.parse_production_service({k: v for k, v in body.items() if k != "status"})
+
+
+def _digest(value: Any) -> str:
+    return hashlib.blake2b(
+        json.dumps(value, sort_keys=True, separators=(",", ":")).encode(), digest_size=16
+    ).hexdigest()
+
+
+def _spec_key(body: Mapping[str, Any]) -> tuple[str, int, str]:
+    """Everything of a ProductionService the renderer reads, in a few bytes: the spec
+    through its generation (the apiserver raises it on every spec change, and only then),
+    labels and annotations through a digest. Our own status writes leave it unchanged."""
+    metadata = body.get("metadata") or {}
+    return (
+        str(metadata.get("uid") or ""),
+        int(metadata.get("generation") or 0),
+        _digest([metadata.get("labels"), metadata.get("annotations")]),
+    )
+
+
+def _signature(child: Mapping[str, Any]) -> str:
+    """A child's identity for `Verified`: its resourceVersion, except for a Deployment,
+    whose status changes on every rollout step. Its spec is covered by the generation
+    (the apiserver raises it on every spec change), its metadata by a digest."""
+    metadata = child.get("metadata") or {}
+    if child.get("kind") != "Deployment" or not metadata.get("generation"):
+        return str(metadata.get("resourceVersion") or "")
+    return _digest(
+        [
+            metadata.get("uid"),
+            metadata.get("generation"),
+            metadata.get("labels"),
+            metadata.get("annotations"),
+            metadata.get("ownerReferences"),
+            metadata.get("deletionTimestamp"),
+        ]
+    )
 
 
 def with_applied_hash(obj: JSON) -> JSON:

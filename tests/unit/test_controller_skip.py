@@ -1,0 +1,234 @@
+"""The reconciler's short cut: a pass whose inputs and children are what the last complete
+pass left reuses its summary instead of rendering again, and anything that could change the
+outcome makes the next pass complete again.
+
+The reconciler's client is a stand-in here on purpose: what is tested is which pass renders,
+not what crosses the API (tests/e2e/test_operator.py does that against a real apiserver).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from prodready import api, render
+from prodready.controller import reconciler as reconciler_module
+from prodready.controller.cache import ObjectCache
+from prodready.controller.reconciler import Reconciler, _signature, _spec_key
+from prodready.observability.metrics import Metrics
+
+KEY = ("shop", "web")
+
+
+class Client:
+    """Answers applies and status patches the way the apiserver would, with new versions."""
+
+    def __init__(self, services: ObjectCache) -> None:
+        self.services = services
+        self.version = 100
+        self.applied: list[str] = []
+        self.deleted: list[str] = []
+        self.status_writes = 0
+
+    def _next(self) -> str:
+        self.version += 1
+        return str(self.version)
+
+    async def served_resources(self, _api_version: str) -> set[str]:
+        return {"servicemonitors", "prometheusrules"}
+
+    async def apply(self, _resource: Any, target: dict[str, Any], field_manager: str) -> Any:
+        answer = copy.deepcopy(target)
+        answer["metadata"].update(
+            namespace="shop", uid=f"uid-{target['kind']}", resourceVersion=self._next()
+        )
+        if target["kind"] == "Deployment":
+            answer["metadata"]["generation"] = 1
+        self.applied.append(target["kind"])
+        return answer
+
+    async def patch_status(self, _resource: Any, namespace: str, name: str, patch: Any) -> Any:
+        body = copy.deepcopy(self.services.get(api.KIND, namespace, name))
+        assert body is not None
+        body["status"] = {k: v for k, v in patch.items() if v is not None}
+        body["metadata"]["resourceVersion"] = self._next()
+        self.status_writes += 1
+        return body
+
+    async def get(self, _path: str) -> None:
+        return None
+
+    async def delete(self, _resource: Any, _namespace: str, name: str, _uid: str) -> bool:
+        self.deleted.append(name)
+        return True
+
+
+class Events:
+    async def normal(self, *_args: Any) -> None:
+        return None
+
+    async def warning(self, *_args: Any) -> None:
+        return None
+
+
+def _service() -> dict[str, Any]:
+    return {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {
+            "name": "web",
+            "namespace": "shop",
+            "uid": "uid-web",
+            "generation": 1,
+            "resourceVersion": "1",
+        },
+        "spec": {"image": "registry.example.com/shop/web:1.0.0", "environment": "dev"},
+    }
+
+
+@pytest.fixture
+def setup(monkeypatch: pytest.MonkeyPatch) -> tuple[Reconciler, Client, list[int]]:
+    services, children = ObjectCache(api.KIND), ObjectCache(api.KIND)
+    services.put(_service())
+    client = Client(services)
+    reconciler = Reconciler(
+        client=client,  # type: ignore[arg-type]
+        services=services,
+        children=children,
+        events=Events(),  # type: ignore[arg-type]
+        metrics=Metrics(process_metrics=False),
+    )
+    renders: list[int] = []
+    real = render.render_production_service
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        renders.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reconciler_module.render, "render_production_service", counting)
+    return reconciler, client, renders
+
+
+def _roll_out(reconciler: Reconciler) -> None:
+    """The Deployment controller's status update: every replica updated and available."""
+    live = reconciler.children.get("Deployment", "shop", "web")
+    assert live is not None
+    changed = copy.deepcopy(live)
+    changed["metadata"]["resourceVersion"] = str(int(live["metadata"]["resourceVersion"]) + 50)
+    replicas = live["spec"]["replicas"]
+    changed["status"] = {
+        "observedGeneration": 1,
+        "replicas": replicas,
+        "updatedReplicas": replicas,
+        "availableReplicas": replicas,
+    }
+    reconciler.children.put(changed)
+
+
+async def test_a_converged_pass_renders_nothing_and_writes_nothing(
+    setup: tuple[Reconciler, Client, list[int]],
+) -> None:
+    reconciler, client, renders = setup
+    await reconciler.reconcile(KEY)
+    assert {"Deployment", "Service", "ServiceMonitor"} <= set(client.applied)
+    assert len(renders) == 1
+    writes, applies = client.status_writes, len(client.applied)
+    # Our own status write came back (a new resourceVersion, nothing else): no render.
+    for _ in range(3):
+        await reconciler.reconcile(KEY)
+    assert len(renders) == 1
+    assert client.status_writes == writes
+    assert len(client.applied) == applies
+
+
+async def test_rollout_steps_update_status_without_rendering(
+    setup: tuple[Reconciler, Client, list[int]],
+) -> None:
+    reconciler, _client, renders = setup
+    await reconciler.reconcile(KEY)
+    _roll_out(reconciler)
+    await reconciler.reconcile(KEY)
+    assert len(renders) == 1
+    service = reconciler.services.get(api.KIND, *KEY)
+    assert service is not None
+    ready = next(c for c in service["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "spec",
+        "labels",
+        "deployment spec",
+        "deployment labels",
+        "service edited",
+        "child deleted",
+        "stray child",
+    ],
+)
+async def test_any_change_that_could_matter_renders_again(
+    setup: tuple[Reconciler, Client, list[int]], change: str
+) -> None:
+    reconciler, client, renders = setup
+    await reconciler.reconcile(KEY)
+    services, children = reconciler.services, reconciler.children
+    body = copy.deepcopy(services.get(api.KIND, *KEY))
+    assert body is not None
+    body["metadata"]["resourceVersion"] = "900"
+    if change == "spec":
+        body["spec"]["replicas"] = 2
+        body["metadata"]["generation"] = 2
+    elif change == "labels":
+        body["metadata"]["labels"] = {"team": "payments"}
+    services.put(body)
+    if change.startswith("deployment"):
+        live = copy.deepcopy(children.get("Deployment", *KEY))
+        assert live is not None
+        live["metadata"]["resourceVersion"] = "901"
+        if change == "deployment spec":
+            live["metadata"]["generation"] = 2
+        else:
+            live["metadata"]["labels"] = {}
+        children.put(live)
+    elif change == "service edited":
+        live = copy.deepcopy(children.get("Service", *KEY))
+        assert live is not None
+        live["metadata"]["resourceVersion"] = "902"
+        children.put(live)
+    elif change == "child deleted":
+        children.remove("ServiceMonitor", *KEY)
+    elif change == "stray child":
+        stray = copy.deepcopy(children.get("Service", *KEY))
+        assert stray is not None
+        stray["metadata"]["name"] = "web-old"
+        children.put(stray)
+    await reconciler.reconcile(KEY)
+    assert len(renders) == 2
+    assert client.deleted == (["web-old"] if change == "stray child" else [])
+
+
+def test_signature_ignores_a_deployments_status_only() -> None:
+    deployment = {
+        "kind": "Deployment",
+        "metadata": {"generation": 3, "resourceVersion": "7", "labels": {"a": "b"}},
+        "status": {"replicas": 1},
+    }
+    rolled = {**deployment, "metadata": {**deployment["metadata"], "resourceVersion": "8"}}
+    assert _signature(rolled) == _signature({**rolled, "status": {"replicas": 2}})
+    assert _signature(rolled) == _signature(deployment)
+    relabelled = {**deployment, "metadata": {**deployment["metadata"], "labels": {}}}
+    assert _signature(relabelled) != _signature(deployment)
+    service = {"kind": "Service", "metadata": {"resourceVersion": "7"}}
+    assert _signature(service) != _signature({**service, "metadata": {"resourceVersion": "8"}})
+
+
+def test_spec_key_ignores_status_and_resource_version() -> None:
+    body = _service()
+    written = {**body, "status": {"observedGeneration": 1}}
+    written["metadata"] = {**body["metadata"], "resourceVersion": "2"}
+    assert _spec_key(body) == _spec_key(written)
+    annotated = {**body, "metadata": {**body["metadata"], "annotations": {"x": "y"}}}
+    assert _spec_key(body) != _spec_key(annotated)
