@@ -10,6 +10,8 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from prodready.kube.interning import intern_in_place
+
 JSON = dict[str, Any]
 ObjectKey = tuple[str, str, str]  # (kind, namespace, name)
 
@@ -52,6 +54,8 @@ class ObjectCache:
         previous = self._objects.get(key)
         if previous is not None and _newer(previous, body):
             return  # a late watch event must not overwrite what an apply just returned
+        if isinstance(body, dict):
+            intern_in_place(body)
         self._objects[key] = _slim(body)
         owner = owner_name(body, self._owner_kind)
         if owner is not None:
