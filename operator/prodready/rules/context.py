@@ -201,6 +201,9 @@ class Context:
         self.ingresses_by_service: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
         self.autoscalers: dict[tuple[str, str, str], Mapping[str, Any]] = {}
         self.prometheus_rules: dict[str, list[Mapping[str, Any]]] = {}
+        # Indexes a check derives from the objects above, built on first use and kept for
+        # the run (by check and namespace): see rules.checks.monitoring.AlertIndex.
+        self.derived: dict[tuple[str, str], object] = {}
         self.secrets: dict[tuple[str, str], Mapping[str, Any]] = {}
         self.generated_secrets: set[tuple[str, str]] = set()
         self.config_maps: dict[tuple[str, str], Mapping[str, Any]] = {}

@@ -10,10 +10,11 @@ rules alert nobody.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from prodready.rules.context import mapping, sequence
+from prodready.rules.context import Context, mapping, sequence
 from prodready.rules.selectors import labels_of
 from prodready.rules.subject import Outcome, Subject, failed, passed
 
@@ -95,14 +96,89 @@ def _has_alert(rule: Mapping[str, Any]) -> bool:
     )
 
 
-def _mentions(rule: Mapping[str, Any], name: str) -> bool:
-    quoted = (f'"{name}"', f"'{name}'")
+def _alert_expressions(rule: Mapping[str, Any]) -> Iterator[str]:
     for group in sequence(mapping(rule.get("spec")).get("groups")):
         for raw_item in sequence(mapping(group).get("rules")):
             item = mapping(raw_item)
-            if "alert" in item and any(q in str(item.get("expr", "")) for q in quoted):
-                return True
-    return False
+            if "alert" in item:
+                yield str(item.get("expr", ""))
+
+
+_QUOTES = ('"', "'")
+
+
+class AlertIndex:
+    """The alerting PrometheusRules of one namespace, indexed by every way PR-MO-002 can
+    match a workload, so that checking a thousand workloads against a thousand rules is not
+    a million scans. Built once per namespace and evaluation (`Context.derived`)."""
+
+    def __init__(self, rules: list[Mapping[str, Any]]) -> None:
+        self.names: list[str] = []
+        self.labels: list[dict[str, str]] = []
+        self.by_app: dict[str, list[int]] = {}
+        self.by_name: dict[str, int] = {}
+        self.sorted_names: list[tuple[str, int]] = []
+        # A quoted name in an expression is text between two consecutive quote characters.
+        self.quoted: dict[str, int] = {}
+        self.expressions: list[list[str]] = []
+        for rule in rules:
+            if not _has_alert(rule):
+                continue
+            position = len(self.names)
+            rule_labels = labels_of(rule.get("metadata"))
+            rule_name = str(mapping(rule.get("metadata")).get("name", ""))
+            self.names.append(rule_name)
+            self.labels.append(rule_labels)
+            if NAME_LABEL in rule_labels:
+                self.by_app.setdefault(rule_labels[NAME_LABEL], []).append(position)
+            self.by_name.setdefault(rule_name, position)
+            self.sorted_names.append((rule_name, position))
+            expressions = list(_alert_expressions(rule))
+            self.expressions.append(expressions)
+            for expression in expressions:
+                for quote in _QUOTES:
+                    for text in expression.split(quote)[1:-1]:
+                        self.quoted.setdefault(text, position)
+        self.sorted_names.sort()
+
+    @classmethod
+    def of(cls, context: Context, namespace: str) -> AlertIndex:
+        """The index of `namespace` in this evaluation's context, built on first use."""
+        key = ("alerts", namespace)
+        index = context.derived.get(key)
+        if not isinstance(index, AlertIndex):
+            index = cls(context.prometheus_rules.get(namespace, []))
+            context.derived[key] = index
+        return index
+
+    def first_match(self, name: str, app: str | None, instance: str | None) -> str | None:
+        """The name of the first alerting rule (in input order) that covers the workload."""
+        candidates: list[int] = []
+        if app is not None:
+            for position in self.by_app.get(app, ()):
+                rule_instance = self.labels[position].get(INSTANCE_LABEL, instance)
+                if not instance or rule_instance == instance:
+                    candidates.append(position)
+                    break
+        if name in self.by_name:
+            candidates.append(self.by_name[name])
+        prefix = f"{name}-"
+        start = bisect.bisect_left(self.sorted_names, (prefix, -1))
+        for rule_name, position in self.sorted_names[start:]:
+            if not rule_name.startswith(prefix):
+                break
+            candidates.append(position)
+        if any(quote in name for quote in _QUOTES):
+            # Not a Kubernetes name: look for it the slow way.
+            quoted = [f"{quote}{name}{quote}" for quote in _QUOTES]
+            candidates.extend(
+                position
+                for position, expressions in enumerate(self.expressions)
+                if any(q in expression for q in quoted for expression in expressions)
+            )
+        elif name in self.quoted:
+            candidates.append(self.quoted[name])
+        return self.names[min(candidates)] if candidates else None
 
 
 def alerts_exist(subject: Subject) -> Iterator[Outcome]:
@@ -110,19 +186,11 @@ def alerts_exist(subject: Subject) -> Iterator[Outcome]:
     workload = subject.workload
     name = workload.ref.name
     labels = {**workload.pod_labels, **labels_of(workload.metadata)}
-    app, instance = labels.get(NAME_LABEL), labels.get(INSTANCE_LABEL)
-    for rule in workload.context.prometheus_rules.get(workload.namespace, ()):
-        if not _has_alert(rule):
-            continue
-        rule_labels = labels_of(rule.get("metadata"))
-        rule_name = str(mapping(rule.get("metadata")).get("name", ""))
-        by_labels = app is not None and rule_labels.get(NAME_LABEL) == app
-        if by_labels and instance and rule_labels.get(INSTANCE_LABEL, instance) != instance:
-            by_labels = False
-        by_name = rule_name == name or rule_name.startswith(f"{name}-")
-        if by_labels or by_name or _mentions(rule, name):
-            yield passed("metadata", f"PrometheusRule {rule_name} alerts on this workload")
-            return
+    index = AlertIndex.of(workload.context, workload.namespace)
+    rule_name = index.first_match(name, labels.get(NAME_LABEL), labels.get(INSTANCE_LABEL))
+    if rule_name is not None:
+        yield passed("metadata", f"PrometheusRule {rule_name} alerts on this workload")
+        return
     yield failed(
         "metadata", f"no PrometheusRule in namespace {workload.namespace} alerts on {name}"
     )
