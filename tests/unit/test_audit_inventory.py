@@ -134,3 +134,19 @@ def test_dirty_namespaces_settle_and_are_rate_limited() -> None:
     assert len(dirty) == 0
     dirty.mark("shop", 30.0)
     assert dirty.next_due() == 30.5
+
+
+def test_a_slow_namespace_is_audited_less_often() -> None:
+    dirty = DirtyNamespaces(settle=0.5, min_interval=2.0, busy_factor=10.0)
+    dirty.ran("big", 100.0)
+    dirty.took("big", 1.5)  # 15 s apart from now on
+    dirty.ran("small", 100.0)
+    dirty.took("small", 0.01)  # the minimum interval still applies
+    dirty.mark("big", 101.0)
+    dirty.mark("small", 101.0)
+    assert dirty.pop_due(102.0) == ["small"]
+    assert dirty.pop_due(114.9) == []
+    assert dirty.pop_due(115.0) == ["big"]
+    dirty.forget("big")
+    dirty.mark("big", 120.0)
+    assert dirty.next_due() == 120.5

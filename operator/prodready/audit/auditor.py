@@ -314,6 +314,7 @@ class Auditor:
         await asyncio.gather(*(one(namespace) for namespace in namespaces))
 
     async def _audit_guarded(self, namespace: str) -> None:
+        started = self.clock()
         try:
             await self.audit_namespace(namespace)
         except asyncio.CancelledError:
@@ -340,6 +341,7 @@ class Auditor:
             self._dirty.defer(namespace, self.clock() + delay)
         else:
             self._failures.pop(namespace, None)
+            self._dirty.took(namespace, self.clock() - started)
 
     async def audit_namespace(self, namespace: str) -> None:
         """Evaluate one namespace; update its metrics, events and reports."""

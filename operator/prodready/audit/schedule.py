@@ -4,6 +4,12 @@ A watch event marks its namespace dirty. The namespace is audited once the burst
 settled (`settle`, so `kubectl apply -f dir/` is one pass, not one per object) and never
 more often than once per `min_interval`, however many events arrive: a namespace where a
 CronJob spawns Jobs every second costs one evaluation per interval, not one per event.
+
+A large namespace under constant change is spaced further apart: after a pass that took
+`d` seconds, the next one starts no sooner than `busy_factor * d` after it, so the audit of
+a busy namespace never takes more than a tenth of the operator's time (measured: a
+namespace of 1,000 services being created was evaluated every 2 s, at ~1 s a pass: half a
+core, taken from the apiserver it was creating them with).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import dataclass, field
 
 SETTLE_SECONDS = 0.5
 MIN_INTERVAL_SECONDS = 2.0
+BUSY_FACTOR = 10.0
 
 
 @dataclass
@@ -20,8 +27,10 @@ class DirtyNamespaces:
 
     settle: float = SETTLE_SECONDS
     min_interval: float = MIN_INTERVAL_SECONDS
+    busy_factor: float = BUSY_FACTOR
     _due: dict[str, float] = field(default_factory=dict)
     _last_run: dict[str, float] = field(default_factory=dict)
+    _spacing: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self._due)
@@ -36,8 +45,12 @@ class DirtyNamespaces:
         last = self._last_run.get(namespace)
         due = now + self.settle
         if last is not None:
-            due = max(due, last + self.min_interval)
+            due = max(due, last + self._spacing.get(namespace, self.min_interval))
         self._due[namespace] = due
+
+    def took(self, namespace: str, seconds: float) -> None:
+        """A pass of `namespace` took `seconds`: space the next one accordingly."""
+        self._spacing[namespace] = max(self.min_interval, self.busy_factor * seconds)
 
     def defer(self, namespace: str, until: float) -> None:
         """Audit `namespace` again no earlier than `until` (a failed pass backing off)."""
@@ -64,3 +77,4 @@ class DirtyNamespaces:
         """Drop what is remembered about a namespace that is gone."""
         self._due.pop(namespace, None)
         self._last_run.pop(namespace, None)
+        self._spacing.pop(namespace, None)
