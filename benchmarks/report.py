@@ -123,14 +123,21 @@ def summary_rows(run: Run) -> list[tuple[str, str, str, str, str, str]]:
                 f"{n:,} ProductionServices all Ready, s",
                 _num(result.converge_seconds),
                 f"floor {_num(result.floor_seconds)}",
-                _num(result.ratio, "x", 2),
-                "< 60 s, ratio ≤ 2",
+                "",
+                "< 60 s",
                 _verdict(
-                    None
-                    if math.isnan(result.converge_seconds)
-                    else result.converge_seconds < 60
-                    and (math.isnan(result.ratio) or result.ratio <= 2)
+                    None if math.isnan(result.converge_seconds) else result.converge_seconds < 60
                 ),
+            )
+        )
+        rows.append(
+            (
+                f"{n:,} ProductionServices all Ready, ratio to the floor",
+                _num(result.ratio, "x", 2),
+                "",
+                "",
+                "≤ 2",
+                _verdict(None if math.isnan(result.ratio) else result.ratio <= 2),
             )
         )
         rows.append(
@@ -251,7 +258,9 @@ def _operator_detail(result: OperatorResults) -> list[str]:
         f"- {result.services:,} ProductionServices (dev, 1 replica: {result.services:,} kwok "
         f"pods) applied with one `kubectl apply --server-side`: all Ready after "
         f"{_num(result.converge_seconds, ' s')} (the apply itself took "
-        f"{_num(result.converge_apply_seconds, ' s')}).",
+        f"{_num(result.converge_apply_seconds, ' s')}; the operator used "
+        f"{_num(result.converge_cpu_seconds, ' CPU s')} meanwhile). The same apply with no "
+        f"operator running took {_num(result.services_apply_alone_seconds, ' s')}.",
         f"- Floor: their {result.services:,} services' rendered children applied directly with "
         f"`kubectl apply --server-side` to a fresh control plane: every Deployment rolled out "
         f"after {_num(result.floor_seconds, ' s')} (the apply itself took "

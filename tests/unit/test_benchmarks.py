@@ -174,9 +174,12 @@ def test_the_summary_states_ratios_and_targets(tmp_path: Path) -> None:
     # A peer stopped at the timeout is a bound, and says so.
     polaris = rows["validate 10 workloads (40 objects), objects/s polaris"]
     assert polaris[3].startswith("> ")
-    ready = next(row for row in report.summary_rows(run) if "all Ready" in row[0])
-    assert ready[3] == "1.50x"
+    ready = next(row for row in report.summary_rows(run) if "all Ready, s" in row[0])
+    assert ready[1] == "30.0"
     assert ready[5] == "yes"
+    ratio = next(row for row in report.summary_rows(run) if "ratio to the floor" in row[0])
+    assert ratio[1] == "1.50x"
+    assert ratio[5] == "yes"
     memory = next(row for row in report.summary_rows(run) if "1100 services" in row[0])
     assert memory[4] == "< 150 MB"
     assert memory[5] == "yes"
