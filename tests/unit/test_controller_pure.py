@@ -228,3 +228,20 @@ async def test_queue_retries_failures_with_backoff_and_honours_requeue() -> None
     assert calls == {"fails": 3, "later": 2}
     queue.close()
     await asyncio.wait_for(task, 2)
+
+
+# -- kopf settings ------------------------------------------------------------------------
+
+
+def test_kopf_does_not_copy_every_event_for_a_diff_base() -> None:
+    import kopf
+
+    from prodready.config import Settings
+    from prodready.controller.operator import NoDiffBase, kopf_settings
+
+    storage = kopf_settings(Settings()).persistence.diffbase_storage
+    assert isinstance(storage, NoDiffBase)
+    body = kopf.Body({"metadata": {"name": "web"}, "spec": {"image": "x"}})
+    assert storage.build(body=body) == {}
+    assert storage.fetch(body=body) is None
+    storage.store(body=body, patch=kopf.Patch(), essence=kopf.BodyEssence())

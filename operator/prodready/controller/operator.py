@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -317,9 +317,33 @@ def build_registry(operator: Operator) -> kopf.OperatorRegistry:
     return registry
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf keeps a "diff base" to tell on.create/on.update handlers what changed, and
+    deep-copies every watch event's body to build it, whether any such handler exists or
+    not. This operator has only on.event handlers, so there is nothing to compare: the copy
+    was 7 % of the operator's CPU while 1,000 services were being created."""
+
+    def build(
+        self,
+        *,
+        body: kopf.Body,
+        extra_fields: Iterable[kopf.FieldSpec] | None = None,
+    ) -> kopf.BodyEssence:
+        """Nothing: no handler compares essences."""
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        """Nothing stored."""
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        """Nothing to store."""
+
+
 def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     """kopf tuned for an operator that only watches: no persistence, no handler events."""
     config = kopf.OperatorSettings()
+    config.persistence.diffbase_storage = NoDiffBase()
     config.peering.standalone = True  # leadership is our Lease, not kopf's peering
     config.posting.enabled = False  # our Events say what happened; kopf's would be noise
     config.watching.server_timeout = 300
