@@ -245,3 +245,26 @@ def test_kopf_does_not_copy_every_event_for_a_diff_base() -> None:
     assert storage.build(body=body) == {}
     assert storage.fetch(body=body) is None
     storage.store(body=body, patch=kopf.Patch(), essence=kopf.BodyEssence())
+
+
+async def test_the_heap_is_frozen_once_the_first_pass_is_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    from prodready.config import Settings
+    from prodready.controller.operator import Operator
+
+    frozen: list[int] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(1))
+    operator = Operator(Settings())
+    operator.queue.add(("shop", "web"))
+    waiting = asyncio.create_task(operator._freeze_when_warm())
+    await asyncio.sleep(1.2)
+    assert frozen == []  # not leading yet
+    operator.workers = asyncio.create_task(asyncio.sleep(0))
+    await asyncio.sleep(1.2)
+    assert frozen == []  # a key is still queued
+    operator.queue = WorkQueue()
+    await asyncio.wait_for(waiting, 3)
+    assert frozen == [1]

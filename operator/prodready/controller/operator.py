@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -112,6 +113,8 @@ class Operator:
         await self.health.start()
         self.tasks.append(asyncio.create_task(self._probe_api(), name="api-probe"))
         self.tasks.append(asyncio.create_task(self._resync(), name="resync"))
+        self.tasks.append(asyncio.create_task(self._freeze_when_warm(), name="gc-freeze"))
+        gc.freeze()  # what start-up loaded (modules, clients) lives as long as the process
         if self.settings.standalone:
             await self.start_leading()
         else:
@@ -216,6 +219,24 @@ class Operator:
                 logger.info("the apiserver answers again")
             previous = self.api_reachable = reachable
             await asyncio.sleep(2.0)
+
+    async def _freeze_when_warm(self) -> None:
+        """Once the first pass over every service is done, move what the process holds
+        into the collector's permanent generation (`gc.freeze`).
+
+        The cyclic garbage collector stops every thread while it scans, the webhook's
+        too; a full collection scans every container object, and at thousands of cached
+        objects that took 330 ms (logged with a gc callback while 1,000 services were
+        created). Frozen objects are never scanned again; they are still freed as usual
+        when the caches drop them (cached objects are JSON trees, without cycles), so the
+        cost is at most the cyclic garbage alive at this one moment.
+        """
+        while True:  # polled: the queue has no "drained" event, and once a second is plenty
+            await asyncio.sleep(1.0)
+            if self.workers is not None and self.queue.idle:
+                break
+        gc.freeze()
+        logger.debug("heap frozen", extra={"objects": gc.get_freeze_count()})
 
     async def _resync(self) -> None:
         # One loop for all objects, not a timer per object: at thousands of services a
