@@ -15,10 +15,7 @@ the pod unready instead of hanging the probe.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
 import inspect
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -27,6 +24,7 @@ from aiohttp import web
 
 from prodready.observability.logging import get_logger, redact
 from prodready.observability.metrics import Metrics
+from prodready.observability.serving import ThreadedSite
 
 __all__ = ["HealthServer", "Readiness"]
 
@@ -82,8 +80,7 @@ class HealthServer:
         self._last_heartbeat = clock()
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._operator_loop: asyncio.AbstractEventLoop | None = None
-        self._server_loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._site = ThreadedSite("prodready-health", self._listen)
         self._bound_port: int | None = None
 
     @property
@@ -95,18 +92,13 @@ class HealthServer:
 
     async def start(self) -> None:
         """Start the heartbeat and the server thread; returns once the socket is bound."""
-        if self._thread is not None:
+        if self._site.running:
             raise RuntimeError("the health server is already running")
         self._operator_loop = asyncio.get_running_loop()
         self._last_heartbeat = self._clock()
         self._heartbeat_task = asyncio.create_task(self._beat(), name="prodready-heartbeat")
-        bound: concurrent.futures.Future[int] = concurrent.futures.Future()
-        self._thread = threading.Thread(
-            target=self._serve, args=(bound,), name="prodready-health", daemon=True
-        )
-        self._thread.start()
         try:
-            self._bound_port = await asyncio.wrap_future(bound)
+            self._bound_port = await self._site.start()
         except BaseException:
             await self.stop()
             raise
@@ -127,40 +119,13 @@ class HealthServer:
             except Exception:
                 # Already reported by /healthz as "heartbeat stopped"; stopping goes on.
                 logger.exception("the heartbeat had failed")
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            server_loop = self._server_loop
-            if server_loop is not None:
-                # The loop may have closed already (failed bind): nothing left to stop.
-                with contextlib.suppress(RuntimeError):
-                    server_loop.call_soon_threadsafe(server_loop.stop)
-            # join() blocks; do it off the operator's loop.
-            await asyncio.to_thread(thread.join)
+        await self._site.stop()
         self._bound_port = None
-        self._server_loop = None
 
     async def _beat(self) -> None:
         while True:
             self._last_heartbeat = self._clock()
             await asyncio.sleep(self._heartbeat_interval)
-
-    def _serve(self, bound: concurrent.futures.Future[int]) -> None:
-        """The server thread: bind, report the port (or the error), serve until stopped."""
-        loop = asyncio.new_event_loop()
-        self._server_loop = loop
-        try:
-            try:
-                runner = loop.run_until_complete(self._listen())
-            except BaseException as error:
-                bound.set_exception(error)
-                return
-            bound.set_result(int(runner.addresses[0][1]))
-            try:
-                loop.run_forever()
-            finally:
-                loop.run_until_complete(runner.cleanup())
-        finally:
-            loop.close()
 
     async def _listen(self) -> web.AppRunner:
         app = web.Application()

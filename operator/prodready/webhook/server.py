@@ -28,10 +28,7 @@ configuration's failurePolicy.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Final
@@ -41,6 +38,7 @@ from aiohttp import web
 from prodready import rules
 from prodready.audit.inventory import Inventory
 from prodready.observability.metrics import Metrics
+from prodready.observability.serving import ThreadedSite
 from prodready.webhook.admission import (
     EVALUATED_OPERATIONS,
     Mode,
@@ -86,8 +84,7 @@ class WebhookServer:
         self._rules_config = rules_config
         self._environment = environment
         self._clock = clock
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        self._site = ThreadedSite("admission-webhook", self._listen)
         self._port: int | None = None
 
     @property
@@ -105,46 +102,13 @@ class WebhookServer:
 
     async def start(self) -> None:
         """Listen on a thread of its own; raises OSError when the port cannot be bound."""
-        loop = asyncio.new_event_loop()
-        bound: concurrent.futures.Future[int] = concurrent.futures.Future()
-        thread = threading.Thread(
-            target=self._serve, args=(loop, bound), name="admission-webhook", daemon=True
-        )
-        thread.start()
-        try:
-            self._port = await asyncio.wrap_future(bound)
-        except BaseException:
-            await asyncio.to_thread(thread.join)
-            raise
-        self._loop, self._thread = loop, thread
+        self._port = await self._site.start()
         logger.info("admission webhook listening", extra={"port": self._port})
 
     async def stop(self) -> None:
         """Stop listening; in-flight reviews finish first (idempotent)."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        self._loop = self._thread = None
-        loop.call_soon_threadsafe(loop.stop)
-        await asyncio.to_thread(thread.join)
-
-    def _serve(
-        self, loop: asyncio.AbstractEventLoop, bound: concurrent.futures.Future[int]
-    ) -> None:
-        """The webhook thread: bind, report the port (or the error), serve until stopped."""
-        asyncio.set_event_loop(loop)
-        try:
-            try:
-                runner = loop.run_until_complete(self._listen())
-            except BaseException as error:
-                bound.set_exception(error)
-                return
-            bound.set_result(int(runner.addresses[0][1]))
-            loop.run_forever()
-            loop.run_until_complete(runner.cleanup())
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+        await self._site.stop()
+        self._port = None
 
     async def _listen(self) -> web.AppRunner:
         runner = web.AppRunner(
