@@ -10,7 +10,9 @@ microseconds per watch event.
 The object is changed in place, not copied: kopf hands the same decoded body to every
 handler of a resource (the operator's and the audit's), and the caches of both keep parts
 of it, so interning the shared body once keeps one copy for both. Only identities change;
-every value stays equal, so whoever else holds the body sees no difference.
+every value stays equal, so whoever else holds the body sees no difference once it is done.
+While it runs, a dict is briefly empty: call it on a freshly decoded body, before anything
+another thread reads (the webhook's view of the inventory) can hold it — as both caches do.
 """
 
 from __future__ import annotations
