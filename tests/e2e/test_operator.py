@@ -219,6 +219,18 @@ def test_drift_is_corrected(
 
     wait_for(restored, 20, "the probe to be restored")
 
+    # A label edit changes no generation: the reconciler must still see it as drift.
+    cluster.kubectl(
+        "label", "deployment", "drift", "-n", namespace, "--overwrite",
+        "prodready.io/environment=tampered",
+    )  # fmt: skip
+
+    def relabelled() -> bool:
+        deployment = get(cluster, "deployment", "drift", namespace) or {}
+        return bool(deployment["metadata"]["labels"]["prodready.io/environment"] == "staging")
+
+    wait_for(relabelled, 20, "the environment label to be restored")
+
     cluster.kubectl("delete", "service", "drift", "-n", namespace)
     wait_for(lambda: get(cluster, "service", "drift", namespace), 20, "the Service to come back")
     assert any(e["reason"] == "DriftCorrected" for e in events(cluster, namespace, "drift"))

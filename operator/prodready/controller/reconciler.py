@@ -169,7 +169,7 @@ class Reconciler:
             references = verified.references
         else:
             try:
-                model = _parse(body)
+                model = render.parse(body)
                 references = tuple(render.referenced_secrets(model))
             except SpecError:
                 references = ()  # rendering below reports it, naming the field
@@ -190,7 +190,7 @@ class Reconciler:
         else:
             try:
                 desired = render.render_production_service(
-                    model or _parse(body), secret_versions=versions
+                    model or render.parse(body), secret_versions=versions
                 )
             except SpecError as error:
                 self._verified.pop(key, None)
@@ -579,12 +579,6 @@ class Reconciler:
             await self.events.warning(body, "ReconcileError", f"{reason}: {message}; retrying")
         except Exception:  # the API may be what failed; the retry will report again
             logger.warning("could not report the reconcile error", exc_info=True)
-
-
-def _parse(body: Mapping[str, Any]) -> api.ProductionService:
-    # Status is the controller's output, not the renderer's input: a status that an older
-    # controller wrote, and this model would refuse, must never block a reconcile.
-    return api.parse_production_service({k: v for k, v in body.items() if k != "status"})
 
 
 def _digest(value: Any) -> str:

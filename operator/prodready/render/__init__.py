@@ -73,12 +73,14 @@ def render(
     value for a sensitive-looking variable in spec.env (PR-LG-003). `secret_versions`
     (Secret name -> resourceVersion) lets a rotated Secret roll the pods.
     """
+    return render_production_service(parse(obj), secret_versions=secret_versions)
+
+
+def parse(obj: Mapping[str, Any]) -> ProductionService:
+    """Validate a ProductionService dict for rendering (SpecError names field and rule)."""
     # Status is the controller's output, not the renderer's input: a status that an older
     # controller wrote, and this model would refuse, must never block a reconcile.
-    without_status = {key: value for key, value in obj.items() if key != "status"}
-    return render_production_service(
-        parse_production_service(without_status), secret_versions=secret_versions
-    )
+    return parse_production_service({key: value for key, value in obj.items() if key != "status"})
 
 
 __all__ = [
@@ -86,6 +88,7 @@ __all__ = [
     "SELECTOR_LABEL_KEYS",
     "ChildKind",
     "SecretReference",
+    "parse",
     "referenced_secrets",
     "render",
     "render_production_service",

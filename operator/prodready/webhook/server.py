@@ -7,17 +7,17 @@ OpenSSL 3. A plain aiohttp server is a few dozen lines, shares the operator's in
 namespace context (`prodready.audit.inventory`) and its metrics, and decides with the same
 rules engine as `prodready validate`.
 
-It serves from a thread and event loop of its own. The apiserver waits for the answer
-while a user's `kubectl apply` waits for the apiserver, so the answer must not queue
-behind the operator's work: on the operator's loop, a resync of a thousand services or a
-watch re-listing thousands of objects runs for a second between two awaits, and every
-review that arrived meanwhile waited that second (measured at 1,000 services and 50
-reviews/s: p99 ~1 s on the shared loop, 47 ms on its own; 12 ms once no-op reconciles
-became cheap). Python still runs one thread at a time, but the
-interpreter switches threads every few milliseconds, so a busy operator delays a review
-by that much, not by its whole burst. What the thread shares with the loop is read-only
-from here: the inventory hands out copies (`Inventory.context`), the metrics are
-thread-safe, and a reloaded certificate is a new `SSLContext`, swapped in one assignment.
+It serves from a thread and event loop of its own (`ThreadedSite`). The apiserver waits
+for the answer while a user's `kubectl apply` waits for the apiserver, so the answer must
+not queue behind the operator's work: on the operator's loop, a resync of a thousand
+services or a watch re-listing thousands of objects ran for a second between two awaits,
+and every review that arrived meanwhile waited that second (measured at 1,100 services and
+50 reviews/s: p99 ~1 s added on the shared loop, 2-9 ms now; benchmarks/RESULTS.md). Python
+still runs one thread at a time, but the interpreter switches threads every few
+milliseconds, so a busy operator delays a review by that much, not by its whole burst.
+What the thread shares with the loop is read-only from here: the inventory hands out
+copies (`Inventory.objects`), the metrics are thread-safe, and a reloaded certificate is a
+new `SSLContext`, swapped in one assignment.
 
 Routes: `POST /validate/enforce` and `POST /validate/audit` (see
 `prodready.webhook.admission` for why the mode is in the path). A body that is not an
