@@ -20,6 +20,7 @@ from prodready.webhook.certificates import (
     load_server_context,
     service_dns_names,
 )
+from tests.unit.tls_clients import client_ca
 
 
 def _certificate(path: Path) -> x509.Certificate:
@@ -146,3 +147,40 @@ async def test_watch_polls_until_cancelled(tmp_path: Path) -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert tls.current is not tls.context
+
+
+def test_tls12_offers_only_forward_secret_aead_suites(tmp_path: Path) -> None:
+    generated = generate_self_signed(tmp_path, ["localhost"])
+    context = load_server_context(generated.cert_file, generated.key_file)
+    tls12 = [c["name"] for c in context.get_ciphers() if c["protocol"] == "TLSv1.2"]
+    assert tls12
+    for name in tls12:
+        assert name.startswith("ECDHE-"), name
+        assert "GCM" in name or "CHACHA20" in name, name
+    assert context.options & ssl.OP_NO_COMPRESSION
+    assert context.verify_mode is ssl.CERT_NONE  # no client CA: no client certificate asked
+
+
+def test_a_client_ca_makes_client_certificates_required(tmp_path: Path) -> None:
+    generated = generate_self_signed(tmp_path / "serving", ["localhost"])
+    ca_file, _pair = client_ca(tmp_path / "clients")
+    tls = ReloadingTLS(generated.cert_file, generated.key_file, client_ca_file=ca_file)
+    assert tls.requires_client_certificate
+    assert tls.context.verify_mode is ssl.CERT_REQUIRED
+    assert not ReloadingTLS(generated.cert_file, generated.key_file).requires_client_certificate
+    with pytest.raises(CertificateError, match=r"cannot load the webhook client CA .*missing"):
+        load_server_context(generated.cert_file, generated.key_file, tmp_path / "missing.crt")
+    bad = tmp_path / "bad.crt"
+    bad.write_text("not a certificate")
+    with pytest.raises(CertificateError, match="client CA"):
+        load_server_context(generated.cert_file, generated.key_file, bad)
+
+
+async def test_a_renewed_client_ca_is_reloaded(tmp_path: Path) -> None:
+    generated = generate_self_signed(tmp_path / "serving", ["127.0.0.1"])
+    ca_file, _ = client_ca(tmp_path / "clients")
+    tls = ReloadingTLS(generated.cert_file, generated.key_file, client_ca_file=ca_file)
+    assert tls.reload_if_changed() is False
+    client_ca(tmp_path / "clients")  # same path, a new CA
+    assert tls.reload_if_changed() is True
+    assert tls.current.verify_mode is ssl.CERT_REQUIRED

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import json
 import socket
@@ -19,6 +21,13 @@ from prodready.observability.metrics import Metrics
 from prodready.webhook import server as server_module
 from prodready.webhook.certificates import ReloadingTLS, generate_self_signed
 from prodready.webhook.server import WebhookServer
+from tests.unit.tls_clients import (
+    ClientPair,
+    client_ca,
+    client_context,
+    read_until_closed,
+    tls_socket,
+)
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "rules" / "compliant.yaml"
 
@@ -173,3 +182,268 @@ async def test_a_port_in_use_fails_start(tmp_path: Path) -> None:
         with pytest.raises(OSError, match="in use"):
             await server.start()
         await server.stop()
+
+
+# -- limits: whoever reaches the port gets bounded work ------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _serving(tmp_path: Path, **limits: Any) -> AsyncIterator[tuple[WebhookServer, Path]]:
+    """A server with the fixture's inventory and the given limits; yields it and its CA."""
+    generated = generate_self_signed(tmp_path / "serving", ["127.0.0.1"])
+    inventory = Inventory()
+    for body in _objects()[1:]:
+        inventory.put(body)
+    server = WebhookServer(
+        host="127.0.0.1",
+        port=0,
+        tls=ReloadingTLS(
+            generated.cert_file, generated.key_file, client_ca_file=limits.pop("client_ca", None)
+        ),
+        inventory=inventory,
+        metrics=Metrics(process_metrics=False),
+        **limits,
+    )
+    await server.start()
+    try:
+        yield server, generated.ca_file
+    finally:
+        await server.stop()
+
+
+def _head(length: int | None = None, *, chunked: bool = False) -> bytes:
+    lines = ["POST /validate/enforce HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    if chunked:
+        lines.append("Transfer-Encoding: chunked")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _status(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+
+
+async def test_a_large_content_length_is_refused_before_the_body_is_read(tmp_path: Path) -> None:
+    async with _serving(tmp_path) as (server, ca_file):
+
+        def exchange() -> tuple[bytes, float]:
+            with tls_socket(server.port, client_context(ca_file)) as sock:
+                sock.sendall(_head(16 * 1024 * 1024))  # and not one byte of the body
+                return read_until_closed(sock, 10)
+
+        answer, _ = await asyncio.to_thread(exchange)
+    assert _status(answer) == 413
+    assert b"request body of 16777216 bytes exceeds the limit of 7340032" in answer
+    assert server_module.MAX_BODY_BYTES == 7 * 1024 * 1024
+
+
+async def test_a_chunked_body_is_cut_off_at_the_limit(tmp_path: Path) -> None:
+    async with _serving(tmp_path, max_body_bytes=4096) as (server, ca_file):
+
+        def exchange() -> tuple[bytes, float]:
+            with tls_socket(server.port, client_context(ca_file)) as sock:
+                sock.sendall(_head(chunked=True))
+                for _ in range(5):  # 5 KiB in, and the body is still not finished
+                    sock.sendall(b"400\r\n" + b"x" * 1024 + b"\r\n")
+                return read_until_closed(sock, 10)
+
+        answer, _ = await asyncio.to_thread(exchange)
+    assert _status(answer) == 413
+    assert answer.rstrip().endswith(b"request body exceeds the limit of 4096 bytes")
+
+
+async def test_a_body_at_the_limit_is_evaluated(tmp_path: Path) -> None:
+    body = json.dumps(_review(_objects()[0])).encode()
+    async with _serving(tmp_path, max_body_bytes=len(body)) as (server, ca_file):
+
+        def exchange() -> bytes:
+            with tls_socket(server.port, client_context(ca_file)) as sock:
+                sock.sendall(_head(len(body)) + body)
+                sock.settimeout(10)
+                return sock.recv(65536)
+
+        answer = await asyncio.to_thread(exchange)
+    assert _status(answer) == 200
+
+
+@pytest.mark.parametrize(
+    ("sent", "expected_status"),
+    [
+        pytest.param(b"", 0, id="idle after the handshake"),
+        pytest.param(b"POST /validate/enforce HTTP/1.1\r\nHost: 127", 0, id="partial headers"),
+        pytest.param(_head(100) + b'{"apiVersion":', 408, id="partial body"),
+    ],
+)
+async def test_slow_connections_are_closed_within_the_read_timeout(
+    tmp_path: Path, sent: bytes, expected_status: int
+) -> None:
+    async with _serving(tmp_path, read_timeout=0.5) as (server, ca_file):
+
+        def exchange() -> tuple[bytes, float]:
+            with tls_socket(server.port, client_context(ca_file)) as sock:
+                sock.sendall(sent)
+                return read_until_closed(sock, 10)
+
+        answer, waited = await asyncio.to_thread(exchange)
+    assert _status(answer) == expected_status
+    assert 0.3 < waited < 5  # closed by the timeout, not at once and not never
+
+
+async def test_a_connection_that_never_starts_tls_is_closed(tmp_path: Path) -> None:
+    async with _serving(tmp_path, read_timeout=0.5) as (server, _ca_file):
+
+        def exchange() -> tuple[bytes, float]:
+            with socket.create_connection(("127.0.0.1", server.port)) as sock:
+                return read_until_closed(sock, 10)
+
+        answer, waited = await asyncio.to_thread(exchange)
+    assert answer == b""
+    assert waited < 5
+
+
+async def test_reviews_over_the_in_flight_limit_are_answered_503_at_once(tmp_path: Path) -> None:
+    async with _serving(tmp_path, max_in_flight=1, read_timeout=3) as (server, ca_file):
+        context = client_context(ca_file)
+
+        def exchange() -> tuple[bytes, float]:
+            with tls_socket(server.port, context) as holder:
+                holder.sendall(_head(100) + b"{")  # holds the one slot while its body trickles
+                with tls_socket(server.port, context) as second:
+                    body = json.dumps(_review(_objects()[0])).encode()
+                    second.sendall(_head(len(body)) + body)
+                    return read_until_closed(second, 10)
+
+        answer, waited = await asyncio.to_thread(exchange)
+    assert _status(answer) == 503
+    assert b"more than 1 admission reviews in flight" in answer
+    assert waited < 2  # not queued behind the slow one
+
+
+async def test_connections_over_the_limit_are_closed_at_once(tmp_path: Path) -> None:
+    async with _serving(tmp_path, max_connections=1, read_timeout=5) as (server, ca_file):
+        context = client_context(ca_file)
+
+        def exchange() -> tuple[bytes, float, int]:
+            with tls_socket(server.port, context) as first:
+                with tls_socket(server.port, context) as second:
+                    answer, waited = read_until_closed(second, 10)
+                body = json.dumps(_review(_objects()[0])).encode()
+                first.sendall(_head(len(body)) + body)  # the first one is still served
+                first.settimeout(10)
+                return answer, waited, _status(first.recv(65536))
+
+        answer, waited, first_status = await asyncio.to_thread(exchange)
+    assert answer == b""
+    assert waited < 2
+    assert first_status == 200
+
+
+@pytest.mark.parametrize(
+    ("request_namespace", "object_namespace", "field"),
+    [("other", "shop", "object"), ("shop", "other", "object"), ("", "shop", "object")],
+)
+async def test_an_object_claiming_another_namespace_is_refused(
+    running: Running, request_namespace: str, object_namespace: str, field: str
+) -> None:
+    obj = copy.deepcopy(_objects()[0])
+    obj["metadata"]["namespace"] = object_namespace
+    review = _review(obj)
+    review["request"]["namespace"] = request_namespace
+    status, text = await running.post("/validate/audit", json.dumps(review).encode())
+    assert status == 400
+    assert text.startswith(f"request.{field}.metadata.namespace {object_namespace!r} differs")
+    assert running.count() == 0
+
+
+async def test_an_old_object_claiming_another_namespace_is_refused(running: Running) -> None:
+    obj = _objects()[0]
+    old = copy.deepcopy(obj)
+    old["metadata"]["namespace"] = "other"
+    review = _review(obj, "UPDATE")
+    review["request"]["oldObject"] = old
+    status, text = await running.post("/validate/enforce", json.dumps(review).encode())
+    assert status == 400
+    assert text.startswith("request.oldObject.metadata.namespace 'other' differs")
+
+
+async def test_a_review_for_another_namespace_never_names_this_namespaces_services(
+    running: Running,
+) -> None:
+    # The inventory holds namespace shop's Service, PDB, ...: a review for namespace `other`
+    # is judged with other's (empty) context, so nothing of shop's shows in the answer.
+    obj = copy.deepcopy(_objects()[0])
+    obj["metadata"]["namespace"] = "other"
+    review = _review(obj)
+    review["request"]["namespace"] = "other"
+    status, text = await running.post("/validate/audit", json.dumps(review).encode())
+    assert status == 200
+    response = json.loads(text)["response"]
+    assert response["warnings"]  # judged without shop's context: warnings...
+    shop_names = {
+        body["metadata"]["name"] for body in _objects()[1:] if body["kind"] != "Deployment"
+    }
+    services = [b for b in _objects() if b["kind"] == "Service"]
+    assert services
+    for warning in response["warnings"]:
+        assert "shop" not in warning
+        for service in services:
+            assert f"Service {service['metadata']['name']}" not in warning
+    assert shop_names  # the fixture has context objects to leak, had they been used
+
+
+def test_limits_must_be_positive(tmp_path: Path) -> None:
+    generated = generate_self_signed(tmp_path, ["127.0.0.1"])
+    with pytest.raises(ValueError, match="limits must be positive"):
+        WebhookServer(
+            host="127.0.0.1",
+            port=0,
+            tls=ReloadingTLS(generated.cert_file, generated.key_file),
+            inventory=Inventory(),
+            metrics=Metrics(process_metrics=False),
+            max_in_flight=0,
+        )
+
+
+# -- TLS: AEAD suites only, and apiserver-only access with a client CA ---------------------
+
+
+async def test_a_cbc_only_client_cannot_handshake(tmp_path: Path) -> None:
+    async with _serving(tmp_path) as (server, ca_file):
+
+        def handshake(ciphers: str) -> str:
+            context = client_context(ca_file)
+            context.maximum_version = ssl.TLSVersion.TLSv1_2
+            context.set_ciphers(ciphers)
+            with tls_socket(server.port, context) as sock:
+                return str(sock.cipher()[0])
+
+        # The server finds no shared suite and drops the handshake (the client sees an EOF).
+        with pytest.raises(ssl.SSLError):
+            await asyncio.to_thread(handshake, "ECDHE+AES128+SHA:ECDHE+AES256+SHA:AES128-SHA")
+        with pytest.raises(ssl.SSLError):
+            await asyncio.to_thread(handshake, "AES128-GCM-SHA256")  # static RSA: no ECDHE
+        assert await asyncio.to_thread(handshake, "ECDHE+AESGCM") == "ECDHE-ECDSA-AES256-GCM-SHA384"
+        assert "CHACHA20" in await asyncio.to_thread(handshake, "ECDHE+CHACHA20")
+
+
+async def test_with_a_client_ca_only_its_certificates_get_an_answer(tmp_path: Path) -> None:
+    trusted_ca, apiserver = client_ca(tmp_path / "trusted", "apiserver-client-ca")
+    _, stranger = client_ca(tmp_path / "stranger", "another-ca")
+    async with _serving(tmp_path, client_ca=trusted_ca) as (server, ca_file):
+        body = json.dumps(_review(_objects()[0])).encode()
+
+        def post(pair: ClientPair | None) -> bytes:
+            with tls_socket(server.port, client_context(ca_file, pair)) as sock:
+                sock.sendall(_head(len(body)) + body)
+                return read_until_closed(sock, 10)[0] if pair is None else sock.recv(65536)
+
+        assert _status(await asyncio.to_thread(post, apiserver)) == 200
+        for pair in (None, stranger):
+            # TLS 1.3 reports the refusal after the client's half of the handshake: either
+            # the handshake or the first read fails, and no HTTP answer ever comes back.
+            try:
+                answer = await asyncio.to_thread(post, pair)
+            except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+                answer = b""
+            assert answer == b""

@@ -13,6 +13,17 @@ again at the next poll while the previous certificate keeps serving.
 For local runs without files, `generate_self_signed` writes a throwaway CA and a serving
 certificate (localhost, 127.0.0.1, ::1 and any Service DNS names given) into a directory;
 the CA's PEM is what the ValidatingWebhookConfiguration's `caBundle` needs.
+
+What a handshake may negotiate: TLS 1.3, or TLS 1.2 with an ECDHE key exchange and an AEAD
+cipher (AES-GCM, ChaCha20-Poly1305) — no CBC suites (Lucky13-style padding oracles), no
+static RSA key exchange (no forward secrecy), no compression, no renegotiation. Every TLS
+client the apiserver has shipped with (Go's crypto/tls) offers these suites first.
+
+With a client CA (`client_ca_file`), the server requires a client certificate signed by
+it: the apiserver presents one when its admission configuration gives it a kubeconfig for
+webhooks (Kubernetes "Authenticate apiservers"), so only the apiserver can post a review. A
+peer without such a certificate fails the handshake and never reaches HTTP. The CA file is
+reloaded with the serving pair.
 """
 
 from __future__ import annotations
@@ -45,6 +56,9 @@ logger = logging.getLogger("prodready.webhook.tls")
 
 DEFAULT_HOSTS = ("localhost", "127.0.0.1", "::1")
 RELOAD_INTERVAL_SECONDS = 5.0
+# TLS 1.2 suites allowed (OpenSSL cipher-string syntax): forward-secret and authenticated
+# encryption only. TLS 1.3 suites are all AEAD and are not affected by this string.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 # Backdated so that a host whose clock is slightly behind still accepts the certificate.
 _CLOCK_SKEW = datetime.timedelta(minutes=5)
 
@@ -176,20 +190,40 @@ def generate_self_signed(
     return generated
 
 
-def load_server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
-    """A TLS server context (TLS 1.2+, HTTP/1.1) serving the pair; CertificateError if unusable."""
+def load_server_context(
+    cert_file: Path, key_file: Path, client_ca_file: Path | None = None
+) -> ssl.SSLContext:
+    """A TLS server context (TLS 1.3, or 1.2 with AEAD suites; HTTP/1.1) serving the pair.
+
+    With `client_ca_file`, a client must present a certificate signed by that CA.
+    CertificateError if a file is unusable.
+    """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(TLS12_CIPHERS)
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
     # aiohttp speaks HTTP/1.1 only; say so, or a client offering h2 may try it first.
     context.set_alpn_protocols(["http/1.1"])
     try:
         context.load_cert_chain(str(cert_file), str(key_file))
     except (OSError, ssl.SSLError) as error:
-        reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or error
         raise CertificateError(
-            f"cannot load the webhook certificate {cert_file} with key {key_file}: {reason}"
+            f"cannot load the webhook certificate {cert_file} with key {key_file}: {_reason(error)}"
         ) from None
+    if client_ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=str(client_ca_file))
+        except (OSError, ssl.SSLError) as error:
+            raise CertificateError(
+                f"cannot load the webhook client CA {client_ca_file}: {_reason(error)}"
+            ) from None
+        context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+def _reason(error: OSError | ssl.SSLError) -> object:
+    return getattr(error, "strerror", None) or getattr(error, "reason", None) or error
 
 
 def _stamp(path: Path) -> tuple[int, int, int]:
@@ -208,12 +242,18 @@ class ReloadingTLS:
     handshakes get.
     """
 
-    def __init__(self, cert_file: Path, key_file: Path) -> None:
-        """Load the pair now: a server must not start with a certificate it cannot serve."""
+    def __init__(
+        self, cert_file: Path, key_file: Path, *, client_ca_file: Path | None = None
+    ) -> None:
+        """Load the pair now: a server must not start with a certificate it cannot serve.
+
+        `client_ca_file`: require client certificates signed by this CA (reloaded too).
+        """
         self.cert_file = cert_file
         self.key_file = key_file
-        self._stamps = (_stamp(cert_file), _stamp(key_file))
-        self.context = load_server_context(cert_file, key_file)
+        self.client_ca_file = client_ca_file
+        self._stamps = self._read_stamps()
+        self.context = self._load()
         self._current = self.context
         self.context.sni_callback = self._choose_context
 
@@ -223,6 +263,18 @@ class ReloadingTLS:
         if self._current is not self.context:
             connection.context = self._current
 
+    def _read_stamps(self) -> tuple[tuple[int, int, int], ...]:
+        files = (self.cert_file, self.key_file, self.client_ca_file)
+        return tuple(_stamp(path) for path in files if path is not None)
+
+    def _load(self) -> ssl.SSLContext:
+        return load_server_context(self.cert_file, self.key_file, self.client_ca_file)
+
+    @property
+    def requires_client_certificate(self) -> bool:
+        """Whether handshakes require a client certificate (a client CA is configured)."""
+        return self.client_ca_file is not None
+
     @property
     def current(self) -> ssl.SSLContext:
         """The context new connections are served with."""
@@ -230,11 +282,11 @@ class ReloadingTLS:
 
     def reload_if_changed(self) -> bool:
         """Load the files again if they changed since the last load; True if swapped."""
-        stamps = (_stamp(self.cert_file), _stamp(self.key_file))
+        stamps = self._read_stamps()
         if stamps == self._stamps:
             return False
         try:
-            fresh = load_server_context(self.cert_file, self.key_file)
+            fresh = self._load()
         except CertificateError as error:
             # Probably caught between writing the certificate and the key: the old pair
             # keeps serving and the next poll tries again (the stamps are not recorded).

@@ -24,11 +24,33 @@ Routes: `POST /validate/enforce` and `POST /validate/audit` (see
 AdmissionReview gets HTTP 400 with the reason; an unexpected failure while evaluating gets
 HTTP 500 with a one-line message (never a traceback), and the apiserver then applies the
 configuration's failurePolicy.
+
+Whoever can reach the port is not trusted further than the apiserver would trust them:
+
+* A body is at most `MAX_BODY_BYTES` (7 MiB: the apiserver caps an object at 3 MiB and an
+  UPDATE review carries two). A larger Content-Length is answered 413 before one byte of
+  the body is read; a chunked body is cut off as soon as it passes the limit. Nothing is
+  buffered beyond that, so one request cannot grow the process past its memory limit.
+* Slow clients are cut off (slowloris): the TLS handshake, the request line and headers
+  (also the idle time between two requests on a kept-alive connection) and the body each
+  get `read_timeout` seconds — a review is worthless to the apiserver after its own
+  timeoutSeconds anyway. An idle or half-sent connection is closed, not kept.
+* At most `max_connections` connections are open; a connection beyond that is closed as
+  soon as it is accepted. At most `max_in_flight` reviews are read and evaluated at once; a
+  review beyond that is answered 503 at once (the apiserver then applies the failure
+  policy). Memory is thus bounded by `max_in_flight` bodies.
+* With a client CA (`PRODREADY_WEBHOOK_CLIENT_CA_FILE`) only a peer holding a certificate
+  it signed completes the TLS handshake: the apiserver, configured to present one.
+* A review is judged in the namespace of `request.namespace` only, with that namespace's
+  context; an object (or old object) that claims another namespace is refused with 400,
+  so no answer describes objects of a namespace other than the request's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from typing import Final
@@ -41,6 +63,7 @@ from prodready.observability.metrics import Metrics
 from prodready.observability.serving import ThreadedSite
 from prodready.webhook.admission import (
     EVALUATED_OPERATIONS,
+    AdmissionRequest,
     Mode,
     ReviewError,
     decide,
@@ -53,8 +76,15 @@ __all__ = ["MAX_BODY_BYTES", "WebhookServer"]
 
 logger = logging.getLogger("prodready.webhook")
 
-# The apiserver accepts objects up to 3 MiB; a review of an UPDATE carries two of them.
-MAX_BODY_BYTES: Final = 16 * 1024 * 1024
+# The apiserver accepts objects up to 3 MiB; a review of an UPDATE carries two of them,
+# plus the envelope.
+MAX_BODY_BYTES: Final = 7 * 1024 * 1024
+# Seconds for the handshake, for the headers (and between requests) and for the body.
+READ_TIMEOUT: Final = 10.0
+# Open connections (the apiserver keeps a few alive per webhook and replica) and reviews
+# read or evaluated at once (each holds at most MAX_BODY_BYTES).
+MAX_CONNECTIONS: Final = 64
+MAX_IN_FLIGHT: Final = 8
 # In-flight reviews get this long to finish when the server stops.
 _SHUTDOWN_TIMEOUT: Final = 5.0
 _TEXT: Final = "text/plain"
@@ -74,8 +104,14 @@ class WebhookServer:
         rules_config: rules.RulesConfig | None = None,
         environment: str | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        read_timeout: float = READ_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
-        """Prepare the server; nothing listens until `start()`."""
+        """Prepare the server; nothing listens until `start()` (limits: module docstring)."""
+        if min(max_body_bytes, max_connections, max_in_flight) < 1 or read_timeout <= 0:
+            raise ValueError("the webhook server's limits must be positive")
         self._host = host
         self._requested_port = port
         self._tls = tls
@@ -84,6 +120,11 @@ class WebhookServer:
         self._rules_config = rules_config
         self._environment = environment
         self._clock = clock
+        self._max_body_bytes = max_body_bytes
+        self._read_timeout = read_timeout
+        self._max_connections = max_connections
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0  # touched only on the server's own loop
         self._site = ThreadedSite("admission-webhook", self._listen)
         self._port: int | None = None
 
@@ -96,7 +137,7 @@ class WebhookServer:
 
     def application(self) -> web.Application:
         """The aiohttp application (routes only; `start` serves it over TLS)."""
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app = web.Application(client_max_size=self._max_body_bytes)
         app.router.add_post("/validate/{mode:enforce|audit}", self._validate)
         return app
 
@@ -116,22 +157,67 @@ class WebhookServer:
             access_log=None,
             handle_signals=False,
             shutdown_timeout=_SHUTDOWN_TIMEOUT,
+            # aiohttp closes a connection that has not sent a complete request line and
+            # headers this long after it opened or after its last answer.
+            keepalive_timeout=self._read_timeout,
+            # A refused body is not drained: the connection is closed instead.
+            lingering_time=0,
         )
         await runner.setup()
         try:
-            await web.TCPSite(
-                runner, self._host, self._requested_port, ssl_context=self._tls.context
+            await _GuardedSite(
+                runner,
+                self._host,
+                self._requested_port,
+                ssl_context=self._tls.context,
+                handshake_timeout=self._read_timeout,
+                max_connections=self._max_connections,
             ).start()
         except BaseException:
             await runner.cleanup()
             raise
         return runner
 
+    async def _read_body(self, request: web.Request) -> bytes | web.Response:
+        """The body, or the answer refusing it: too large (413) or too slow (408)."""
+        limit = self._max_body_bytes
+        length = request.content_length
+        if length is not None and length > limit:
+            return _closing(413, f"request body of {length} bytes exceeds the limit of {limit}")
+        body = bytearray()
+        try:
+            async with asyncio.timeout(self._read_timeout):
+                while chunk := await request.content.readany():
+                    body += chunk
+                    if len(body) > limit:
+                        return _closing(413, f"request body exceeds the limit of {limit} bytes")
+        except TimeoutError:
+            return _closing(408, f"request body not received within {self._read_timeout:g}s")
+        return bytes(body)
+
     async def _validate(self, request: web.Request) -> web.Response:
+        if self._in_flight >= self._max_in_flight:
+            logger.warning(
+                "admission review refused: too many in flight",
+                extra={"limit": self._max_in_flight},
+            )
+            return _closing(503, f"more than {self._max_in_flight} admission reviews in flight")
+        self._in_flight += 1
+        try:
+            return await self._review(request)
+        finally:
+            self._in_flight -= 1
+
+    async def _review(self, request: web.Request) -> web.Response:
         started = self._clock()
         mode = Mode(request.match_info["mode"])
+        body = await self._read_body(request)
+        if isinstance(body, web.Response):
+            logger.info("admission review refused", extra={"reason": body.text})
+            return body
         try:
-            admission = parse_review(await request.read())
+            admission = parse_review(body)
+            _check_namespaces(admission)
         except ReviewError as error:
             logger.info("malformed admission review", extra={"reason": str(error)})
             return web.Response(status=400, text=f"{error}\n", content_type=_TEXT)
@@ -178,3 +264,73 @@ class WebhookServer:
             },
         )
         return web.json_response(review_response(response))
+
+
+def _closing(status: int, message: str) -> web.Response:
+    """A one-line plain-text answer after which the connection is closed (nothing drained)."""
+    response = web.Response(status=status, text=f"{message}\n", content_type=_TEXT)
+    response.force_close()
+    return response
+
+
+def _check_namespaces(admission: AdmissionRequest) -> None:
+    """Refuse an object that claims a namespace other than the request's.
+
+    The apiserver never sends one (it rejects such a request before admission); a client
+    that does is not the apiserver, and must not be judged with another namespace's context.
+    """
+    for field, body in (("object", admission.object), ("oldObject", admission.old_object)):
+        claimed = ((body or {}).get("metadata") or {}).get("namespace")
+        if claimed and claimed != admission.namespace:
+            raise ReviewError(
+                f"request.{field}.metadata.namespace {str(claimed)[:63]!r} differs from "
+                f"request.namespace {admission.namespace[:63]!r}"
+            )
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over the limit: closed as soon as it is made."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
+
+
+class _GuardedSite(web.TCPSite):
+    """A TCPSite with a TLS handshake timeout and a bound on open connections."""
+
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext,
+        handshake_timeout: float,
+        max_connections: int,
+    ) -> None:
+        super().__init__(runner, host, port, ssl_context=ssl_context)
+        self._handshake_timeout = handshake_timeout
+        self._max_connections = max_connections
+
+    def _protocol(self) -> asyncio.Protocol:
+        server = self._runner.server
+        assert server is not None  # set by runner.setup(), before any site starts
+        if len(server.connections) >= self._max_connections:
+            logger.warning(
+                "webhook connection refused: too many open",
+                extra={"limit": self._max_connections},
+            )
+            return _Refused()
+        return server()
+
+    async def start(self) -> None:
+        """Listen (what TCPSite.start does, with the handshake timeout and the bound)."""
+        await web.BaseSite.start(self)
+        self._server = await asyncio.get_running_loop().create_server(
+            self._protocol,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            ssl_handshake_timeout=self._handshake_timeout,
+        )
