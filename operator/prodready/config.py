@@ -48,6 +48,36 @@ _DNS1123_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS1123_SUBDOMAIN: Final = re.compile(
     r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 )
+# What a ProductionService may ask of the ingress controller and the scheduler unless the
+# platform team says otherwise (prodready.rules.grants): cert-manager's annotations and
+# ingress-nginx settings that change no configuration outside the service's own location
+# (never a snippet, an auth URL or a mirror target); the eviction tolerations every pod
+# gets by default; the well-known topology labels, never the control plane's node roles.
+_DEFAULT_INGRESS_ANNOTATIONS: Final = (
+    "cert-manager.io/*",
+    "nginx.ingress.kubernetes.io/ssl-redirect",
+    "nginx.ingress.kubernetes.io/force-ssl-redirect",
+    "nginx.ingress.kubernetes.io/proxy-body-size",
+    "nginx.ingress.kubernetes.io/proxy-connect-timeout",
+    "nginx.ingress.kubernetes.io/proxy-read-timeout",
+    "nginx.ingress.kubernetes.io/proxy-send-timeout",
+    "nginx.ingress.kubernetes.io/backend-protocol",
+    "nginx.ingress.kubernetes.io/limit-rps",
+    "nginx.ingress.kubernetes.io/limit-rpm",
+    "nginx.ingress.kubernetes.io/limit-connections",
+)
+_DEFAULT_TOLERATIONS: Final = (
+    "node.kubernetes.io/not-ready:NoExecute",
+    "node.kubernetes.io/unreachable:NoExecute",
+)
+_DEFAULT_NODE_SELECTORS: Final = (
+    "kubernetes.io/os",
+    "kubernetes.io/arch",
+    "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region",
+    "node.kubernetes.io/instance-type",
+)
+_TOLERATION_EFFECTS: Final = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 # The apiserver rejects managedFields managers longer than this.
 _FIELD_MANAGER_MAX: Final = 128
 
@@ -122,6 +152,13 @@ class Settings(BaseSettings):
         le=65535,
         description="Port of /healthz (liveness), /readyz (readiness) and /metrics (Prometheus).",
     )
+    metrics_auth: bool = Field(
+        default=True,
+        description="Serve /metrics only to a bearer token the apiserver authenticates "
+        "(TokenReview) and authorises for get on the non-resource URL /metrics "
+        "(SubjectAccessReview), as controller-runtime does; /healthz and /readyz stay open "
+        "for the kubelet. false: /metrics is open to whoever reaches the port.",
+    )
     webhook_host: str = Field(
         default=_ALL_INTERFACES,
         description="Address the admission webhook server listens on.",
@@ -143,16 +180,55 @@ class Settings(BaseSettings):
         description="PEM private key of the webhook certificate. Set together with "
         "PRODREADY_WEBHOOK_CERT_FILE.",
     )
+    webhook_client_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA certificate(s): when set, the webhook answers only clients "
+        "presenting a certificate signed by it (the apiserver, given a client certificate "
+        "for webhooks in its admission configuration); anyone else fails the TLS handshake. "
+        "Unset: any client that reaches the port may post reviews.",
+    )
     webhook_failure_policy: FailurePolicy = Field(
-        default="Ignore",
-        description="What the apiserver does when the webhook cannot answer: Ignore admits "
-        "the object, Fail rejects it.",
+        default="Fail",
+        description="What the apiserver does when the enforce entries of the webhook cannot "
+        "answer: Fail rejects the object, Ignore admits it unchecked. The audit entry always "
+        "ignores; the authorization entry (/authorize) always fails closed.",
     )
     webhook_timeout_seconds: int = Field(
         default=5,
         ge=1,
         le=30,
         description="How long the apiserver waits for an answer from the webhook.",
+    )
+    allowed_ingress_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"],
+        description="Host names a ProductionService's Ingress may serve, as globs, "
+        "comma-separated: * matches any run of characters but never the star of a wildcard "
+        "host, [*].apps.example.com allows that wildcard host, {namespace} stands for the "
+        "service's namespace. The default allows every host except wildcards.",
+    )
+    allowed_ingress_annotations: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(_DEFAULT_INGRESS_ANNOTATIONS),
+        description="Annotation keys a ProductionService may put on its Ingress, as globs, "
+        "comma-separated. The default allows cert-manager's and a few ingress-nginx "
+        "settings, never its snippets.",
+    )
+    allowed_tolerations: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(_DEFAULT_TOLERATIONS),
+        description="Taints a ProductionService's pods may tolerate: KEY or KEY:EFFECT "
+        "entries (KEY a glob), comma-separated. A toleration with no key tolerates every "
+        "taint and needs the entry *.",
+    )
+    allowed_node_selectors: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(_DEFAULT_NODE_SELECTORS),
+        description="Node labels a ProductionService's pods may select: KEY or KEY=VALUE "
+        "entries (globs), comma-separated. The default allows OS, architecture, zone, region "
+        "and instance type, not the control plane's node-role labels.",
+    )
+    allowed_service_accounts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"],
+        description="ServiceAccounts a ProductionService's pods may run as (globs, "
+        "comma-separated). Its author must also be allowed to create pods in the namespace, "
+        "as Kubernetes requires to use a ServiceAccount.",
     )
     resync_interval_seconds: int = Field(
         default=300,
@@ -228,7 +304,15 @@ class Settings(BaseSettings):
             return (init_settings, env_settings)
         return (init_settings, _MappingEnvSource(settings_cls, environ))
 
-    @field_validator("namespaces", mode="before")
+    @field_validator(
+        "namespaces",
+        "allowed_ingress_hosts",
+        "allowed_ingress_annotations",
+        "allowed_tolerations",
+        "allowed_node_selectors",
+        "allowed_service_accounts",
+        mode="before",
+    )
     @classmethod
     def _split_namespaces(cls, value: Any) -> Any:
         # The natural spelling in a manifest is `a,b`; a JSON list is accepted as well.
@@ -249,6 +333,32 @@ class Settings(BaseSettings):
             if len(namespace) > 63 or not _DNS1123_LABEL.fullmatch(namespace):
                 raise _invalid(f"{namespace!r} is not a valid namespace name")
         # Watching a namespace twice would start two watch streams for it.
+        return list(dict.fromkeys(value))
+
+    @field_validator(
+        "allowed_ingress_hosts",
+        "allowed_ingress_annotations",
+        "allowed_node_selectors",
+        "allowed_service_accounts",
+    )
+    @classmethod
+    def _check_patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not pattern or any(character.isspace() for character in pattern):
+                raise _invalid(f"{pattern!r} is not a pattern (no spaces, not empty)")
+        return list(dict.fromkeys(value))
+
+    @field_validator("allowed_tolerations")
+    @classmethod
+    def _check_tolerations(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            key, found, effect = entry.partition(":")
+            if not key or any(character.isspace() for character in entry):
+                raise _invalid(f"{entry!r} is not KEY or KEY:EFFECT")
+            if found and effect not in _TOLERATION_EFFECTS:
+                raise _invalid(
+                    f"{entry!r}: the effect must be one of {', '.join(_TOLERATION_EFFECTS)}"
+                )
         return list(dict.fromkeys(value))
 
     @field_validator("log_level", mode="before")
@@ -292,7 +402,13 @@ class Settings(BaseSettings):
             raise _invalid("must be a Kubernetes object name (lower-case letters, digits, '-')")
         return value
 
-    @field_validator("webhook_cert_file", "webhook_key_file", "rules_config_file", "kubeconfig")
+    @field_validator(
+        "webhook_cert_file",
+        "webhook_key_file",
+        "webhook_client_ca_file",
+        "rules_config_file",
+        "kubeconfig",
+    )
     @classmethod
     def _check_file_exists(cls, value: Path | None) -> Path | None:
         # Caught here rather than when first opened, minutes later, deep in a handler.

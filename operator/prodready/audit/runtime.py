@@ -114,7 +114,7 @@ class PolicyRuntime:
             await self.stop()  # a generated certificate does not outlive a failed start
             raise
         self._tasks.append(asyncio.create_task(self.auditor.run(), name="audit"))
-        if self.generated is None:
+        if self.generated is None or self.tls.requires_client_certificate:
             self._tasks.append(asyncio.create_task(self.tls.watch(), name="webhook-tls"))
 
     async def stop(self) -> None:
@@ -134,8 +134,11 @@ class PolicyRuntime:
 
     def _tls(self) -> ReloadingTLS:
         settings = self.settings
+        client_ca = settings.webhook_client_ca_file
         if settings.webhook_cert_file is not None and settings.webhook_key_file is not None:
-            return ReloadingTLS(settings.webhook_cert_file, settings.webhook_key_file)
+            return ReloadingTLS(
+                settings.webhook_cert_file, settings.webhook_key_file, client_ca_file=client_ca
+            )
         hosts = list(DEFAULT_HOSTS)
         if settings.webhook_host not in _ANY_ADDRESS and settings.webhook_host not in hosts:
             hosts.append(settings.webhook_host)
@@ -146,7 +149,9 @@ class PolicyRuntime:
             "webhook configuration's caBundle",
             extra={"ca_file": str(self.generated.ca_file)},
         )
-        return ReloadingTLS(self.generated.cert_file, self.generated.key_file)
+        return ReloadingTLS(
+            self.generated.cert_file, self.generated.key_file, client_ca_file=client_ca
+        )
 
     async def seed_inventory(self) -> None:
         """One LIST per audited kind the apiserver serves, in the watched namespaces."""
