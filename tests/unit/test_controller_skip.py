@@ -60,6 +60,17 @@ class Client:
     async def get(self, _path: str) -> None:
         return None
 
+    async def get_metadata(self, _path: str) -> None:
+        return None  # every name is free
+
+    async def create(
+        self, resource: Any, _namespace: str, target: dict[str, Any], field_manager: str
+    ) -> Any:
+        return await self.apply(resource, target, field_manager)
+
+    async def claim_fields_for_apply(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
     async def delete(self, _resource: Any, _namespace: str, name: str, _uid: str) -> bool:
         self.deleted.append(name)
         return True

@@ -9,13 +9,13 @@ no longer contains the rendered one, and status only when it differs.
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
 import hashlib
 import json
 import logging
+import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ from prodready.controller.drift import contains
 from prodready.controller.events import EventRecorder
 from prodready.controller.queue import DONE, Outcome
 from prodready.kube.client import ApiError, KubeClient, Resource
-from prodready.observability.logging import reconcile_context, register_sensitive_value
+from prodready.observability.logging import reconcile_context
 from prodready.observability.metrics import Metrics
 from prodready.render.secrets import USAGE_TLS
 
@@ -43,8 +43,15 @@ DISCOVERY_TTL = 30.0
 # service once per Deployment status change, several times a second; the Secret does not
 # change that often, and a newly created one is still seen within seconds.
 SECRET_TTL = 5.0
-SECRET_RETRY_BASE = 5.0
-SECRET_RETRY_CAP = 120.0
+# A pass that waits for something outside its control (a Secret, a name held by another
+# object) looks again after 5, 10, 20 ... seconds, at most every two minutes.
+RETRY_BASE = 5.0
+RETRY_CAP = 120.0
+NAME_CONFLICT = "NameConflict"
+SECRET_MISSING = "SecretMissing"  # noqa: S105 - a condition reason
+# An apiserver's Status reason is a CamelCase word (NotFound, Invalid, ...); anything else
+# (an admission webhook may send free text) is not copied into status.
+_STATUS_REASON = re.compile(r"[A-Za-z]{1,64}")
 
 ServiceKey = tuple[str, str]  # (namespace, name)
 APPLIED_HASH = "prodready.io/applied-hash"
@@ -65,6 +72,67 @@ class ReconcilerConfig:
     field_manager: str = "prodready"
     status_max_findings: int = 20
     rules_config: rules.RulesConfig | None = None
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A child's name taken by an object this ProductionService does not control."""
+
+    kind: str
+    name: str
+    controller: str  # "Kind/name" of its controller, "no controller", or "unknown"
+
+    def describe(self) -> str:
+        return f"{self.kind}/{self.name} ({self.controller})"
+
+
+class StepError(Exception):
+    """An API call of a pass failed; says which step on which of our own objects.
+
+    Status and Events carry only this (`safe_message`); the apiserver's own message, which
+    can describe other objects, goes to the operator's log with the cause.
+    """
+
+    def __init__(self, step: str, target: str, cause: ApiError) -> None:
+        super().__init__(f"{step} {target}: {cause}")
+        self.step = step
+        self.target = target
+        self.cause = cause
+
+    @property
+    def safe_message(self) -> str:
+        reason = self.cause.reason if _STATUS_REASON.fullmatch(self.cause.reason) else ""
+        return f"{self.step} {self.target} failed: HTTP {self.cause.status} {reason}".rstrip()
+
+
+@asynccontextmanager
+async def _step(step: str, target: str) -> AsyncIterator[None]:
+    """Name the step and our own object an ApiError inside happened at."""
+    try:
+        yield
+    except ApiError as error:
+        raise StepError(step, target, error) from error
+
+
+def _api_error(error: BaseException) -> ApiError | None:
+    if isinstance(error, StepError):
+        return error.cause
+    return error if isinstance(error, ApiError) else None
+
+
+def controller_uid(body: Mapping[str, Any]) -> str | None:
+    """The uid of an object's controller (the ownerReference with controller: true)."""
+    for reference in (body.get("metadata") or {}).get("ownerReferences") or ():
+        if reference.get("controller"):
+            return str(reference.get("uid") or "")
+    return None
+
+
+def _controller_text(body: Mapping[str, Any]) -> str:
+    for reference in (body.get("metadata") or {}).get("ownerReferences") or ():
+        if reference.get("controller"):
+            return f"controlled by {reference.get('kind')}/{reference.get('name')}"
+    return "no controller"
 
 
 @dataclass(frozen=True)
@@ -110,7 +178,7 @@ class Reconciler:
     _secret_answers: dict[tuple[str, str], tuple[float, tuple[set[str], str] | None]] = field(
         default_factory=dict
     )
-    _secret_failures: dict[ServiceKey, int] = field(default_factory=dict)
+    _retries: dict[ServiceKey, int] = field(default_factory=dict)
     _locks: dict[ServiceKey, asyncio.Lock] = field(default_factory=dict)
     _verified: dict[ServiceKey, Verified] = field(default_factory=dict)
 
@@ -123,7 +191,8 @@ class Reconciler:
         now = time.monotonic()
         if self._monitoring is not None and now - self._monitoring[0] < DISCOVERY_TTL:
             return self._monitoring[1]
-        served = await self.client.served_resources(MONITORING_API)
+        async with _step("discover", MONITORING_API):
+            served = await self.client.served_resources(MONITORING_API)
         available = served is not None and {"servicemonitors", "prometheusrules"} <= served
         self._monitoring = (now, available)
         return available
@@ -134,7 +203,7 @@ class Reconciler:
         body = self.services.get(api.KIND, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             # Deleted: owner references let the garbage collector remove the children.
-            self._secret_failures.pop(key, None)
+            self._retries.pop(key, None)
             self._verified.pop(key, None)
             return DONE
         metadata = body["metadata"]
@@ -143,7 +212,8 @@ class Reconciler:
             try:
                 outcome = await self._reconcile(body)
             except Exception as error:
-                if isinstance(error, ApiError) and error.namespace_terminating:
+                api_error = _api_error(error)
+                if api_error is not None and api_error.namespace_terminating:
                     # The namespace is going away with everything in it, this service too.
                     self.metrics.reconciles.labels(result="skipped").inc()
                     return DONE
@@ -180,6 +250,7 @@ class Reconciler:
         applied: list[str] = []
         drifted: list[str] = []
         pruned: list[str] = []
+        conflicts: list[Conflict] = []
         children = self._child_signatures(namespace, name)
         if verified is not None and verified.inputs == inputs and verified.children == children:
             # Nothing the last complete pass rendered from has changed, and every child is
@@ -195,12 +266,13 @@ class Reconciler:
             except SpecError as error:
                 self._verified.pop(key, None)
                 return await self._invalid(body, error)
-            applied, drifted, pruned, children = await self._converge(
+            applied, drifted, pruned, conflicts, children = await self._converge(
                 body, desired, missing, monitoring
             )
-            summary = self._summarise(desired, monitoring)
+            summary = self._summarise(desired, monitoring, conflicts)
 
-        wanted, deployment = self._conditions(body, summary, missing, monitoring)
+        waiting = _waiting_message(references) if missing else ""
+        wanted, deployment = self._conditions(body, summary, waiting, conflicts, monitoring)
         changed = await self._write_status(
             body,
             wanted,
@@ -215,6 +287,8 @@ class Reconciler:
             drifted=drifted,
             pruned=pruned,
             missing=missing,
+            waiting=waiting,
+            conflicts=conflicts,
             summary=summary,
             generation=generation,
         )
@@ -223,19 +297,26 @@ class Reconciler:
                 "reconciled",
                 extra={"applied": applied, "drift_corrected": drifted, "pruned": pruned},
             )
-        self._verified[key] = Verified(
-            spec_key=spec_key,
-            references=references,
-            inputs=inputs,
-            children=children,
-            summary=summary,
-        )
+        if conflicts:
+            # Not a converged pass: the object holding the name is not watched (it is not
+            # ours), so its deletion sends no event. Every later pass (the retry below, a
+            # resync, any event of this service) looks it up again, and creates ours once
+            # the name is free.
+            self._verified.pop(key, None)
+        else:
+            self._verified[key] = Verified(
+                spec_key=spec_key,
+                references=references,
+                inputs=inputs,
+                children=children,
+                summary=summary,
+            )
 
-        if missing:
-            failures = self._secret_failures.get(key, 0)
-            self._secret_failures[key] = failures + 1
-            return Outcome(requeue_after=min(SECRET_RETRY_CAP, SECRET_RETRY_BASE * 2**failures))
-        self._secret_failures.pop(key, None)
+        if missing or conflicts:
+            failures = self._retries.get(key, 0)
+            self._retries[key] = failures + 1
+            return Outcome(requeue_after=min(RETRY_CAP, RETRY_BASE * 2 ** min(failures, 10)))
+        self._retries.pop(key, None)
         return DONE
 
     async def _invalid(self, body: JSON, error: SpecError) -> Outcome:
@@ -264,7 +345,12 @@ class Reconciler:
     ) -> tuple[list[str], dict[str, str]]:
         """Missing Secrets or keys ("name" or "name/key"), and each found Secret's
         resourceVersion (the renderer folds them into the pod template's checksum, so a
-        rotated Secret rolls the pods)."""
+        rotated Secret rolls the pods).
+
+        Which one is missing is for the operator's log only: status and Events name every
+        reference instead (`_waiting_message`), so they never say whether a Secret or a
+        guessed key exists.
+        """
         missing: list[str] = []
         versions: dict[str, str] = {}
         for reference in references:
@@ -278,15 +364,13 @@ class Reconciler:
                     missing.append(reference.name)
                 continue
             keys, versions[reference.name] = found
-            missing.extend(f"{reference.name}/{k}" for k in sorted(reference.keys) if k not in keys)
+            if not reference.optional:
+                missing.extend(
+                    f"{reference.name}/{k}" for k in sorted(reference.keys) if k not in keys
+                )
         return missing, versions
 
     async def _secret_keys(self, namespace: str, name: str) -> tuple[set[str], str] | None:
-        # Only the key names leave this function; the values are dropped here, never
-        # logged, stored, or put in an event. (RBAC cannot grant "metadata only" on Secrets,
-        # so reading the object is the only way to know which keys exist.) As a safety net
-        # the values are registered with the log redactor, so that even a bug that logged
-        # one would print ***REDACTED***.
         now = time.monotonic()
         cached = self._secret_answers.get((namespace, name))
         if cached is not None and now - cached[0] < SECRET_TTL:
@@ -296,39 +380,54 @@ class Reconciler:
         return answer
 
     async def _read_secret_keys(self, namespace: str, name: str) -> tuple[set[str], str] | None:
-        secret = await self.client.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+        """A Secret's key names and resourceVersion; its values are dropped here.
+
+        RBAC cannot grant "metadata only" on Secrets, so reading the object is the only way
+        to know which keys exist. The values never leave this function: nothing can log,
+        store or post them, so nothing has to mask them (a registry of values to mask was
+        slow and censored ordinary words).
+        """
+        async with _step("read", f"Secret/{name}"):
+            secret = await self.client.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
         if secret is None:
             return None
-        data = secret.get("data") or {}
-        for encoded in data.values():
-            register_sensitive_value(str(encoded))
-            with contextlib.suppress(ValueError, UnicodeDecodeError):
-                register_sensitive_value(base64.b64decode(str(encoded)).decode())
-        keys = set(data.keys())
-        return keys, str(secret["metadata"].get("resourceVersion", ""))
+        keys = set((secret.get("data") or {}).keys())
+        version = str((secret.get("metadata") or {}).get("resourceVersion", ""))
+        del secret
+        return keys, version
 
     # -- writes ----------------------------------------------------------------------------
 
     async def _converge(
         self, body: JSON, desired: Sequence[JSON], missing: Sequence[str], monitoring: bool
-    ) -> tuple[list[str], list[str], list[str], frozenset[tuple[str, str, str]]]:
-        """Apply what differs, prune what is no longer wanted; return what changed, and
-        the signature of every child as this pass verified or wrote it (`Verified`)."""
+    ) -> tuple[list[str], list[str], list[str], list[Conflict], frozenset[tuple[str, str, str]]]:
+        """Apply what differs, prune what is no longer wanted; return what changed, the
+        names held by objects we do not control, and the signature of every child as this
+        pass verified or wrote it (`Verified`).
+
+        Never adopts: only an object whose controller reference carries this service's uid
+        is written (server-side apply, forced) or deleted. A name nobody holds is taken with
+        a create, which fails if someone else got there first; a name held by anything else
+        is left alone and reported (`Conflict`), so deleting the ProductionService can only
+        ever collect what it created.
+        """
         metadata = body["metadata"]
-        namespace, name = metadata["namespace"], metadata["name"]
+        namespace, name, uid = metadata["namespace"], metadata["name"], metadata["uid"]
         owner = {
             "apiVersion": body["apiVersion"],
             "kind": body["kind"],
             "name": name,
-            "uid": metadata["uid"],
+            "uid": uid,
             "controller": True,
             "blockOwnerDeletion": True,
         }
         spec_settled = (body.get("status") or {}).get("observedGeneration") == metadata.get(
             "generation"
         )
+        manager = self.config.field_manager
         applied: list[str] = []
         drifted: list[str] = []
+        conflicts: list[Conflict] = []
         seen: set[tuple[str, str, str]] = set()
         wanted_keys = set()
         for obj in desired:
@@ -336,7 +435,23 @@ class Reconciler:
             if obj["apiVersion"] == MONITORING_API and not monitoring:
                 continue
             wanted_keys.add((kind, child))
+            resource = self._resources[kind]
+            label = f"{kind}/{child}"
             live = self.children.get(kind, namespace, child)
+            exists = live is not None
+            if live is not None and controller_uid(live) != uid:
+                conflicts.append(Conflict(kind, child, _controller_text(live)))
+                continue
+            if live is None:
+                # Not among the objects we watch (those labelled as ours): one read by name
+                # tells a free name from one another team's object holds.
+                async with _step("read", label):
+                    found = await self.client.get_metadata(resource.path(namespace, child))
+                if found is not None and controller_uid(found) != uid:
+                    conflicts.append(Conflict(kind, child, _controller_text(found)))
+                    continue
+                # Ours but unlabelled (someone removed the label): the apply restores it.
+                exists = found is not None
             if kind == "Deployment" and missing:
                 # Hold the Deployment back while a Secret it needs is missing: the running
                 # version keeps serving instead of rolling into pods that cannot start.
@@ -349,12 +464,17 @@ class Reconciler:
             if live is not None and contains(live, target):
                 seen.add((kind, child, _signature(live)))
                 continue
-            answer = await self.client.apply(
-                self._resources[kind], target, field_manager=self.config.field_manager
-            )
+            if exists:
+                async with _step("apply", label):
+                    answer = await self.client.apply(resource, target, field_manager=manager)
+            else:
+                created = await self._create(resource, namespace, target, label)
+                if created is None:
+                    conflicts.append(Conflict(kind, child, "unknown"))
+                    continue
+                answer = created
             self.children.put(answer)
             seen.add((kind, child, _signature(answer)))
-            label = f"{kind}/{child}"
             if live is not None and spec_settled:
                 drifted.append(label)
                 self.metrics.drift_corrections.labels(kind=kind).inc()
@@ -369,21 +489,48 @@ class Reconciler:
             if (
                 kind not in self._resources
                 or (kind == "Deployment" and missing)
-                or (live["metadata"].get("ownerReferences") or [{}])[0].get("uid")
-                != metadata["uid"]
+                or controller_uid(live) != uid
             ):
                 seen.add((kind, child, _signature(live)))
                 continue
-            if await self.client.delete(
-                self._resources[kind], namespace, child, live["metadata"]["uid"]
-            ):
+            async with _step("delete", f"{kind}/{child}"):
+                deleted = await self.client.delete(
+                    self._resources[kind], namespace, child, live["metadata"]["uid"]
+                )
+            if deleted:
                 pruned.append(f"{kind}/{child}")
                 self.metrics.children_pruned.labels(kind=kind).inc()
             self.children.remove(kind, namespace, child)
-        return applied, drifted, pruned, frozenset(seen)
+        return applied, drifted, pruned, conflicts, frozenset(seen)
 
-    def _summarise(self, desired: Sequence[JSON], monitoring: bool) -> Summary:
-        """What status needs from the rendered objects and their evaluation."""
+    async def _create(
+        self, resource: Resource, namespace: str, target: JSON, label: str
+    ) -> JSON | None:
+        """Create a child under a free name; None when someone took the name first."""
+        manager = self.config.field_manager
+        try:
+            async with _step("create", label):
+                created = await self.client.create(
+                    resource, namespace, target, field_manager=manager
+                )
+        except StepError as error:
+            if error.cause.conflict:
+                return None
+            raise
+        # Later passes apply it server-side: make the fields ours as an applier, so that
+        # one the rendering drops is removed then (see KubeClient.claim_fields_for_apply).
+        async with _step("apply", label):
+            claimed = await self.client.claim_fields_for_apply(
+                resource, created, field_manager=manager
+            )
+        return claimed or created
+
+    def _summarise(
+        self, desired: Sequence[JSON], monitoring: bool, conflicts: Sequence[Conflict] = ()
+    ) -> Summary:
+        """What status needs from the rendered objects and their evaluation (the children
+        listed are ours: a name another object holds is not among them)."""
+        taken = {(c.kind, c.name) for c in conflicts}
         reports = rules.evaluate(desired, config=self.config.rules_config)
         report = next(
             (r for r in reports if r.object.kind == "Deployment"), reports[0] if reports else None
@@ -398,7 +545,8 @@ class Reconciler:
                     "name": obj["metadata"]["name"],
                 }
                 for obj in desired
-                if monitoring or obj["apiVersion"] != MONITORING_API
+                if (monitoring or obj["apiVersion"] != MONITORING_API)
+                and (obj["kind"], obj["metadata"]["name"]) not in taken
             ),
             compliance=self._compliance(report),
             compliance_condition=None if report is None else _compliance_condition(report),
@@ -408,16 +556,26 @@ class Reconciler:
         )
 
     def _conditions(
-        self, body: JSON, summary: Summary, missing: Sequence[str], monitoring: bool
+        self,
+        body: JSON,
+        summary: Summary,
+        waiting: str,
+        conflicts: Sequence[Conflict],
+        monitoring: bool,
     ) -> tuple[list[cond.Condition], JSON]:
         namespace = body["metadata"]["namespace"]
         wanted: list[cond.Condition] = []
         live = self.children.get("Deployment", namespace, summary.deployment) or {}
+        if any(c.kind == "Deployment" for c in conflicts):
+            live = {}  # another object's rollout is not ours to report
         rollout = _rollout(live)
-        if missing:
-            message = "referenced Secret or key not found: " + ", ".join(missing)
-            wanted.append(cond.Condition(cond.READY, False, "SecretMissing", message))
-            wanted.append(cond.Condition(cond.STALLED, True, "SecretMissing", message))
+        if conflicts:
+            message = _conflict_message(conflicts)
+            wanted.append(cond.Condition(cond.READY, False, NAME_CONFLICT, message))
+            wanted.append(cond.Condition(cond.STALLED, True, NAME_CONFLICT, message))
+        elif waiting:
+            wanted.append(cond.Condition(cond.READY, False, SECRET_MISSING, waiting))
+            wanted.append(cond.Condition(cond.STALLED, True, SECRET_MISSING, waiting))
         elif rollout.stalled:
             wanted.append(
                 cond.Condition(cond.READY, False, "ProgressDeadlineExceeded", rollout.message)
@@ -526,6 +684,8 @@ class Reconciler:
         drifted: Sequence[str],
         pruned: Sequence[str],
         missing: Sequence[str],
+        waiting: str,
+        conflicts: Sequence[Conflict],
         summary: Summary,
         generation: int,
     ) -> None:
@@ -538,16 +698,17 @@ class Reconciler:
             )
         if pruned:
             await self.events.normal(body, "Pruned", "deleted " + ", ".join(pruned))
-        was_missing = (
-            cond.find(before.get("conditions"), cond.READY).get("reason") == "SecretMissing"
-        )
-        if missing and not was_missing:
+        previous = cond.find(before.get("conditions"), cond.STALLED)
+        if conflicts:
+            message = _conflict_message(conflicts)
+            if previous.get("reason") != NAME_CONFLICT or previous.get("message") != message:
+                await self.events.warning(body, NAME_CONFLICT, message)
+        if missing and previous.get("reason") != SECRET_MISSING:
+            # The precise verdict is for the operator's log (not tenant-visible); status
+            # and the Event name the references only.
+            logger.info("referenced Secrets or keys not found", extra={"missing": list(missing)})
             await self.events.warning(
-                body,
-                "SecretMissing",
-                "referenced Secret or key not found: "
-                + ", ".join(missing)
-                + "; the Deployment is held back until it exists",
+                body, SECRET_MISSING, waiting + "; the Deployment is held back until they exist"
             )
         was_compliant = cond.find(before.get("conditions"), cond.POLICY_COMPLIANT).get("status")
         if summary.failing and (
@@ -560,9 +721,14 @@ class Reconciler:
             )
 
     async def _report_error(self, body: JSON, error: Exception) -> None:
-        """An unexpected failure: logged with context, an Event, Reconciling with the reason."""
-        reason = type(error).__name__
-        message = str(error)[:512]
+        """An unexpected failure: logged in full, with context; status and the Event get a
+        fixed message naming the step, the HTTP status and our own object only (the
+        apiserver's text can describe other objects)."""
+        reason = type(error.cause if isinstance(error, StepError) else error).__name__
+        if isinstance(error, StepError):
+            message = error.safe_message
+        else:
+            message = "internal error; the operator's log has the details"
         logger.error("reconcile failed", exc_info=error)
         try:
             await self._write_status(
@@ -579,6 +745,24 @@ class Reconciler:
             await self.events.warning(body, "ReconcileError", f"{reason}: {message}; retrying")
         except Exception:  # the API may be what failed; the retry will report again
             logger.warning("could not report the reconcile error", exc_info=True)
+
+
+def _waiting_message(references: Sequence[render.SecretReference]) -> str:
+    """Every Secret reference a pass waits for, the same whichever one is missing."""
+    named = [
+        f"{r.name} ({', '.join(r.keys)})" if r.keys else r.name
+        for r in references
+        if not r.optional and not set(r.usages) <= {USAGE_TLS}
+    ]
+    return "waiting for the referenced Secrets and keys to exist: " + ", ".join(named)
+
+
+def _conflict_message(conflicts: Sequence[Conflict]) -> str:
+    return (
+        "names already taken by objects this ProductionService does not control: "
+        + ", ".join(c.describe() for c in conflicts)
+        + "; they are left untouched (rename the ProductionService or remove them)"
+    )
 
 
 def _digest(value: Any) -> str:

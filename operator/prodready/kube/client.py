@@ -23,6 +23,7 @@ import kopf
 JSON = dict[str, Any]
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 # Ask the apiserver for metadata only: no Secret value ever reaches this process this way.
 PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
@@ -256,9 +257,59 @@ class KubeClient:
             raise
         return True
 
-    async def create(self, resource: Resource, namespace: str | None, body: JSON) -> JSON:
-        """POST a new object."""
-        return await self.request("POST", resource.path(namespace), body=body)
+    async def create(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        body: JSON,
+        *,
+        field_manager: str | None = None,
+    ) -> JSON:
+        """POST a new object; an ApiError with `conflict` when the name is taken."""
+        params = {"fieldManager": field_manager} if field_manager else None
+        return await self.request("POST", resource.path(namespace), params=params, body=body)
+
+    async def claim_fields_for_apply(
+        self, resource: Resource, created: JSON, *, field_manager: str
+    ) -> JSON | None:
+        """Turn `field_manager`'s Update entry of a just-created object into an Apply entry.
+
+        A POST records its fields under an "Update" operation, and a later server-side
+        apply by the same manager is a different entry: a field the applied configuration
+        no longer sets would stay, still owned by the Update entry. Renaming the operation
+        is what kubectl's client-side-to-server-side upgrade does (csaupgrade). The patch
+        tests the entry first, so a concurrent writer makes it fail instead of rewriting
+        their entry; None then (nothing changed), the answer otherwise.
+        """
+        metadata = created.get("metadata") or {}
+        entries = list(metadata.get("managedFields") or ())
+        index = next(
+            (
+                i
+                for i, entry in enumerate(entries)
+                if entry.get("manager") == field_manager and entry.get("operation") == "Update"
+            ),
+            None,
+        )
+        if index is None:
+            return None
+        where = f"/metadata/managedFields/{index}"
+        patch = [
+            {"op": "test", "path": f"{where}/manager", "value": field_manager},
+            {"op": "test", "path": f"{where}/operation", "value": "Update"},
+            {"op": "replace", "path": f"{where}/operation", "value": "Apply"},
+        ]
+        try:
+            return await self.request(
+                "PATCH",
+                resource.path(metadata.get("namespace"), metadata["name"]),
+                body=patch,
+                content_type=JSON_PATCH,
+            )
+        except ApiError as error:
+            if error.status in (404, 409, 422):
+                return None
+            raise
 
     async def served_resources(self, api_version: str) -> set[str] | None:
         """The plural names served under a group/version; None when it is not served."""
