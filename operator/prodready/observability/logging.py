@@ -6,8 +6,12 @@ the stdlib loggers of kopf, aiohttp and asyncio all end in one handler whose
 context (`namespace`, `name`, `uid`, `reconcile_id`) and kopf's object reference, masks
 anything that looks secret, and renders JSON (or console text for local runs).
 
-Redaction is a safety net: the operator is designed never to read Secret values, but a
-workload may carry a literal password in its env, and kopf logs object bodies at DEBUG.
+Redaction is a safety net for what looks secret by its key (`password: ...`, an EnvVar
+named `DB_TOKEN`, `user:pass@` in a URL): a workload may carry a literal password in its
+env, and kopf logs object bodies at DEBUG. It does not mask known values: the one place
+that reads a Secret keeps its key names and drops the values on the spot, so no value can
+reach a line, and masking values would turn ordinary words ("team-a") into
+***REDACTED***.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import logging
 import re
 import secrets
 import sys
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, TextIO, cast
@@ -29,13 +32,11 @@ from prodready.api.sensitive import SENSITIVE_WORDS, name_parts
 
 __all__ = [
     "REDACTED",
-    "clear_sensitive_values",
     "configure_logging",
     "get_logger",
     "is_sensitive_key",
     "reconcile_context",
     "redact",
-    "register_sensitive_value",
 ]
 
 REDACTED: Final = "***REDACTED***"
@@ -94,53 +95,6 @@ _URL_PASSWORD: Final = re.compile(
 )
 
 
-class _SensitiveValues:
-    """The strings registered as secret; swapped atomically so readers never lock."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values: frozenset[str] = frozenset()
-        self._pattern: re.Pattern[str] | None = None
-
-    def add(self, value: str) -> None:
-        if value in self._values:
-            return  # the common case on every resync: no recompiling
-        with self._lock:
-            values = self._values | {value}
-            # Longest first, so a value that contains another is masked whole.
-            ordered = sorted(values, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(item) for item in ordered))
-            self._values = values
-
-    def clear(self) -> None:
-        with self._lock:
-            self._values = frozenset()
-            self._pattern = None
-
-    def mask(self, text: str) -> str:
-        pattern = self._pattern
-        return pattern.sub(REDACTED, text) if pattern is not None else text
-
-
-_sensitive_values = _SensitiveValues()
-MIN_SENSITIVE_VALUE_LENGTH = 6
-
-
-def register_sensitive_value(value: str) -> None:
-    """Mask `value` wherever it appears in any logged string from now on.
-
-    Values shorter than 6 characters are ignored: masking "true" or "1" would mangle every
-    line, and a secret that short is no secret.
-    """
-    if len(value.strip()) >= MIN_SENSITIVE_VALUE_LENGTH:
-        _sensitive_values.add(value)
-
-
-def clear_sensitive_values() -> None:
-    """Forget every registered value (for tests; a running operator never needs it)."""
-    _sensitive_values.clear()
-
-
 def is_sensitive_key(key: str) -> bool:
     """True when a mapping key looks like it holds a secret (`password`, `apiKey`, …)."""
     parts = name_parts(key)
@@ -157,7 +111,6 @@ def _mask_quoted_or_bare(value: str) -> str:
 
 
 def _redact_text(text: str) -> str:
-    text = _sensitive_values.mask(text)
     text = _ENV_VAR_IN_TEXT.sub(
         lambda match: match["head"] + _mask_quoted_or_bare(match["value"]), text
     )
@@ -177,10 +130,9 @@ def redact(obj: Any) -> Any:
     """A copy of `obj` with secrets masked as `***REDACTED***`.
 
     Masks the values of sensitive-looking keys (at any depth of dicts, lists and tuples),
-    the `value` of Kubernetes EnvVars with a sensitive name, every registered sensitive
-    value and `key=value` / `"key": "value"` / URL-password patterns inside strings.
-    Other objects are turned into their (masked) string form, which is how they would be
-    logged anyway.
+    the `value` of Kubernetes EnvVars with a sensitive name, and `key=value` /
+    `"key": "value"` / URL-password patterns inside strings. Other objects are turned into
+    their (masked) string form, which is how they would be logged anyway.
     """
     if isinstance(obj, str):
         return _redact_text(obj)
