@@ -1,23 +1,38 @@
 """The HTTP server for probes and scraping: /healthz, /readyz and /metrics.
 
 The server runs in its own thread with its own event loop, and the operator's loop only
-runs a heartbeat task that ticks every second. So when the operator's loop is blocked
+runs a heartbeat task that ticks every 25 ms. So when the operator's loop is blocked
 (a synchronous call in a handler, a runaway computation), /healthz still answers, and
 answers 503 "event loop stalled" once the last tick is older than `liveness_timeout`;
 the kubelet then restarts a pod that can no longer react to anything. /metrics stays
 scrapeable during such a stall, which is when it is needed most.
 
+The heartbeat also records the longest gap between two of its ticks: any stall of the
+loop falls between two ticks, so no stall was longer than that gap. `/healthz?verbose`
+shows it, and how many gaps exceeded 100 ms, for the people (and tests) who need to know
+the loop never stalled rather than only that it is alive now.
+
 Readiness is decided by the operator (connected to the API, peering settled, …): the
 callback runs on the operator's loop, bounded by a timeout, so a blocked loop also makes
 the pod unready instead of hanging the probe.
+
+/metrics can be guarded as controller-runtime guards it (`metrics_access`): a scrape must
+carry a bearer token that the apiserver authenticates and authorises for `get` on the
+non-resource URL /metrics; /healthz and /readyz stay open for the kubelet. The check runs on
+the operator's loop (where its API client lives), at most `_MAX_CHECKS` at once and bounded
+by `readiness_timeout`; verdicts are cached by the token's SHA-256 (allowed for a minute,
+denied for ten seconds), so a scraper keeps scraping through a stall of the operator's loop
+and a flood of made-up tokens costs the apiserver a bounded number of reviews.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import time
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from typing import Final
 
 from aiohttp import web
@@ -26,14 +41,35 @@ from prodready.observability.logging import get_logger, redact
 from prodready.observability.metrics import Metrics
 from prodready.observability.serving import ThreadedSite
 
-__all__ = ["HealthServer", "Readiness"]
+__all__ = ["Access", "HealthServer", "MetricsAccess", "Readiness"]
 
 Readiness = Callable[[], bool | Awaitable[bool]]
 """A readiness check: returns (or resolves to) True when the operator can serve."""
 
+
+class Access(StrEnum):
+    """Whether a bearer token may read /metrics: answered 200, 401 or 403."""
+
+    ALLOWED = "allowed"
+    UNAUTHENTICATED = "unauthenticated"
+    FORBIDDEN = "forbidden"
+
+
+MetricsAccess = Callable[[str], Awaitable[Access]]
+"""Decides a bearer token's access to /metrics (on the operator's loop)."""
+
+# How long a verdict on a token is reused, how many are kept, how many checks run at once.
+_ALLOWED_TTL: Final = 60.0
+_DENIED_TTL: Final = 10.0
+_MAX_CACHED: Final = 1024
+_MAX_CHECKS: Final = 4
+_BEARER: Final = "bearer "
+
 _TEXT: Final = "text/plain"
 # In-flight requests get this long to finish when the server stops.
 _SHUTDOWN_TIMEOUT: Final = 5.0
+# A gap between heartbeats above this is counted as a stall in /healthz?verbose.
+STALL_THRESHOLD: Final = 0.1
 
 logger = get_logger(__name__)
 
@@ -52,16 +88,18 @@ class HealthServer:
         metrics: Metrics,
         readiness: Readiness,
         *,
-        heartbeat_interval: float = 1.0,
+        heartbeat_interval: float = 0.025,
         liveness_timeout: float = 10.0,
         readiness_timeout: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        metrics_access: MetricsAccess | None = None,
     ) -> None:
         """Prepare the server; nothing listens until `start()`.
 
         `liveness_timeout`: how old the last heartbeat may be before /healthz fails.
         `readiness_timeout`: how long /readyz waits for the check before answering 503
         (keep it below the probe's timeoutSeconds). `clock` is for tests.
+        `metrics_access`: when given, /metrics answers only tokens it allows.
         """
         if heartbeat_interval <= 0 or liveness_timeout <= heartbeat_interval:
             raise ValueError("liveness_timeout must exceed a positive heartbeat_interval")
@@ -78,8 +116,15 @@ class HealthServer:
         # Written by the heartbeat on the operator's loop, read by the server thread: a
         # float assignment is atomic, so no lock is needed.
         self._last_heartbeat = clock()
+        # Written by the heartbeat only; read (racily, harmlessly) by the server thread.
+        self._longest_gap = 0.0
+        self._stalls = 0
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._operator_loop: asyncio.AbstractEventLoop | None = None
+        self._metrics_access = metrics_access
+        # Touched only on the server's own loop.
+        self._verdicts: dict[bytes, tuple[Access, float]] = {}
+        self._checks = 0
         self._site = ThreadedSite("prodready-health", self._listen)
         self._bound_port: int | None = None
 
@@ -122,9 +167,24 @@ class HealthServer:
         await self._site.stop()
         self._bound_port = None
 
+    @property
+    def longest_gap(self) -> float:
+        """The longest time between two heartbeats since start: no stall was longer."""
+        return self._longest_gap
+
+    @property
+    def stalls(self) -> int:
+        """How many gaps between heartbeats exceeded STALL_THRESHOLD."""
+        return self._stalls
+
     async def _beat(self) -> None:
         while True:
-            self._last_heartbeat = self._clock()
+            now = self._clock()
+            gap = now - self._last_heartbeat
+            self._last_heartbeat = now
+            self._longest_gap = max(self._longest_gap, gap)
+            if gap > STALL_THRESHOLD:
+                self._stalls += 1
             await asyncio.sleep(self._heartbeat_interval)
 
     async def _listen(self) -> web.AppRunner:
@@ -144,14 +204,21 @@ class HealthServer:
             raise
         return runner
 
-    async def _healthz(self, _request: web.Request) -> web.Response:
+    async def _healthz(self, request: web.Request) -> web.Response:
         task = self._heartbeat_task
         if task is None or task.done():
             return _text("heartbeat stopped", 503)
         age = self._clock() - self._last_heartbeat
         if age > self._liveness_timeout:
             return _text(f"event loop stalled: last heartbeat {age:.1f}s ago", 503)
-        return _text("ok")
+        if "verbose" not in request.query:
+            return _text("ok")
+        return _text(
+            "ok\n"
+            f"heartbeat_interval_seconds {self._heartbeat_interval:.3f}\n"
+            f"heartbeat_longest_gap_seconds {self._longest_gap:.3f}\n"
+            f"heartbeat_gaps_over_{STALL_THRESHOLD * 1000:.0f}ms_total {self._stalls}"
+        )
 
     async def _check_readiness(self) -> bool:
         """Runs on the operator's loop, where the state the callback reads lives."""
@@ -177,7 +244,68 @@ class HealthServer:
             return _text("not ready", 503)
         return _text("ok")
 
-    async def _metrics_handler(self, _request: web.Request) -> web.Response:
+    async def _metrics_handler(self, request: web.Request) -> web.Response:
+        if self._metrics_access is not None:
+            refusal = await self._authorize(request.headers.get("Authorization", ""))
+            if refusal is not None:
+                return refusal
         # Rendered on the server thread: a large findings gauge never delays reconciles.
         payload, content_type = self._metrics.render_latest()
         return web.Response(body=payload, headers={"Content-Type": content_type})
+
+    async def _authorize(self, header: str) -> web.Response | None:
+        """None when the request's bearer token may read /metrics, else the refusal."""
+        if not header.lower().startswith(_BEARER) or not header[len(_BEARER) :].strip():
+            return _unauthorized("a bearer token is required")
+        token = header[len(_BEARER) :].strip()
+        key = hashlib.sha256(token.encode()).digest()
+        now = self._clock()
+        cached = self._verdicts.get(key)
+        if cached is not None and cached[1] > now:
+            verdict = cached[0]
+        else:
+            if self._checks >= _MAX_CHECKS:
+                return _text("too many token checks in flight", 503)
+            self._checks += 1
+            try:
+                verdict = await self._check_token(token)
+            except TimeoutError:
+                return _text("cannot check the token now: timed out", 503)
+            except Exception as error:
+                logger.warning("metrics token check failed", error=type(error).__name__)
+                return _text(f"cannot check the token now: {type(error).__name__}", 503)
+            finally:
+                self._checks -= 1
+            self._remember(key, verdict, now)
+        if verdict is Access.UNAUTHENTICATED:
+            return _unauthorized("the token is not valid")
+        if verdict is Access.FORBIDDEN:
+            return _text(
+                "forbidden: the token's user may not get the non-resource URL /metrics", 403
+            )
+        return None
+
+    async def _check_token(self, token: str) -> Access:
+        access, operator_loop = self._metrics_access, self._operator_loop
+        assert access is not None  # checked by the caller
+        assert operator_loop is not None  # set by start(), before serving
+
+        async def check() -> Access:
+            return await access(token)
+
+        future = asyncio.run_coroutine_threadsafe(check(), operator_loop)
+        return await asyncio.wait_for(asyncio.wrap_future(future), self._readiness_timeout)
+
+    def _remember(self, key: bytes, verdict: Access, now: float) -> None:
+        if len(self._verdicts) >= _MAX_CACHED:
+            self._verdicts = {k: v for k, v in self._verdicts.items() if v[1] > now}
+            if len(self._verdicts) >= _MAX_CACHED:
+                self._verdicts.clear()
+        ttl = _ALLOWED_TTL if verdict is Access.ALLOWED else _DENIED_TTL
+        self._verdicts[key] = (verdict, now + ttl)
+
+
+def _unauthorized(reason: str) -> web.Response:
+    response = _text(f"unauthorized: {reason}", 401)
+    response.headers["WWW-Authenticate"] = 'Bearer realm="prodready metrics"'
+    return response
