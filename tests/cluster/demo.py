@@ -78,6 +78,8 @@ class Demo:
                 "KUBECONFIG": str(self.kubeconfig),
                 "PRODREADY_HEALTH_PORT": str(HEALTH_PORT),
                 "PRODREADY_STANDALONE": "true",
+                # The demo shows /metrics with a plain curl; the chart keeps it authenticated.
+                "PRODREADY_METRICS_AUTH": "false",
                 "POD_NAMESPACE": "default",
             }
         )

@@ -147,6 +147,9 @@ def start_operator(
             "PRODREADY_SHUTDOWN_TIMEOUT_SECONDS": "20",
             "PRODREADY_STANDALONE": "true" if standalone else "false",
             "PRODREADY_LOG_LEVEL": "DEBUG",
+            # Tests read /metrics without a token; tests/e2e/test_security_webhook.py
+            # proves the authenticated /metrics the operator serves by default.
+            "PRODREADY_METRICS_AUTH": "false",
             "POD_NAMESPACE": "default",
         }
     )

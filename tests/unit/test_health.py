@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from prodready.observability.health import HealthServer
+from prodready.observability import health as health_module
+from prodready.observability.health import Access, HealthServer
 from prodready.observability.metrics import Metrics
 
 ReadinessCheck = Callable[[], bool | Awaitable[bool]]
@@ -250,3 +251,112 @@ async def test_a_taken_port_fails_start_cleanly() -> None:
 def test_invalid_timings_are_refused(options: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         HealthServer("127.0.0.1", 0, Metrics(process_metrics=False), lambda: True, **options)
+
+
+# -- /metrics behind a bearer token (TokenReview + SubjectAccessReview in the operator) -----
+
+
+async def test_metrics_need_a_token_the_check_allows(client: httpx.AsyncClient) -> None:
+    checked: list[str] = []
+    operator_loop = asyncio.get_running_loop()
+
+    async def access(token: str) -> Access:
+        assert asyncio.get_running_loop() is operator_loop  # where the API client lives
+        checked.append(token)
+        return {"good": Access.ALLOWED, "nobody": Access.UNAUTHENTICATED}.get(
+            token, Access.FORBIDDEN
+        )
+
+    server = HealthServer(
+        "127.0.0.1", 0, Metrics(process_metrics=False), lambda: True, metrics_access=access
+    )
+    await server.start()
+    try:
+        assert (await client.get(_url(server, "/healthz"))).status_code == 200
+        assert (await client.get(_url(server, "/readyz"))).status_code == 200
+        missing = await client.get(_url(server, "/metrics"))
+        assert missing.status_code == 401
+        assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "prodready_" not in missing.text
+        basic = await client.get(_url(server, "/metrics"), headers={"Authorization": "Basic eA=="})
+        assert basic.status_code == 401
+        assert checked == []  # no token, no review
+
+        def scrape(token: str) -> Awaitable[httpx.Response]:
+            return client.get(
+                _url(server, "/metrics"), headers={"Authorization": f"Bearer {token}"}
+            )
+
+        allowed = await scrape("good")
+        assert allowed.status_code == 200
+        assert "prodready_build_info" in allowed.text
+        assert (await scrape("good")).status_code == 200
+        assert checked == ["good"]  # the verdict is reused
+        unknown = await scrape("nobody")
+        assert unknown.status_code == 401
+        assert "not valid" in unknown.text
+        forbidden = await scrape("reader-of-nothing")
+        assert forbidden.status_code == 403
+        assert "/metrics" in forbidden.text
+        assert "reader-of-nothing" not in forbidden.text
+    finally:
+        await server.stop()
+
+
+async def test_a_failing_token_check_is_a_503_without_details(client: httpx.AsyncClient) -> None:
+    async def access(_token: str) -> Access:
+        raise RuntimeError("apiserver said something secret")
+
+    async def slow(_token: str) -> Access:
+        await asyncio.sleep(30)
+        return Access.ALLOWED
+
+    for check, expected in ((access, "RuntimeError"), (slow, "timed out")):
+        server = HealthServer(
+            "127.0.0.1",
+            0,
+            Metrics(process_metrics=False),
+            lambda: True,
+            metrics_access=check,
+            readiness_timeout=0.2,
+        )
+        await server.start()
+        try:
+            answer = await client.get(
+                _url(server, "/metrics"), headers={"Authorization": "Bearer t"}
+            )
+            assert answer.status_code == 503
+            assert expected in answer.text
+            assert "secret" not in answer.text
+        finally:
+            await server.stop()
+
+
+async def test_verdicts_expire_and_the_cache_stays_bounded(client: httpx.AsyncClient) -> None:
+    now = [1000.0]
+    calls: list[str] = []
+
+    async def access(token: str) -> Access:
+        calls.append(token)
+        return Access.ALLOWED if token == "ok" else Access.FORBIDDEN
+
+    server = HealthServer(
+        "127.0.0.1",
+        0,
+        Metrics(process_metrics=False),
+        lambda: True,
+        metrics_access=access,
+        clock=lambda: now[0],
+    )
+    await server.start()
+    try:
+        headers = {"Authorization": "Bearer ok"}
+        assert (await client.get(_url(server, "/metrics"), headers=headers)).status_code == 200
+        now[0] += 61  # past the allowed verdict's minute: asked again
+        assert (await client.get(_url(server, "/metrics"), headers=headers)).status_code == 200
+        assert calls == ["ok", "ok"]
+        for index in range(health_module._MAX_CACHED + 5):
+            server._remember(bytes([index % 256, index // 256]), Access.FORBIDDEN, now[0])
+        assert len(server._verdicts) <= health_module._MAX_CACHED
+    finally:
+        await server.stop()

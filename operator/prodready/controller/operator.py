@@ -36,6 +36,7 @@ from prodready.controller.reconciler import (
     ServiceKey,
     child_resources,
 )
+from prodready.kube.access import metrics_access
 from prodready.kube.client import KubeClient
 from prodready.observability.health import HealthServer
 from prodready.observability.metrics import Metrics
@@ -107,8 +108,17 @@ class Operator:
             is_leading=lambda: self.workers is not None,
         )
         await self.policy.start()
+        client = self.client
         self.health = HealthServer(
-            self.settings.health_host, self.settings.health_port, self.metrics, self.ready
+            self.settings.health_host,
+            self.settings.health_port,
+            self.metrics,
+            self.ready,
+            metrics_access=(
+                (lambda token: metrics_access(client, token))
+                if self.settings.metrics_auth
+                else None
+            ),
         )
         await self.health.start()
         self.tasks.append(asyncio.create_task(self._probe_api(), name="api-probe"))
