@@ -29,7 +29,7 @@ def test_defaults_need_no_environment() -> None:
     assert settings.webhook_port == 9443
     assert settings.webhook_cert_file is None
     assert settings.webhook_key_file is None
-    assert settings.webhook_failure_policy == "Ignore"
+    assert settings.webhook_failure_policy == "Fail"
     assert settings.webhook_timeout_seconds == 5
     assert settings.resync_interval_seconds == 300
     assert settings.shutdown_timeout_seconds == 25
@@ -96,14 +96,14 @@ def test_names_are_case_insensitive_and_choices_normalised() -> None:
         {
             "prodready_log_level": "debug",
             "PRODREADY_LOG_FORMAT": "Console",
-            "PRODREADY_WEBHOOK_FAILURE_POLICY": "fail",
+            "PRODREADY_WEBHOOK_FAILURE_POLICY": "ignore",
             "PRODREADY_ENVIRONMENT_DEFAULT": "PROD",
             "PRODREADY_STANDALONE": "true",
         }
     )
     assert settings.log_level == "DEBUG"
     assert settings.log_format == "console"
-    assert settings.webhook_failure_policy == "Fail"
+    assert settings.webhook_failure_policy == "Ignore"
     assert settings.environment_default == "prod"
     assert settings.standalone is True
 

@@ -16,6 +16,7 @@ from prodready.webhook.certificates import generate_self_signed
 from prodready.webhook.configuration import (
     AUDIT_LABEL,
     AUDIT_PATH,
+    AUTHORIZE_PATH,
     ENFORCE_LABEL,
     ENFORCE_PATH,
     ServiceTarget,
@@ -38,7 +39,7 @@ def test_url_configuration_for_local_runs() -> None:
         operator_namespace="prodready",
         url="https://127.0.0.1:9443/",
         ca_bundle=CA,
-        failure_policy="Fail",
+        failure_policy="Ignore",
         timeout_seconds=7,
     )
     assert document["apiVersion"] == "admissionregistration.k8s.io/v1"
@@ -48,9 +49,9 @@ def test_url_configuration_for_local_runs() -> None:
         "enforce.workloads.prodready.io",
         "audit.workloads.prodready.io",
         "productionservices.prodready.io",
+        "authorize.productionservices.prodready.io",
     }
     for entry in entries.values():
-        assert entry["failurePolicy"] == "Fail"
         assert entry["timeoutSeconds"] == 7
         assert entry["sideEffects"] == "None"
         assert entry["admissionReviewVersions"] == ["v1"]
@@ -81,6 +82,45 @@ def test_url_configuration_for_local_runs() -> None:
     assert services["clientConfig"]["url"].endswith(ENFORCE_PATH)
     assert {"key": AUDIT_LABEL, "operator": "NotIn", "values": ["true"]} in _expressions(services)
     assert services["objectSelector"] == {}
+    # The failure policy asked for applies to the enforce entries; audit never blocks, and
+    # the authorization check never admits unchecked.
+    assert {name: entry["failurePolicy"] for name, entry in entries.items()} == {
+        "enforce.workloads.prodready.io": "Ignore",
+        "productionservices.prodready.io": "Ignore",
+        "audit.workloads.prodready.io": "Ignore",
+        "authorize.productionservices.prodready.io": "Fail",
+    }
+    authorize = entries["authorize.productionservices.prodready.io"]
+    assert authorize["clientConfig"]["url"] == "https://127.0.0.1:9443" + AUTHORIZE_PATH
+    assert authorize["rules"] == [
+        {
+            "apiGroups": ["prodready.io"],
+            "apiVersions": ["v1alpha1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["productionservices"],
+            "scope": "Namespaced",
+        }
+    ]
+    # Every namespace but the operator's and kube-system, whatever their mode labels.
+    assert _expressions(authorize) == [
+        {
+            "key": "kubernetes.io/metadata.name",
+            "operator": "NotIn",
+            "values": ["prodready", "kube-system"],
+        }
+    ]
+    assert authorize["objectSelector"] == {}
+
+
+def test_enforce_entries_fail_closed_by_default() -> None:
+    document = render_webhook_configuration(operator_namespace="p", url="https://h:1")
+    policies = {entry["name"]: entry["failurePolicy"] for entry in document["webhooks"]}
+    assert policies == {
+        "enforce.workloads.prodready.io": "Fail",
+        "productionservices.prodready.io": "Fail",
+        "audit.workloads.prodready.io": "Ignore",
+        "authorize.productionservices.prodready.io": "Fail",
+    }
 
 
 def test_service_configuration_for_in_cluster_runs() -> None:
@@ -102,7 +142,7 @@ def test_service_configuration_for_in_cluster_runs() -> None:
             "path": ENFORCE_PATH,
         }
     }
-    assert entry["failurePolicy"] == "Ignore"
+    assert entry["failurePolicy"] == "Fail"
     assert _expressions(entry)[-1]["values"] == ["kube-system", "monitoring"]
 
 
@@ -130,7 +170,7 @@ def test_invalid_arguments(arguments: dict[str, Any], message: str) -> None:
 def test_command_prints_yaml_with_the_ca(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PRODREADY_WEBHOOK_FAILURE_POLICY", "Fail")
+    monkeypatch.setenv("PRODREADY_WEBHOOK_FAILURE_POLICY", "Ignore")
     generated = generate_self_signed(tmp_path, ["127.0.0.1"])
     code = main(
         [
@@ -147,7 +187,7 @@ def test_command_prints_yaml_with_the_ca(
     document = yaml.safe_load(capsys.readouterr().out)
     entry = document["webhooks"][0]
     assert base64.b64decode(entry["clientConfig"]["caBundle"]) == generated.ca_pem
-    assert entry["failurePolicy"] == "Fail"  # from the settings
+    assert entry["failurePolicy"] == "Ignore"  # from the settings
     assert entry["timeoutSeconds"] == 5
     assert _expressions(entry)[-1]["values"] == ["prodready", "kube-system", "monitoring"]
 

@@ -36,6 +36,8 @@ from prodready.config import Settings
 from prodready.controller.events import EventRecorder
 from prodready.kube.client import ApiError, KubeClient
 from prodready.observability.metrics import Metrics
+from prodready.rules.grants import GrantPolicy
+from prodready.webhook.authorization import Authorizer
 from prodready.webhook.certificates import (
     DEFAULT_HOSTS,
     ReloadingTLS,
@@ -107,6 +109,13 @@ class PolicyRuntime:
             metrics=self.metrics,
             rules_config=self.rules_config,
             environment=default_environment(self.settings),
+            # Its KubeClient is created on the webhook's own loop, at the first review.
+            authorizer=Authorizer(
+                policy=GrantPolicy.from_settings(self.settings),
+                client_factory=KubeClient.login,
+                # Denied with a clear message before the apiserver gives up on the webhook.
+                deadline_seconds=0.7 * self.settings.webhook_timeout_seconds,
+            ),
         )
         try:
             await self.webhook.start()

@@ -57,6 +57,39 @@ class ReviewError(ValueError):
     """The request body is not a usable admission.k8s.io/v1 AdmissionReview."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class UserInfo:
+    """Who sent the request (authentication.k8s.io/v1 UserInfo), as the apiserver says."""
+
+    username: str = ""
+    uid: str = ""
+    groups: tuple[str, ...] = ()
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Sorted (key, values) pairs, so that the whole identity can be a cache key."""
+
+    @classmethod
+    def parse(cls, value: Any) -> UserInfo:
+        """From a review's `request.userInfo`; ReviewError when it is not the expected shape."""
+        if value is None:
+            return cls()
+        if not isinstance(value, dict):
+            raise ReviewError("request.userInfo must be an object")
+        groups = value.get("groups") or []
+        extra = value.get("extra") or {}
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise ReviewError("request.userInfo.groups must be a list of strings")
+        if not isinstance(extra, dict) or not all(
+            isinstance(v, list) and all(isinstance(item, str) for item in v) for v in extra.values()
+        ):
+            raise ReviewError("request.userInfo.extra must map keys to lists of strings")
+        return cls(
+            username=str(value.get("username") or ""),
+            uid=str(value.get("uid") or ""),
+            groups=tuple(groups),
+            extra=tuple(sorted((str(key), tuple(items)) for key, items in extra.items())),
+        )
+
+
 @dataclass(frozen=True)
 class AdmissionRequest:
     """The parts of an AdmissionReview request the webhook uses."""
@@ -69,6 +102,7 @@ class AdmissionRequest:
     object: Mapping[str, Any] | None
     old_object: Mapping[str, Any] | None
     dry_run: bool
+    user: UserInfo = UserInfo()
 
     @property
     def metric_kind(self) -> str:
@@ -123,6 +157,7 @@ def parse_review(body: bytes) -> AdmissionRequest:
         object=obj if isinstance(obj, dict) else None,
         old_object=old,
         dry_run=bool(request.get("dryRun")),
+        user=UserInfo.parse(request.get("userInfo")),
     )
 
 

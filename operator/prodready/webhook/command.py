@@ -7,8 +7,10 @@
     prodready webhook-config --service prodready-webhook --namespace prodready \
         --inject-ca-from prodready/prodready-webhook
 
-failurePolicy and timeoutSeconds default to the operator's settings
-(PRODREADY_WEBHOOK_FAILURE_POLICY, PRODREADY_WEBHOOK_TIMEOUT_SECONDS).
+failurePolicy (of the enforce entries; default Fail) and timeoutSeconds default to the
+operator's settings (PRODREADY_WEBHOOK_FAILURE_POLICY, PRODREADY_WEBHOOK_TIMEOUT_SECONDS).
+The audit entry always ignores failures and the authorization entry (`/authorize`) always
+fails closed, whatever is asked (see prodready.webhook.configuration).
 """
 
 from __future__ import annotations
@@ -54,7 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="let cert-manager inject the CA of this Certificate",
     )
     parser.add_argument("--name", default="prodready", help="object name (default: prodready)")
-    parser.add_argument("--failure-policy", choices=["Fail", "Ignore"])
+    parser.add_argument(
+        "--failure-policy",
+        choices=["Fail", "Ignore"],
+        help="failurePolicy of the enforce entries (default: PRODREADY_WEBHOOK_FAILURE_POLICY)",
+    )
     parser.add_argument("--timeout-seconds", type=int)
     parser.add_argument(
         "--exclude-namespace",

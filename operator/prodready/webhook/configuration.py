@@ -1,6 +1,6 @@
 """The ValidatingWebhookConfiguration (admissionregistration.k8s.io/v1) for the webhook.
 
-Three webhook entries, so that the namespace's labels pick the mode without the webhook
+Four webhook entries, so that the namespace's labels pick the mode without the webhook
 ever reading a Namespace (the apiserver matches namespaceSelectors itself):
 
 * `enforce.workloads.prodready.io` — Deployments, StatefulSets and DaemonSets in
@@ -8,7 +8,18 @@ ever reading a Namespace (the apiserver matches namespaceSelectors itself):
 * `audit.workloads.prodready.io` — the same and ProductionServices, in namespaces labelled
   `prodready.io/audit: "true"` (and not enforce), to `/validate/audit`;
 * `productionservices.prodready.io` — ProductionServices in every namespace not in audit
-  mode, to `/validate/enforce`: the operator's own API is always held to the checklist.
+  mode, to `/validate/enforce`: the operator's own API is always held to the checklist;
+* `authorize.productionservices.prodready.io` — ProductionServices in every namespace, to
+  `/authorize`: a ProductionService may ask only for what its author may do and the
+  platform allows (`prodready.webhook.authorization`), whatever the namespace's mode.
+
+failurePolicy: `failure_policy` (default Fail) for the two enforce entries — while the
+webhook cannot answer, non-compliant objects would otherwise be admitted, and a crafted
+object that makes it time out would be a way around it; the price is that applies in
+enforce namespaces fail while no replica answers. The audit entry always Ignores (audit
+mode never blocks). The authorize entry always Fails: admitting unchecked would let a
+ProductionService grant what its author lacks; the price is small, as the operator that
+would create its children is the one not answering.
 
 Every entry excludes the operator's own namespace and kube-system by name
 (`kubernetes.io/metadata.name NotIn [...]`, a label the apiserver sets on every
@@ -37,6 +48,7 @@ from prodready.api.labels import DOMAIN, LABEL_MANAGED_BY, MANAGED_BY
 __all__ = [
     "AUDIT_LABEL",
     "AUDIT_PATH",
+    "AUTHORIZE_PATH",
     "ENFORCE_LABEL",
     "ENFORCE_PATH",
     "ServiceTarget",
@@ -47,6 +59,7 @@ ENFORCE_LABEL: Final = f"{DOMAIN}/enforce"
 AUDIT_LABEL: Final = f"{DOMAIN}/audit"
 ENFORCE_PATH: Final = "/validate/enforce"
 AUDIT_PATH: Final = "/validate/audit"
+AUTHORIZE_PATH: Final = "/authorize"
 NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"
 ALWAYS_EXCLUDED: Final = ("kube-system",)
 CERT_MANAGER_INJECT: Final = "cert-manager.io/inject-ca-from"
@@ -114,7 +127,7 @@ def render_webhook_configuration(
     service: ServiceTarget | None = None,
     ca_bundle: bytes | None = None,
     name: str = "prodready",
-    failure_policy: FailurePolicy = "Ignore",
+    failure_policy: FailurePolicy = "Fail",
     timeout_seconds: int = 5,
     excluded_namespaces: Sequence[str] = (),
     annotations: Mapping[str, str] | None = None,
@@ -140,12 +153,14 @@ def render_webhook_configuration(
         entry_rules: list[dict[str, Any]],
         requirements: list[dict[str, Any]],
         object_selector: dict[str, Any],
+        *,
+        policy: FailurePolicy = failure_policy,
     ) -> dict[str, Any]:
         return {
             "name": entry_name,
             "admissionReviewVersions": ["v1"],
             "sideEffects": "None",
-            "failurePolicy": failure_policy,
+            "failurePolicy": policy,
             "timeoutSeconds": timeout_seconds,
             "matchPolicy": "Equivalent",
             "rules": [dict(rule) for rule in entry_rules],
@@ -181,6 +196,7 @@ def render_webhook_configuration(
                     _requirement(ENFORCE_LABEL, "NotIn", ["true"]),
                 ],
                 not_ours,
+                policy="Ignore",
             ),
             entry(
                 f"productionservices.{DOMAIN}",
@@ -188,6 +204,14 @@ def render_webhook_configuration(
                 [PRODUCTION_SERVICE_RULE],
                 [_requirement(AUDIT_LABEL, "NotIn", ["true"])],
                 {},
+            ),
+            entry(
+                f"authorize.productionservices.{DOMAIN}",
+                AUTHORIZE_PATH,
+                [PRODUCTION_SERVICE_RULE],
+                [],
+                {},
+                policy="Fail",
             ),
         ],
     }

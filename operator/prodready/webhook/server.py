@@ -70,6 +70,7 @@ from prodready.webhook.admission import (
     parse_review,
     review_response,
 )
+from prodready.webhook.authorization import Authorizer
 from prodready.webhook.certificates import ReloadingTLS
 
 __all__ = ["MAX_BODY_BYTES", "WebhookServer"]
@@ -108,6 +109,7 @@ class WebhookServer:
         read_timeout: float = READ_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
         max_in_flight: int = MAX_IN_FLIGHT,
+        authorizer: Authorizer | None = None,
     ) -> None:
         """Prepare the server; nothing listens until `start()` (limits: module docstring)."""
         if min(max_body_bytes, max_connections, max_in_flight) < 1 or read_timeout <= 0:
@@ -125,6 +127,7 @@ class WebhookServer:
         self._max_connections = max_connections
         self._max_in_flight = max_in_flight
         self._in_flight = 0  # touched only on the server's own loop
+        self._authorizer = authorizer
         self._site = ThreadedSite("admission-webhook", self._listen)
         self._port: int | None = None
 
@@ -139,6 +142,9 @@ class WebhookServer:
         """The aiohttp application (routes only; `start` serves it over TLS)."""
         app = web.Application(client_max_size=self._max_body_bytes)
         app.router.add_post("/validate/{mode:enforce|audit}", self._validate)
+        if self._authorizer is not None:
+            app.router.add_post("/authorize", self._authorize)
+            app.on_cleanup.append(self._close_authorizer)
         return app
 
     async def start(self) -> None:
@@ -264,6 +270,60 @@ class WebhookServer:
             },
         )
         return web.json_response(review_response(response))
+
+    async def _authorize(self, request: web.Request) -> web.Response:
+        """`POST /authorize`: may the author have what a ProductionService asks for
+        (`prodready.webhook.authorization`). Reading and parsing count as in flight; the
+        SubjectAccessReviews, which wait on the apiserver, are bounded by the authorizer."""
+        assert self._authorizer is not None  # the route exists only with one
+        started = self._clock()
+        if self._in_flight >= self._max_in_flight:
+            return _closing(503, f"more than {self._max_in_flight} admission reviews in flight")
+        self._in_flight += 1
+        try:
+            body = await self._read_body(request)
+            if isinstance(body, web.Response):
+                return body
+            admission = parse_review(body)
+            _check_namespaces(admission)
+        except ReviewError as error:
+            logger.info("malformed admission review", extra={"reason": str(error)})
+            return web.Response(status=400, text=f"{error}\n", content_type=_TEXT)
+        finally:
+            self._in_flight -= 1
+        try:
+            response = await self._authorizer.review(admission)
+        except Exception:
+            logger.exception(
+                "authorization review failed",
+                extra={"kind": admission.kind, "namespace": admission.namespace},
+            )
+            return web.Response(
+                status=500,
+                text="prodready could not check the author's permissions; see the operator's log\n",
+                content_type=_TEXT,
+            )
+        allowed = bool(response["allowed"])
+        self._metrics.record_webhook_request(
+            admission.metric_kind, admission.operation, allowed, self._clock() - started
+        )
+        logger.log(
+            logging.INFO if not allowed else logging.DEBUG,
+            "authorization denied" if not allowed else "authorization allowed",
+            extra={
+                "kind": admission.kind,
+                "namespace": admission.namespace,
+                "object_name": admission.name,
+                "operation": admission.operation,
+                "user": admission.user.username,
+                "dry_run": admission.dry_run,
+            },
+        )
+        return web.json_response(review_response(response))
+
+    async def _close_authorizer(self, _app: web.Application) -> None:
+        if self._authorizer is not None:
+            await self._authorizer.close()
 
 
 def _closing(status: int, message: str) -> web.Response:
