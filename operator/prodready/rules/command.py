@@ -5,7 +5,12 @@
 Exit codes: 0 — nothing fails at the `--fail-on` level; 1 — something does; 2 — a usage
 error, an unusable `--config`, or any input error (unreadable or malformed file, refused
 input). Input errors win over findings: the other inputs are still checked and reported,
-but a run that could not read all of its input must not pass a CI gate.
+but a run that could not read all of its input must not pass a CI gate. Input past the
+run's limits (`--max-input-mib`, `--max-objects`) is the exception: nothing is checked.
+
+The tree may be hostile (a pull request's): only regular files are read (a FIFO or a
+device is an input error, never a hang), and symbolic links that lead out of the given
+directories are skipped with a note unless `--follow-symlinks`.
 
 The summary line (and notes about ignored objects and input errors) goes to stderr for
 the machine formats, so stdout stays parseable; the table prints its summary on stdout.
@@ -17,6 +22,7 @@ import argparse
 import os
 import sys
 from collections import Counter
+from collections.abc import Callable
 from typing import TextIO
 
 from prodready.rules.config import ConfigError, RulesConfig, load_config
@@ -31,7 +37,7 @@ from prodready.rules.formats import (
     render_table,
     summary_line,
 )
-from prodready.rules.loader import load_inputs
+from prodready.rules.loader import MAX_OBJECTS, MAX_TOTAL_BYTES, MIB, InputLimits, load_inputs
 from prodready.rules.model import Environment, Severity
 
 EXIT_OK = 0
@@ -70,10 +76,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--show-passed", action="store_true", help="table: list passing checks too")
     parser.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="follow symbolic links that lead out of the given directories (default: skip "
+        "them with a note)",
+    )
+    parser.add_argument(
+        "--max-input-mib",
+        type=_positive("--max-input-mib"),
+        default=MAX_TOTAL_BYTES // MIB,
+        metavar="MIB",
+        help="read at most this many MiB across all inputs; past it nothing is checked "
+        f"(default: {MAX_TOTAL_BYTES // MIB})",
+    )
+    parser.add_argument(
+        "--max-objects",
+        type=_positive("--max-objects"),
+        default=MAX_OBJECTS,
+        metavar="N",
+        help="read at most this many objects across all inputs; past it nothing is checked "
+        f"(default: {MAX_OBJECTS})",
+    )
+    parser.add_argument(
         "--warn-only",
         action="store_true",
         help="admission: answer as a webhook that warns instead of denying",
     )
+
+
+def _positive(flag: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be a whole number above 0: {text!r}")
+        return value
+
+    return parse
 
 
 def _use_colour(stream: TextIO) -> bool:
@@ -98,7 +139,10 @@ def run(args: argparse.Namespace) -> int:
         except ConfigError as error:
             print(f"error: {error}", file=err)
             return EXIT_ERROR
-    loaded = load_inputs(list(args.paths), sys.stdin.buffer)
+    limits = InputLimits(max_bytes=args.max_input_mib * MIB, max_objects=args.max_objects)
+    loaded = load_inputs(
+        list(args.paths), sys.stdin.buffer, limits=limits, follow_symlinks=args.follow_symlinks
+    )
     for note in loaded.notes:
         print(f"note: {note}", file=err)
     ignored: Counter[str] = Counter()
@@ -118,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: internal error while checking: {type(bug).__name__}: {bug}", file=err)
         return EXIT_ERROR
     result = Run(reports, loaded.objects, loaded.errors, Severity(args.fail_on))
-    if not reports:
+    if not reports and not loaded.over_limit:
         print("note: no workloads found in the input", file=err)
     output = args.output
     if output == "table":

@@ -1,19 +1,36 @@
 """Reading manifests for `prodready validate`: files, directories, stdin; YAML and JSON.
 
 Every object keeps the file and line of its YAML document (or of its item in a `List`),
-so reports — SARIF above all — can point at it. Hostile input is refused cheaply: files
-above `MAX_FILE_BYTES`, and documents whose aliases expand far beyond their size (the
-"billion laughs" attack: a few KiB that expand to billions of nodes once a consumer walks
-them). Input errors never stop the run: they are collected with the file and line, and
-the remaining input is still checked.
+so reports — SARIF above all — can point at it.
+
+The input may be hostile (a pull request's tree), so reading it is bounded in time and
+memory whatever it holds:
+
+- only regular files are read: a FIFO, a device or a socket is refused without blocking
+  (opened with `O_NONBLOCK`, then checked with `fstat` on the open descriptor), and no
+  file is read past its cap, whatever `stat` says its size is;
+- symbolic links found while walking a directory are followed only while they stay inside
+  the directories given (unless `follow_symlinks`), and each directory is walked once, so
+  a link loop ends;
+- a YAML document may hold at most `MAX_DOCUMENT_NODES` nodes (counted on the parser's
+  event stream, before any is built, when the file could hold more) and its aliases may add
+  at most `MAX_ALIAS_NODES` nodes to it (the "billion laughs" attack: a few KiB that expand
+  to billions of nodes once a consumer walks them);
+- a whole run reads at most `InputLimits`: bytes, objects and nodes across every input.
+  Past one of them the run stops reading and checks nothing (`LoadResult.over_limit`).
+
+Other input errors never stop the run: they are collected with the file and line, and the
+remaining input is still checked.
 """
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -25,9 +42,19 @@ import yaml
 # libyaml's parser is several times faster than the pure-Python one; fall back if absent.
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-MAX_FILE_BYTES = 32 * 1024 * 1024
-# A document may expand through aliases to at most this many nodes, or ten times its own
-# node count if that is larger: real manifests reuse anchors a little, bombs a lot.
+MIB = 1024 * 1024
+MAX_FILE_BYTES = 32 * MIB
+# A run's defaults (`InputLimits`); benchmarks/RESULTS.md has what they cost.
+MAX_TOTAL_BYTES = 64 * MIB
+MAX_OBJECTS = 20_000
+MAX_TOTAL_NODES = 5_000_000
+# Nodes one YAML document may hold (composing them is the peak of a file's memory).
+MAX_DOCUMENT_NODES = 1_000_000
+# Nodes aliases may add to one document: a manifest reuses an anchor a few times, a bomb a
+# few thousand. A fixed number, not a ratio, so a large document earns no larger expansion.
+MAX_ALIAS_NODES = 10_000
+# The rules configuration (`rules/config.py`, a 1 MiB file the platform team writes)
+# bounds its expansion by these.
 MAX_EXPANDED_NODES = 1_000_000
 ALIAS_EXPANSION_FACTOR = 10
 # The expansion of a document that contains itself through an alias.
@@ -39,10 +66,90 @@ STDIN_NAME = "<stdin>"
 # An alias (`*name`) where a YAML node may start; a `*` inside a quoted string may match
 # too, which only costs the (linear) expansion check.
 _ALIAS_TOKEN = re.compile(rb"(?:^|[\s\[{,:-])\*[^\s,\[\]{}]", re.MULTILINE)
+# Every YAML node but a document's first follows one of these characters (`- a`, `a: b`,
+# `[a, b]`, `{a, b}`, `? a`), and no character starts more than two nodes (`{a, b}`: a
+# key and its empty value), so twice their count bounds a document's nodes.
+_NODE_STARTS = (b",", b"[", b"{", b":", b"-", b"?")
+_NODE_EVENTS = (
+    yaml.ScalarEvent,
+    yaml.SequenceStartEvent,
+    yaml.MappingStartEvent,
+    yaml.AliasEvent,
+)
+# JSON: strings (keys and values) and the other scalars, counted without parsing.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_JSON_SCALAR = re.compile(rb"[-+.0-9eE]+|true|false|null")
+_FILE_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFLNK: "a symbolic link",
+}
+
+
+def _mib(size: int) -> str:
+    return f"{size / MIB:g} MiB"
 
 
 def _limit_text() -> str:
-    return f"{MAX_FILE_BYTES / (1024 * 1024):g} MiB"
+    return _mib(MAX_FILE_BYTES)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InputLimits:
+    """What one run may read in total, across every input; past one, nothing is checked.
+
+    Checking costs memory in proportion to the objects and nodes read (their findings
+    above all), so these bound the run's memory, not only its input.
+    """
+
+    max_bytes: int = MAX_TOTAL_BYTES
+    max_objects: int = MAX_OBJECTS
+    max_nodes: int = MAX_TOTAL_NODES
+
+
+class InputLimitError(Exception):
+    """The run's input went past one of its `InputLimits`."""
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What has been read so far against the run's limits."""
+
+    limits: InputLimits
+    bytes: int = 0
+    objects: int = 0
+    nodes: int = 0
+
+    def remaining_bytes(self) -> int:
+        return self.limits.max_bytes - self.bytes
+
+    def add_bytes(self, size: int) -> None:
+        self.bytes += size
+        if self.bytes > self.limits.max_bytes:
+            raise InputLimitError(
+                f"the inputs together are larger than the {_mib(self.limits.max_bytes)} "
+                "limit of one run (--max-input-mib)"
+            )
+
+    def add_object(self) -> None:
+        self.objects += 1
+        if self.objects > self.limits.max_objects:
+            raise InputLimitError(
+                f"the inputs together hold more than {self.limits.max_objects:,} "
+                f"object{'s' if self.limits.max_objects != 1 else ''}, the limit of one run "
+                "(--max-objects)"
+            )
+
+    def add_nodes(self, count: int) -> None:
+        self.nodes += count
+        if self.nodes > self.limits.max_nodes:
+            raise InputLimitError(
+                f"the inputs together hold more than {self.limits.max_nodes:,} YAML/JSON "
+                "values, the limit of one run"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +181,8 @@ class LoadResult:
     objects: list[LoadedObject] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The input went past the run's `InputLimits`: `objects` is empty, `errors` says why.
+    over_limit: bool = False
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -112,6 +221,68 @@ def expansion(root: yaml.Node) -> tuple[int, int]:
         stack.append((node, True))
         stack.extend((child, False) for child in children if id(child) not in sizes)
     return len(sizes), sizes[id(root)]
+
+
+def distinct_nodes(root: yaml.Node) -> int:
+    """How many distinct nodes a composed node holds (itself included; aliases once)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) not in seen:
+            seen.add(id(node))
+            stack.extend(_children(node))
+    return len(seen)
+
+
+def alias_expansion(root: yaml.Node) -> tuple[int, str | None]:
+    """(nodes a composed document's aliases add to it, why that is refused or None).
+
+    Every consumer (the rules, the report formats) walks the expanded tree, so it is the
+    nodes aliases add that cost, whatever the document's own size: a fixed budget, not a
+    ratio. Linear in the document's distinct nodes, however far it would expand.
+    """
+    distinct, expanded = expansion(root)
+    if expanded == UNBOUNDED:
+        return UNBOUNDED, (
+            "an alias refers to a node that contains it, so the document is infinitely "
+            "deep; refusing it"
+        )
+    added = expanded - distinct
+    if added > MAX_ALIAS_NODES:
+        return added, (
+            f"the document's aliases expand it from {distinct:,} to {expanded:,} nodes, more "
+            f"than the {MAX_ALIAS_NODES:,} nodes aliases may add; refusing it as an alias bomb"
+        )
+    return added, None
+
+
+def _document_node_bound(data: bytes) -> int:
+    """An upper bound of the nodes in any one YAML document of `data`, counted in C."""
+    return 2 * sum(data.count(start) for start in _NODE_STARTS) + 2
+
+
+def _oversized_document(loader: _DocumentLoader) -> int | None:
+    """The line of the first document of more than `MAX_DOCUMENT_NODES` nodes, or None.
+
+    Counts the parser's events, which are dropped as they come, so a document too large
+    to compose costs no memory to find; stops at the first one. A syntax error ends the
+    count: parsing proper reports it.
+    """
+    count, line = 0, 1
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, _NODE_EVENTS):
+                count += 1
+                if count > MAX_DOCUMENT_NODES:
+                    return line
+            elif isinstance(event, yaml.DocumentStartEvent):
+                mark = event.start_mark
+                count, line = 0, (mark.line + 1 if mark is not None else line)
+    except yaml.YAMLError:
+        return None
+    return None
 
 
 class _DocumentLoader(_BaseLoader):  # type: ignore[misc, valid-type]
@@ -153,6 +324,8 @@ class _Constructor:
             "tag:yaml.org,2002:float": loader.construct_yaml_float,
         }
         self.shared: dict[int, object] = {}
+        # Nodes built (each shared one once), for the run's node limit.
+        self.built = 0
 
     def document(self, root: yaml.Node) -> object:
         """The value of one composed document."""
@@ -165,6 +338,7 @@ class _Constructor:
 
     def build(self, node: yaml.Node) -> object:
         """The value of one node (recursive; RecursionError for absurd depths)."""
+        self.built += 1
         tag = node.tag
         if tag == _STR and isinstance(node, yaml.ScalarNode):
             return node.value
@@ -175,7 +349,7 @@ class _Constructor:
                 isinstance(key, yaml.ScalarNode) and key.tag in _PLAIN_KEY_TAGS
                 for key, _ in node.value
             ):
-                return self.loader.construct_object(node, deep=True)
+                return self.fallback(node)
             mapping: dict[Any, object] = {}
             self.shared[id(node)] = mapping
             for key, value in node.value:
@@ -191,6 +365,11 @@ class _Constructor:
         scalar = self.scalars.get(tag)
         if scalar is not None and isinstance(node, yaml.ScalarNode):
             return scalar(node)
+        return self.fallback(node)
+
+    def fallback(self, node: yaml.Node) -> object:
+        """PyYAML's construction of a node this class does not build, counted as well."""
+        self.built += distinct_nodes(node) - 1
         return self.loader.construct_object(node, deep=True)
 
 
@@ -209,9 +388,25 @@ def _item_lines(node: yaml.Node) -> list[int]:
 
 
 def _yaml_documents(
-    data: bytes, name: str, result: LoadResult
+    data: bytes, name: str, result: LoadResult, tally: _Tally
 ) -> Iterator[tuple[object, int, list[int]]]:
     """(document, its line, its List item lines) for each document; errors go to `result`."""
+    if _document_node_bound(data) > MAX_DOCUMENT_NODES:
+        scan = _DocumentLoader(data)
+        try:
+            oversized = _oversized_document(scan)
+        finally:
+            scan.dispose()
+        if oversized is not None:
+            result.errors.append(
+                InputError(
+                    name,
+                    oversized,
+                    f"a document of more than {MAX_DOCUMENT_NODES:,} YAML nodes; refusing "
+                    "the file (split the document)",
+                )
+            )
+            return
     loader = _DocumentLoader(data)
     constructor = _Constructor(loader)
     # Walking every document costs as much as constructing it; input with no alias can
@@ -224,28 +419,15 @@ def _yaml_documents(
             if node is None:
                 continue
             line = node.start_mark.line + 1
-            distinct, expanded = expansion(node) if may_alias else (0, 0)
-            if expanded == UNBOUNDED:
-                result.errors.append(
-                    InputError(
-                        name,
-                        line,
-                        "an alias refers to a node that contains it, so the document is "
-                        "infinitely deep; refusing it",
-                    )
-                )
+            added, problem = alias_expansion(node) if may_alias else (0, None)
+            if problem is not None:
+                result.errors.append(InputError(name, line, problem))
                 continue
-            if expanded > max(MAX_EXPANDED_NODES, ALIAS_EXPANSION_FACTOR * distinct):
-                result.errors.append(
-                    InputError(
-                        name,
-                        line,
-                        f"the document's aliases expand to {expanded} nodes "
-                        f"(from {distinct}); refusing it as an alias bomb",
-                    )
-                )
-                continue
-            yield constructor.document(node), line, _item_lines(node)
+            constructor.built = 0
+            document = constructor.document(node)
+            # A shared node is built once, but every consumer walks it once per alias.
+            tally.add_nodes(constructor.built + added)
+            yield document, line, _item_lines(node)
     except yaml.reader.ReaderError as error:
         result.errors.append(InputError(name, _line_at(data, error.position), _encoding(error)))
     except yaml.MarkedYAMLError as error:
@@ -290,9 +472,28 @@ def _encoding(error: yaml.reader.ReaderError) -> str:
     )
 
 
+def _json_values(data: bytes) -> int:
+    """How many values (keys included) a JSON text holds, counted in C without parsing it."""
+    rest, strings = _JSON_STRING.subn(b"", data)
+    _, scalars = _JSON_SCALAR.subn(b"", rest)
+    return strings + scalars + rest.count(b"[") + rest.count(b"{")
+
+
 def _json_documents(
-    data: bytes, name: str, result: LoadResult
+    data: bytes, name: str, result: LoadResult, tally: _Tally
 ) -> Iterator[tuple[object, int, list[int]]]:
+    values = _json_values(data)
+    if values > MAX_DOCUMENT_NODES:
+        result.errors.append(
+            InputError(
+                name,
+                None,
+                f"a document of more than {MAX_DOCUMENT_NODES:,} JSON values; refusing the "
+                "file (split the document)",
+            )
+        )
+        return
+    tally.add_nodes(values)
     try:
         document = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
@@ -340,7 +541,13 @@ def _list_items(document: Mapping[str, Any]) -> list[Any] | None:
 
 
 def _add_document(
-    document: object, name: str, line: int, item_lines: list[int], result: LoadResult
+    document: object,
+    name: str,
+    line: int,
+    item_lines: list[int],
+    result: LoadResult,
+    *,
+    tally: _Tally,
 ) -> None:
     if document is None:
         return  # an empty document (`---` followed by nothing)
@@ -358,6 +565,7 @@ def _add_document(
                 f"{name}:{line}: no apiVersion/kind; not a Kubernetes object, ignored"
             )
             return
+        tally.add_object()
         result.objects.append(LoadedObject(document, name, line))
         return
     list_kind = str(document["kind"])
@@ -369,11 +577,21 @@ def _add_document(
         item = raw_item
         if isinstance(raw_item, dict) and item_kind and "kind" not in raw_item:
             item = {"kind": item_kind, "apiVersion": document.get("apiVersion"), **raw_item}
-        _add_document(item, name, item_line, [], result)
+        _add_document(item, name, item_line, [], result, tally=tally)
 
 
-def load_bytes(data: bytes, name: str, result: LoadResult, *, json_format: bool = False) -> None:
-    """Parse one input's bytes (YAML, or JSON when `json_format`) into `result`."""
+def load_bytes(
+    data: bytes,
+    name: str,
+    result: LoadResult,
+    *,
+    json_format: bool = False,
+    tally: _Tally | None = None,
+) -> None:
+    """Parse one input's bytes (YAML, or JSON when `json_format`) into `result`.
+
+    Raises `InputLimitError` when the input takes the run past its limits.
+    """
     if len(data) > MAX_FILE_BYTES:
         result.errors.append(
             InputError(
@@ -383,78 +601,258 @@ def load_bytes(data: bytes, name: str, result: LoadResult, *, json_format: bool 
             )
         )
         return
+    tally = tally if tally is not None else _Tally(InputLimits())
     parse = _json_documents if json_format else _yaml_documents
     before = (len(result.objects), len(result.errors), len(result.notes))
-    for document, line, item_lines in parse(data, name, result):
-        _add_document(document, name, line, item_lines, result)
+    for document, line, item_lines in parse(data, name, result, tally):
+        _add_document(document, name, line, item_lines, result, tally=tally)
     if (len(result.objects), len(result.errors), len(result.notes)) == before:
         # Not an error (a chart may render an empty file), but say which file gave nothing.
         result.notes.append(f"{name}: no Kubernetes objects (the input is empty or only comments)")
 
 
-def _read_file(path: Path, name: str, result: LoadResult) -> None:
+class NotRegularFileError(OSError):
+    """A path that is not a regular file (a FIFO, a device, a socket, a directory)."""
+
+
+class FileTooLargeError(OSError):
+    """A regular file larger than the limit it was read with; `size` when known, else None."""
+
+    def __init__(self, size: int | None) -> None:
+        super().__init__(errno.EFBIG, "file too large")
+        self.size = size
+
+
+def _kind(mode: int) -> str:
+    return _FILE_KINDS.get(stat.S_IFMT(mode), "not a file")
+
+
+def read_regular_file(path: str, limit: int, *, follow_symlinks: bool = True) -> bytes:
+    """The content of a regular file of at most `limit` bytes, never blocking.
+
+    Anything else is refused before it is opened (opening a device may have effects) and
+    again on the open descriptor (the path may have been swapped in between): a FIFO
+    would block the reader forever, `/dev/zero` never ends and `stat` calls it empty.
+    Never reads more than `limit` + 1 bytes, whatever the size `stat` gives. Without
+    `follow_symlinks`, a path that is itself a symbolic link is refused (ELOOP).
+    Raises `NotRegularFileError`, `FileTooLargeError`, or `OSError`.
+    """
+    mode = os.stat(path, follow_symlinks=follow_symlinks).st_mode
+    if not stat.S_ISREG(mode):
+        raise NotRegularFileError(errno.EINVAL, f"not a regular file ({_kind(mode)})")
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    if not follow_symlinks:
+        flags |= os.O_NOFOLLOW
+    descriptor = os.open(path, flags)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            result.errors.append(
-                InputError(
-                    name,
-                    None,
-                    f"{size} bytes is larger than the {_limit_text()} input limit; not read",
-                )
+        opened = os.fstat(descriptor)
+        if not stat.S_ISREG(opened.st_mode):
+            raise NotRegularFileError(errno.EINVAL, f"not a regular file ({_kind(opened.st_mode)})")
+        if opened.st_size > limit:
+            raise FileTooLargeError(opened.st_size)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(descriptor, min(limit + 1 - size, 4 * MIB))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise FileTooLargeError(None)  # it grew while read
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
+
+
+def _contains(root: str, path: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+class _Reader:
+    """One run's reading: the roots, the directories walked, and the run's tally."""
+
+    def __init__(self, result: LoadResult, limits: InputLimits, *, follow_symlinks: bool) -> None:
+        self.result = result
+        self.tally = _Tally(limits)
+        self.follow_symlinks = follow_symlinks
+        self.roots: list[str] = []
+        self.walked: set[tuple[int, int]] = set()
+        # The input being read, named in the error when the run's limits are exceeded.
+        self.current = ""
+
+    def error(self, name: str, message: str) -> None:
+        self.result.errors.append(InputError(name, None, message))
+
+    def too_large(self, name: str, size: int | None) -> None:
+        what = f"{size} bytes is larger" if size is not None else "larger"
+        self.error(name, f"{what} than the {_limit_text()} input limit; not read")
+
+    def read_file(self, path: str, name: str, *, follow_symlinks: bool) -> None:
+        """Read and parse one file (`path`), reported as `name`."""
+        self.current = name
+        remaining = self.tally.remaining_bytes()
+        try:
+            data = read_regular_file(
+                path, min(MAX_FILE_BYTES, remaining), follow_symlinks=follow_symlinks
             )
+        except NotRegularFileError as error:
+            self.error(name, f"{error.strerror}; not read")
             return
-        data = path.read_bytes()
-    except OSError as error:
-        result.errors.append(InputError(name, None, f"cannot read: {error.strerror or error}"))
-        return
-    load_bytes(data, name, result, json_format=path.suffix.lower() == ".json")
-
-
-def _walk(directory: Path) -> list[Path]:
-    found: list[Path] = []
-    for root, directories, files in os.walk(directory):
-        # Hidden directories (.git, .terraform) hold no manifests a user means to check.
-        directories[:] = sorted(d for d in directories if not d.startswith("."))
-        found.extend(Path(root) / f for f in sorted(files) if f.lower().endswith(MANIFEST_SUFFIXES))
-    return found
-
-
-def _read_stdin(stdin: BinaryIO, result: LoadResult) -> None:
-    data = stdin.read(MAX_FILE_BYTES + 1)
-    if data.lstrip()[:1] in (b"{", b"["):
-        # Probably JSON (`kubectl get -o json`); YAML flow style also starts this way, so
-        # fall back to YAML when it does not parse as JSON.
-        attempt = LoadResult()
-        load_bytes(data, STDIN_NAME, attempt, json_format=True)
-        if not attempt.errors:
-            result.objects.extend(attempt.objects)
-            result.notes.extend(attempt.notes)
+        except FileTooLargeError as error:
+            if remaining < MAX_FILE_BYTES and (error.size is None or error.size <= MAX_FILE_BYTES):
+                self.tally.add_bytes(remaining + 1)  # raises: the run's limit
+            self.too_large(name, error.size)
             return
-    load_bytes(data, STDIN_NAME, result)
+        except OSError as error:
+            self.error(name, f"cannot read: {_reason(error)}")
+            return
+        self.tally.add_bytes(len(data))
+        json_format = name.lower().endswith(".json")
+        load_bytes(data, name, self.result, json_format=json_format, tally=self.tally)
+        _settle()
 
-
-def load_inputs(paths: list[str], stdin: BinaryIO) -> LoadResult:
-    """Read every path (file, directory, or `-` for stdin), in the order given."""
-    result = LoadResult()
-    for raw in paths:
-        if raw == "-":
-            _read_stdin(stdin, result)
-            _settle()
-            continue
-        path = Path(raw)
-        if path.is_dir():
-            files = _walk(path)
-            if not files:
-                result.notes.append(f"{raw}: no .yaml, .yml or .json files")
-            for file in files:
-                _read_file(file, str(file), result)
+    def read_stdin(self, stdin: BinaryIO) -> None:
+        self.current = STDIN_NAME
+        data = stdin.read(min(MAX_FILE_BYTES, self.tally.remaining_bytes()) + 1)
+        if len(data) > MAX_FILE_BYTES:
+            self.too_large(STDIN_NAME, None)
+            return
+        self.tally.add_bytes(len(data))
+        if data.lstrip()[:1] in (b"{", b"["):
+            # Probably JSON (`kubectl get -o json`); YAML flow style also starts this way,
+            # so fall back to YAML when it does not parse as JSON.
+            attempt = LoadResult()
+            counted = (self.tally.objects, self.tally.nodes)
+            load_bytes(data, STDIN_NAME, attempt, json_format=True, tally=self.tally)
+            if not attempt.errors:
+                self.result.objects.extend(attempt.objects)
+                self.result.notes.extend(attempt.notes)
                 _settle()
-        elif path.exists():
-            _read_file(path, raw, result)
-            _settle()
-        else:
-            result.errors.append(InputError(raw, None, "no such file or directory"))
+                return
+            self.tally.objects, self.tally.nodes = counted
+        load_bytes(data, STDIN_NAME, self.result, tally=self.tally)
+        _settle()
+
+    def read_directory(self, raw: str) -> None:
+        self.current = raw
+        said = len(self.result.errors) + len(self.result.notes)
+        if not self.walk(Path(raw), os.path.realpath(raw)) and said == len(
+            self.result.errors
+        ) + len(self.result.notes):
+            self.result.notes.append(f"{raw}: no .yaml, .yml or .json files")
+
+    def walk(self, top: Path, real_top: str) -> int:
+        """Read every manifest under `top` (whose real path is `real_top`); how many.
+
+        Depth first, in name order, a directory's files before its subdirectories (the
+        order of `os.walk`). Each real directory is walked once, so no link loops.
+        """
+        read = 0
+        pending = [(top, real_top)]
+        while pending:
+            directory, real = pending.pop(0)
+            try:
+                identity = os.stat(real)
+                if (identity.st_dev, identity.st_ino) in self.walked:
+                    continue
+                self.walked.add((identity.st_dev, identity.st_ino))
+                with os.scandir(real) as listing:
+                    entries = sorted(listing, key=lambda entry: entry.name)
+            except OSError as error:
+                self.error(str(directory), f"cannot read the directory: {_reason(error)}")
+                continue
+            subdirectories: list[tuple[Path, str]] = []
+            for entry in entries:
+                name = directory / entry.name
+                manifest = entry.name.lower().endswith(MANIFEST_SUFFIXES)
+                if entry.is_symlink():
+                    followed = self.symlink(name, entry.path, manifest=manifest)
+                    if isinstance(followed, str):
+                        subdirectories.append((name, followed))
+                    elif followed:
+                        read += 1
+                elif entry.is_dir(follow_symlinks=False):
+                    # Hidden directories (.git, .terraform) hold no manifests to check.
+                    if not entry.name.startswith("."):
+                        subdirectories.append((name, entry.path))
+                elif manifest:
+                    self.read_file(entry.path, str(name), follow_symlinks=False)
+                    read += 1
+            pending[:0] = subdirectories
+        return read
+
+    def symlink(self, name: Path, path: str, *, manifest: bool) -> bool | str:
+        """A symbolic link met while walking: True if a file was read through it, the
+        real path of a directory to walk through it, or False."""
+        try:
+            target = os.path.realpath(path, strict=True)
+            is_directory = os.path.isdir(target)
+        except OSError as error:
+            if manifest:
+                loop = error.errno == errno.ELOOP
+                problem = "a symbolic link loop" if loop else "a symbolic link to nothing"
+                self.error(str(name), f"cannot read: {problem}")
+            return False
+        if (is_directory and name.name.startswith(".")) or (not is_directory and not manifest):
+            return False
+        inside = any(_contains(root, target) for root in self.roots)
+        if not inside and not self.follow_symlinks:
+            what = "directory" if is_directory else "file"
+            self.result.notes.append(
+                f"{name}: a symbolic link to a {what} outside the given paths ({target}); "
+                "skipped (--follow-symlinks reads it)"
+            )
+            return False
+        if is_directory:
+            # One inside the given paths is walked under its own name.
+            return False if inside else target
+        self.read_file(target, str(name), follow_symlinks=False)
+        return True
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+def load_inputs(
+    paths: list[str],
+    stdin: BinaryIO,
+    *,
+    limits: InputLimits | None = None,
+    follow_symlinks: bool = False,
+) -> LoadResult:
+    """Read every path (file, directory, or `-` for stdin), in the order given.
+
+    A path given explicitly is read even if it is a symbolic link (it is what the user
+    named), but it must still be a regular file or a directory. Symbolic links met while
+    walking a directory are followed only to a target inside one of the directories
+    given, unless `follow_symlinks`. Past one of `limits` the run stops reading: the
+    result holds the one error that says so and no objects, so nothing is checked.
+    """
+    result = LoadResult()
+    reader = _Reader(result, limits or InputLimits(), follow_symlinks=follow_symlinks)
+    reader.roots = [os.path.realpath(raw) for raw in paths if raw != "-" and os.path.isdir(raw)]
+    try:
+        for raw in paths:
+            if raw == "-":
+                reader.read_stdin(stdin)
+            elif os.path.isdir(raw):
+                reader.read_directory(raw)
+            elif os.path.exists(raw):
+                reader.read_file(raw, raw, follow_symlinks=True)
+            elif os.path.lexists(raw):
+                reader.error(raw, "cannot read: a symbolic link to nothing")
+            else:
+                reader.error(raw, "no such file or directory")
+    except InputLimitError as exceeded:
+        result.objects.clear()
+        result.over_limit = True
+        result.errors.append(
+            InputError(
+                reader.current, None, f"{exceeded}; stopped reading here and checked nothing"
+            )
+        )
     return result
 
 
