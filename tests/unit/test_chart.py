@@ -354,7 +354,7 @@ def test_webhook_configuration_is_the_one_the_operator_renders(
         operator_namespace=NAMESPACE,
         service=ServiceTarget(RELEASE, NAMESPACE, 443),
         ca_bundle=_ca_bundle(configuration),
-        failure_policy="Ignore",
+        failure_policy="Fail",
         timeout_seconds=5,
     )
     assert configuration["webhooks"] == expected["webhooks"]
@@ -362,7 +362,7 @@ def test_webhook_configuration_is_the_one_the_operator_renders(
 
 def test_webhook_values_reach_the_configuration_and_the_operator() -> None:
     values = {
-        "webhook": {"failurePolicy": "Fail", "timeoutSeconds": 10, "excludedNamespaces": ["ops"]}
+        "webhook": {"failurePolicy": "Ignore", "timeoutSeconds": 10, "excludedNamespaces": ["ops"]}
     }
     objects = render(values)
     configuration = one(objects, "ValidatingWebhookConfiguration")
@@ -370,13 +370,13 @@ def test_webhook_values_reach_the_configuration_and_the_operator() -> None:
         operator_namespace=NAMESPACE,
         service=ServiceTarget(RELEASE, NAMESPACE, 443),
         ca_bundle=_ca_bundle(configuration),
-        failure_policy="Fail",
+        failure_policy="Ignore",
         timeout_seconds=10,
         excluded_namespaces=["ops"],
     )
     assert configuration["webhooks"] == expected["webhooks"]
     env = env_of(objects)
-    assert env["PRODREADY_WEBHOOK_FAILURE_POLICY"]["value"] == "Fail"
+    assert env["PRODREADY_WEBHOOK_FAILURE_POLICY"]["value"] == "Ignore"
     assert env["PRODREADY_WEBHOOK_TIMEOUT_SECONDS"]["value"] == "10"
 
 

@@ -18,6 +18,8 @@ from prodready import render
 from prodready.config import SettingsError, load_settings
 from prodready.rules import grants
 from prodready.rules.grants import GrantPolicy, pattern_matches
+from tests.cluster.controlplane import default_bin_dir
+from tests.generate import documents, helm_template
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEFAULTS = GrantPolicy.from_settings(load_settings({}))
@@ -298,3 +300,43 @@ def test_the_check_does_not_change_the_spec() -> None:
     before = ps.model_dump()
     grants.check(ps, DEFAULTS)
     assert ps.model_dump() == before
+
+
+# -- the chart's values carry the same allow-lists ----------------------------------------
+
+
+def _chart_allow_lists(values: dict[str, Any] | None = None) -> GrantPolicy:
+    objects = documents(helm_template(values, release="prodready", namespace="prodready"))
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    (main,) = deployment["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
+    env = {
+        str(e["name"]): str(e["value"])
+        for e in main["env"]
+        if str(e["name"]).startswith("PRODREADY_ALLOWED_")
+    }
+    return GrantPolicy.from_settings(load_settings(env))
+
+
+@pytest.mark.skipif(
+    not (default_bin_dir() / "helm").exists(), reason="helm is not built: run `make binaries`"
+)
+def test_the_chart_defaults_are_the_operator_defaults_and_values_reach_it() -> None:
+    assert _chart_allow_lists() == DEFAULTS
+    custom = _chart_allow_lists(
+        {
+            "allowed": {
+                "ingressHosts": ["*.{namespace}.apps.example.com"],
+                "ingressAnnotations": [],
+                "tolerations": ["*"],
+                "nodeSelectors": ["pool=web"],
+                "serviceAccounts": ["app-*"],
+            }
+        }
+    )
+    assert custom == GrantPolicy(
+        ingress_hosts=("*.{namespace}.apps.example.com",),
+        ingress_annotations=(),  # an empty list stays empty: nothing allowed
+        tolerations=("*",),
+        node_selectors=("pool=web",),
+        service_accounts=("app-*",),
+    )
