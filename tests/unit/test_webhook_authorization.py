@@ -565,3 +565,35 @@ async def test_without_an_authorizer_there_is_no_authorize_route(tmp_path: Path)
     )
     app = server.application()
     assert all(route.resource.canonical != "/authorize" for route in app.router.routes())
+
+
+async def test_an_unexpected_failure_is_a_500_and_the_apiserver_fails_closed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken(Authorizer):
+        async def review(self, request: AdmissionRequest) -> dict[str, Any]:
+            raise RuntimeError("boom")
+
+    generated = generate_self_signed(tmp_path, ["127.0.0.1"])
+    server = WebhookServer(
+        host="127.0.0.1",
+        port=0,
+        tls=ReloadingTLS(generated.cert_file, generated.key_file),
+        inventory=Inventory(),
+        metrics=Metrics(process_metrics=False),
+        authorizer=Broken(policy=DEFAULTS),
+    )
+    await server.start()
+    context = ssl.create_default_context(cafile=str(generated.ca_file))
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session:
+            url = f"https://127.0.0.1:{server.port}/authorize"
+            async with session.post(url, data=_review({"username": "alice"})) as response:
+                status, text = response.status, await response.text()
+    finally:
+        await server.stop()
+    # The authorize entry's failurePolicy is Fail: a 500 denies the request.
+    assert status == 500
+    assert text == "prodready could not check the author's permissions; see the operator's log\n"
+    assert "Traceback" not in text
+    assert "authorization review failed" in caplog.text
