@@ -20,7 +20,10 @@ copies (`Inventory.objects`), the metrics are thread-safe, and a reloaded certif
 new `SSLContext`, swapped in one assignment.
 
 Routes: `POST /validate/enforce` and `POST /validate/audit` (see
-`prodready.webhook.admission` for why the mode is in the path). A body that is not an
+`prodready.webhook.admission` for why the mode is in the path), and `POST /authorize`
+when given an `Authorizer` (`prodready.webhook.authorization`: may a ProductionService's
+author have what it asks for; its SubjectAccessReviews are sent from this thread's loop,
+through a client created and closed on it). A body that is not an
 AdmissionReview gets HTTP 400 with the reason; an unexpected failure while evaluating gets
 HTTP 500 with a one-line message (never a traceback), and the apiserver then applies the
 configuration's failurePolicy.
