@@ -149,8 +149,11 @@ def _limit_address_space() -> None:  # pragma: no cover - runs in the child
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
 
 
-def validate(tmp_path: Path, *args: str, stdin: bytes | None = None) -> Outcome:
-    """Run `prodready validate -o json ARGS` bounded in memory and time."""
+def validate(
+    tmp_path: Path, *args: str, stdin: bytes | None = None, timeout: float = TIMEOUT_SECONDS
+) -> Outcome:
+    """Run `prodready validate -o json ARGS` bounded in memory and time (killed, and the
+    test failed, past `timeout` seconds)."""
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     started = time.monotonic()
     with out.open("wb") as stdout, err.open("wb") as stderr:
@@ -166,7 +169,7 @@ def validate(tmp_path: Path, *args: str, stdin: bytes | None = None) -> Outcome:
             assert process.stdin is not None
             process.stdin.write(stdin)
             process.stdin.close()
-        deadline = started + TIMEOUT_SECONDS
+        deadline = started + timeout
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
@@ -174,7 +177,7 @@ def validate(tmp_path: Path, *args: str, stdin: bytes | None = None) -> Outcome:
             if time.monotonic() > deadline:
                 process.kill()
                 process.wait()
-                pytest.fail(f"validate {args} ran longer than {TIMEOUT_SECONDS:.0f}s")
+                pytest.fail(f"validate {args} ran longer than {timeout:.0f}s")
             time.sleep(0.02)
     process.returncode = os.waitstatus_to_exitcode(status)
     return Outcome(
