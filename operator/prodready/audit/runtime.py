@@ -37,6 +37,7 @@ from prodready.controller.events import EventRecorder
 from prodready.kube.client import ApiError, KubeClient
 from prodready.observability.metrics import Metrics
 from prodready.rules.grants import GrantPolicy
+from prodready.webhook.admission import evaluation_budget
 from prodready.webhook.authorization import Authorizer
 from prodready.webhook.certificates import (
     DEFAULT_HOSTS,
@@ -116,6 +117,7 @@ class PolicyRuntime:
                 # Denied with a clear message before the apiserver gives up on the webhook.
                 deadline_seconds=0.7 * self.settings.webhook_timeout_seconds,
             ),
+            evaluation_seconds=evaluation_budget(self.settings.webhook_timeout_seconds),
         )
         try:
             await self.webhook.start()

@@ -15,7 +15,8 @@ for report in reports:                      # one ObjectReport per workload, inp
 response = to_admission_response(reports[0], uid=request_uid, enforce=True)
 ```
 
-* `evaluate(objects, *, config=None, environment=None) -> list[ObjectReport]` — every
+* `evaluate(objects, *, config=None, environment=None, limits=DEFAULT_LIMITS,
+  deadline=None) -> list[ObjectReport]` — every
   input object is context (Services, PDBs, ServiceMonitors/PodMonitors, Ingresses,
   PrometheusRules, HPAs, Secrets, ConfigMaps, Namespaces); Deployments, StatefulSets,
   DaemonSets, Jobs, CronJobs, Pods no controller owns, and ProductionServices (through
@@ -29,6 +30,9 @@ response = to_admission_response(reports[0], uid=request_uid, enforce=True)
   failing warning-severity rule) or `skip` (exempted; the message carries the reason);
   `path` points into the object (`spec.template.spec.containers[0].livenessProbe`);
   `patch` is an RFC 6902 JSON patch that fixes it, when one can be derived.
+* `Limits`, `Deadline`, `DeadlineExceeded` — bounded work (`prodready.rules.limits`): a
+  workload over a cap gets one PR-LM-001 error instead of its rules; past a `Deadline`,
+  `evaluate` raises `DeadlineExceeded` rather than return partial reports.
 * `RulesConfig`, `load_config(path)`, `ConfigError` — the configuration file.
 * `RULES`, `Rule` — the registry: id, title, seed section, default severity, why, fix.
 * `to_admission_response(report, *, uid, enforce) -> dict` — the AdmissionReview
@@ -37,9 +41,10 @@ response = to_admission_response(reports[0], uid=request_uid, enforce=True)
 Nothing here does I/O (except `load_config`) or imports kopf or a Kubernetes client.
 """
 
-from prodready.rules.admission import to_admission_response
+from prodready.rules.admission import limit_warnings, to_admission_response
 from prodready.rules.config import ConfigError, RulesConfig, load_config
 from prodready.rules.engine import evaluate
+from prodready.rules.limits import DEFAULT_LIMITS, Deadline, DeadlineExceeded, Limits
 from prodready.rules.model import (
     Counts,
     Environment,
@@ -52,12 +57,16 @@ from prodready.rules.model import (
 from prodready.rules.registry import RULES, RULES_BY_ID, Rule
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "RULES",
     "RULES_BY_ID",
     "ConfigError",
     "Counts",
+    "Deadline",
+    "DeadlineExceeded",
     "Environment",
     "Finding",
+    "Limits",
     "ObjectRef",
     "ObjectReport",
     "Result",
@@ -65,6 +74,7 @@ __all__ = [
     "RulesConfig",
     "Severity",
     "evaluate",
+    "limit_warnings",
     "load_config",
     "to_admission_response",
 ]

@@ -6,17 +6,25 @@ what CI shows is exactly what the cluster would answer.
 The API server caps warnings: each is cut at 256 characters and the whole set at 4 KiB.
 Rather than let it cut mid-sentence, warnings are shortened here (each ≤ 256 characters;
 the total ≤ 4096 bytes of UTF-8, which is never more than 4096 characters) and, when some
-must be left out, the last warning says how many.
+must be left out, the last warning says how many. Only the warnings that can be shown are
+ever written out, and a denial lists at most `MAX_DENIAL_FINDINGS_PER_RULE` findings of
+each rule within `MAX_DENIAL_CHARS`: the cost of an answer does not grow with the number
+of findings (an object over a cap of `prodready.rules.limits` has one anyway).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from prodready.rules.model import Finding, ObjectReport, Result
 
 MAX_WARNING_CHARS = 256
 MAX_WARNINGS_BYTES = 4096
+# A denial's message: every failing rule, with its first few fields; `kubectl` prints it
+# whole, so it stays a screenful.
+MAX_DENIAL_FINDINGS_PER_RULE = 5
+MAX_DENIAL_CHARS = 8192
 DENIED_CODE = 403
 _ELLIPSIS = "..."
 
@@ -47,41 +55,60 @@ def warning_text(report: ObjectReport, finding: Finding) -> str:
     )
 
 
-def _size(warnings: list[str]) -> int:
-    return sum(len(w.encode()) for w in warnings)
+def limit_warnings(lines: Iterable[str], total: int | None = None) -> list[str]:
+    """Fit `lines` in the API server's limits; the last line counts what was left out.
 
-
-def limit_warnings(lines: list[str]) -> list[str]:
-    """Fit `lines` in the API server's limits; the last line counts what was left out."""
-    lines = [_shorten(line) for line in lines]
-    if _size(lines) <= MAX_WARNINGS_BYTES:
-        return lines
-    kept = list(lines)
+    `total` is how many lines `lines` yields (needed only when it is a lazy iterable):
+    lines are read and shortened only until the limit is reached, so a report with a
+    hundred thousand findings costs no more than one with a hundred.
+    """
+    if total is None:
+        lines = list(lines)
+        total = len(lines)
+    kept: list[str] = []
+    sizes: list[int] = []
+    size = 0
+    for line in lines:
+        text = _shorten(line)
+        length = len(text.encode())
+        if size + length > MAX_WARNINGS_BYTES:
+            break  # no longer prefix fits, with or without the note
+        kept.append(text)
+        sizes.append(length)
+        size += length
+    if len(kept) == total:
+        return kept
     while kept:
-        omitted = len(lines) - len(kept)
         note = (
-            f"{omitted} more finding(s) left out to fit the API server's warning limit; "
-            "run `prodready validate` for the full report"
+            f"{total - len(kept)} more finding(s) left out to fit the API server's warning "
+            "limit; run `prodready validate` for the full report"
         )
-        if omitted and _size(kept) + len(note.encode()) <= MAX_WARNINGS_BYTES:
+        if size + len(note.encode()) <= MAX_WARNINGS_BYTES:
             return [*kept, note]
         kept.pop()
-    return [f"{len(lines)} finding(s) left out; run `prodready validate` for the full report"]
+        size -= sizes.pop()
+    return [f"{total} finding(s) left out; run `prodready validate` for the full report"]
 
 
 def denial_message(report: ObjectReport, errors: list[Finding]) -> str:
-    """The status message of a denial: each failing rule, its fields and its fix."""
+    """The status message of a denial: each failing rule, its first fields and its fix."""
     by_rule: dict[str, list[Finding]] = {}
     for finding in errors:
         by_rule.setdefault(finding.rule_id, []).append(finding)
     parts = []
     for rule_id, findings in by_rule.items():
-        details = "; ".join(f"{f.message} [{_where(report, f)}]" for f in findings)
+        shown = findings[:MAX_DENIAL_FINDINGS_PER_RULE]
+        details = "; ".join(f"{f.message} [{_where(report, f)}]" for f in shown)
+        if len(findings) > len(shown):
+            details += f"; and {len(findings) - len(shown)} more"
         parts.append(f"{rule_id} {findings[0].title}: {details}. Fix: {findings[0].fix}")
-    return (
+    message = (
         f"prodready denied {report.object.display()} (environment {report.environment.value}): "
         f"{len(by_rule)} rule(s) failed. " + " | ".join(parts)
     )
+    if len(message) > MAX_DENIAL_CHARS:
+        message = message[: MAX_DENIAL_CHARS - len(_ELLIPSIS)].rstrip() + _ELLIPSIS
+    return message
 
 
 def to_admission_response(report: ObjectReport, *, uid: str, enforce: bool) -> dict[str, Any]:
@@ -99,7 +126,7 @@ def to_admission_response(report: ObjectReport, *, uid: str, enforce: bool) -> d
     if denied:
         response["status"] = {"code": DENIED_CODE, "message": denial_message(report, errors)}
     shown = warned if denied else errors + warned
-    warnings = limit_warnings([warning_text(report, f) for f in shown])
+    warnings = limit_warnings((warning_text(report, f) for f in shown), len(shown))
     if warnings:
         response["warnings"] = warnings
     return response

@@ -90,8 +90,19 @@ _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
 }
 
 
+def pod_spec_of(obj: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
+    """The pod spec of a workload object, and its path (`spec.template.spec` for most)."""
+    parts = _POD_SPEC_PATHS[kind_of(obj)]
+    pod_spec: Mapping[str, Any] = obj
+    for part in parts:
+        pod_spec = mapping(pod_spec.get(part))
+    return pod_spec, ".".join(parts)
+
+
 def mapping(value: object) -> Mapping[str, Any]:
     """`value` if it is a mapping, else an empty one (malformed input never crashes a rule)."""
+    if type(value) is dict:  # the usual case, without the slower ABC check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 
@@ -298,10 +309,33 @@ class Container:
     path: str
     pointer: str
     serving: bool = False
+    # Read once and kept: most rules read the ports or the env of every container.
+    _ports: list[Mapping[str, Any]] | None = None
+    _env: list[tuple[int, Mapping[str, Any]]] | None = None
+    _env_by_name: dict[str, tuple[int, Mapping[str, Any]]] | None = None
 
     def ports(self) -> list[Mapping[str, Any]]:
         """The declared container ports."""
-        return [mapping(p) for p in sequence(self.spec.get("ports"))]
+        if self._ports is None:
+            self._ports = [mapping(p) for p in sequence(self.spec.get("ports"))]
+        return self._ports
+
+    def env_entries(self) -> list[tuple[int, Mapping[str, Any]]]:
+        """(index, entry) for each well-formed `env` entry (one whose name is a string)."""
+        if self._env is None:
+            entries = []
+            for index, raw in enumerate(sequence(self.spec.get("env"))):
+                entry = mapping(raw)
+                if isinstance(entry.get("name"), str):
+                    entries.append((index, entry))
+            self._env = entries
+        return self._env
+
+    def env_entry(self, name: str) -> tuple[int, Mapping[str, Any]] | None:
+        """The `env` entry defining `name`; the last duplicate wins, as in the kubelet."""
+        if self._env_by_name is None:
+            self._env_by_name = {entry["name"]: (i, entry) for i, entry in self.env_entries()}
+        return self._env_by_name.get(name)
 
 
 def _pointer(parts: Sequence[str]) -> str:
@@ -368,28 +402,29 @@ class Workload:
     def _mark_serving(self) -> None:
         if not self.long_running:
             return
+        # The first container declaring a port name or number owns it: indexed once, so a
+        # Service with many ports does not scan every container's ports for each of them.
+        by_name: dict[object, Container] = {}
+        by_number: dict[str, Container] = {}
         for container in self.containers:
-            if container.ports():
+            ports = container.ports()
+            if ports:
                 container.serving = True
+            for port in ports:
+                by_name.setdefault(port.get("name"), container)
+                by_number.setdefault(str(port.get("containerPort")), container)
         for service in self.services:
             for raw_port in sequence(mapping(service.get("spec")).get("ports")):
                 port = mapping(raw_port)
                 target = port.get("targetPort", port.get("port"))
-                owner = self._container_for_port(target)
+                if isinstance(target, str) and not target.isdigit():
+                    owner = by_name.get(target)
+                else:
+                    owner = by_number.get(str(target))
                 if owner is not None:
                     owner.serving = True
                 elif self.containers:
                     self.containers[0].serving = True
-
-    def _container_for_port(self, target: object) -> Container | None:
-        for container in self.containers:
-            for port in container.ports():
-                if isinstance(target, str) and not target.isdigit():
-                    if port.get("name") == target:
-                        return container
-                elif str(port.get("containerPort")) == str(target):
-                    return container
-        return None
 
     def _ingresses(self) -> list[Mapping[str, Any]]:
         found: list[Mapping[str, Any]] = []

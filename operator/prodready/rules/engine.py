@@ -12,6 +12,13 @@ workload is checked as **prod**: an undeclared workload may well be a production
 checking it leniently would let production workloads pass by omission; PR-CF-003 warns
 so the fix is one label away.
 
+Bounded work: a workload whose pod template goes over a cap of `Limits` (containers, env
+entries, ports, …) is not evaluated rule by rule; its report holds one PR-LM-001 error
+naming the field and the cap. That finding cannot be exempted, disabled or downgraded: it
+is what bounds the work. A `Deadline`, when given, is checked between objects and rules;
+`DeadlineExceeded` propagates to the caller, which decides what a timeout means (the
+webhook denies in enforce mode). See `prodready.rules.limits`.
+
 Exemptions come from the `prodready.io/exempt` annotation (on the workload or on its pod
 template; explicit rule IDs only, reason in `prodready.io/exempt-reason`) and from the
 configuration's `exemptions`. An exempted rule that has something to report yields one
@@ -37,9 +44,11 @@ from prodready.rules.context import (
     classify,
     mapping,
     normalise_environment,
+    pod_spec_of,
     ref_of,
     sequence,
 )
+from prodready.rules.limits import DEFAULT_LIMITS, LIMITS_RULE_ID, Deadline, Excess, Limits, excess
 from prodready.rules.model import (
     Environment,
     Finding,
@@ -204,7 +213,9 @@ def _result(severity: Severity, passed: bool) -> Result:
     return Result.FAIL if severity is Severity.ERROR else Result.WARN
 
 
-def _evaluate_rules(plan: _Plan, subject: Subject, ref: ObjectRef) -> list[Finding]:
+def _evaluate_rules(
+    plan: _Plan, subject: Subject, ref: ObjectRef, deadline: Deadline | None
+) -> list[Finding]:
     workload = subject.workload
     environment = subject.environment.environment
     exempt = _annotation_exemptions(workload)
@@ -219,6 +230,8 @@ def _evaluate_rules(plan: _Plan, subject: Subject, ref: ObjectRef) -> list[Findi
         if severity is None:
             continue
         severity = plan.severity.get(rule.id, severity)
+        if deadline is not None:
+            deadline.check(ref)
         outcomes = rule.check(subject)
         exemption = exempt.get(rule.id)
         if exemption is not None:
@@ -264,6 +277,48 @@ def _report(
     )
 
 
+def _limits_finding(ref: ObjectRef, over: Excess) -> Finding:
+    rule = RULES_BY_ID[LIMITS_RULE_ID]
+    return Finding(
+        rule.id,
+        rule.title,
+        Severity.ERROR,
+        Result.FAIL,
+        ref,
+        None,
+        over.path,
+        f"{over.message}; it was not evaluated rule by rule",
+        rule.fix,
+    )
+
+
+def _over_limits(obj: Mapping[str, Any], limits: Limits) -> Excess | None:
+    pod_spec, pod_path = pod_spec_of(obj)
+    return excess(pod_spec, pod_path, limits)
+
+
+def _declared_decision(
+    obj: Mapping[str, Any], default: Environment | None, spec_environment: object = None
+) -> EnvironmentDecision:
+    """The environment of an object that is not evaluated rule by rule (over a cap): what
+    the spec or its own labels and annotations declare, without reading its containers."""
+    declared: list[tuple[str, str]] = []
+    if isinstance(spec_environment, str) and spec_environment:
+        declared.append(("spec", spec_environment))
+    metadata = mapping(obj.get("metadata"))
+    for field, source in (("labels", "label"), ("annotations", "annotation")):
+        value = mapping(metadata.get(field)).get(ENVIRONMENT_KEY)
+        if isinstance(value, str) and value:
+            declared.append((source, value))
+    for source, value in declared:
+        environment = normalise_environment(value)
+        if environment is not None:
+            return EnvironmentDecision(environment, source, tuple(declared))
+    if default is not None:
+        return EnvironmentDecision(default, "argument", tuple(declared))
+    return EnvironmentDecision(Environment.PROD, "default", tuple(declared))
+
+
 def _spec_finding(ref: ObjectRef, error: Exception) -> Finding:
     rule_id = getattr(error, "rule", None)
     rule = RULES_BY_ID.get(rule_id) if isinstance(rule_id, str) else None
@@ -302,13 +357,17 @@ def evaluate(
     *,
     config: RulesConfig | None = None,
     environment: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    deadline: Deadline | None = None,
 ) -> list[ObjectReport]:
     """Check every workload among `objects`; the other objects are context.
 
     Returns one report per workload (Deployment, StatefulSet, DaemonSet, Job, CronJob, a
     Pod no controller owns) and per ProductionService, in input order. `environment` is
     the default profile for objects that declare none; it must be dev, staging or prod (or
-    a recognised spelling such as `production`), else `ValueError`.
+    a recognised spelling such as `production`), else `ValueError`. A workload over one of
+    `limits` gets a single PR-LM-001 finding instead of its rules; with a `deadline`,
+    `DeadlineExceeded` is raised once it has passed (see the module docstring).
     """
     default: Environment | None = None
     if environment is not None:
@@ -324,6 +383,8 @@ def evaluate(
     rendered: dict[int, tuple[list[dict[str, Any]] | None, Exception | None]] = {}
     for index, role in enumerate(roles):
         if role is ObjectRole.PRODUCTION_SERVICE:
+            if deadline is not None:
+                deadline.check(ref_of(inputs[index]))
             rendered[index] = _render(inputs[index])
             for child in rendered[index][0] or ():
                 context.add(child)
@@ -331,11 +392,16 @@ def evaluate(
     for index, role in enumerate(roles):
         obj = inputs[index]
         if role is ObjectRole.WORKLOAD:
-            workload = Workload(obj, context)
-            decision = decide_environment(workload, plan.settings, default)
-            subject = Subject(workload, decision, plan.settings)
             reports.append(
-                _report(workload.ref, decision, _evaluate_rules(plan, subject, workload.ref), index)
+                _workload_report(
+                    plan,
+                    obj,
+                    context=context,
+                    default=default,
+                    index=index,
+                    limits=limits,
+                    deadline=deadline,
+                )
             )
         elif role is ObjectRole.PRODUCTION_SERVICE:
             reports.append(
@@ -346,9 +412,34 @@ def evaluate(
                     context=context,
                     default=default,
                     index=index,
+                    limits=limits,
+                    deadline=deadline,
                 )
             )
     return reports
+
+
+def _workload_report(
+    plan: _Plan,
+    obj: Mapping[str, Any],
+    *,
+    context: Context,
+    default: Environment | None,
+    index: int,
+    limits: Limits,
+    deadline: Deadline | None,
+) -> ObjectReport:
+    over = _over_limits(obj, limits)
+    if over is not None:
+        ref = ref_of(obj)
+        decision = _declared_decision(obj, default)
+        return _report(ref, decision, [_limits_finding(ref, over)], index)
+    workload = Workload(obj, context)
+    decision = decide_environment(workload, plan.settings, default)
+    subject = Subject(workload, decision, plan.settings)
+    return _report(
+        workload.ref, decision, _evaluate_rules(plan, subject, workload.ref, deadline), index
+    )
 
 
 def _spec_decision(spec_environment: object, default: Environment | None) -> EnvironmentDecision:
@@ -369,6 +460,8 @@ def _production_service_report(
     context: Context,
     default: Environment | None,
     index: int,
+    limits: Limits,
+    deadline: Deadline | None,
 ) -> ObjectReport:
     ref = ref_of(obj)
     spec_environment = mapping(obj.get("spec")).get("environment")
@@ -390,11 +483,16 @@ def _production_service_report(
     for child in children:
         if classify(child) is not ObjectRole.WORKLOAD:
             continue
+        over = _over_limits(child, limits)
+        if over is not None:
+            first = first or _declared_decision(child, default, spec_environment)
+            findings.append(_limits_finding(ref_of(child), over))
+            continue
         workload = Workload(child, context)
         child_decision = decide_environment(workload, plan.settings, default, spec_environment)
         first = first or child_decision
         # Patches against rendered objects would be overwritten by the operator: the user
         # changes the spec instead, so `rendered=True` suppresses them.
         subject = Subject(workload, child_decision, plan.settings, rendered=True)
-        findings.extend(_evaluate_rules(plan, subject, workload.ref))
+        findings.extend(_evaluate_rules(plan, subject, workload.ref, deadline))
     return _report(ref, first or _spec_decision(spec_environment, default), findings, index)

@@ -82,19 +82,12 @@ def _secret_keys(context: Context, namespace: str, name: object) -> set[str] | N
 
 def env_entries(container: Container) -> list[tuple[int, Mapping[str, Any]]]:
     """(index, entry) for each well-formed `env` entry of the container."""
-    return [
-        (index, mapping(entry))
-        for index, entry in enumerate(sequence(container.spec.get("env")))
-        if isinstance(mapping(entry).get("name"), str)
-    ]
+    return container.env_entries()
 
 
 def resolve(container: Container, name: str, context: Context, namespace: str) -> EnvValue:
     """Resolve the variable `name` of `container` (see the module docstring)."""
-    found: tuple[int, Mapping[str, Any]] | None = None
-    for index, entry in env_entries(container):
-        if entry.get("name") == name:
-            found = (index, entry)  # the last duplicate wins, as in the kubelet
+    found = container.env_entry(name)
     if found is not None:
         index, entry = found
         value_from = entry.get("valueFrom")

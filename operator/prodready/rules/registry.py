@@ -1,9 +1,11 @@
 """The rule catalogue: every rule's metadata as data, and the function that checks it.
 
-IDs are stable (CHECKLIST.md): reports, exemptions and dashboards key on them. Two rules
+IDs are stable (CHECKLIST.md): reports, exemptions and dashboards key on them. Three rules
 beyond the checklist keep the engine honest about its own inputs: PR-EX-001 (an exemption
-annotation that names an unknown rule or gives no reason) and PR-PS-001 (a
-ProductionService whose spec cannot be rendered).
+annotation that names an unknown rule or gives no reason), PR-PS-001 (a
+ProductionService whose spec cannot be rendered) and PR-LM-001 (a workload over one of the
+caps that bound an evaluation, `prodready.rules.limits`; it cannot be exempted, disabled
+or downgraded, since it is what keeps one object from costing unbounded time).
 
 Profiles: a `prod_only` rule applies only under the prod profile (PR-GS-003, PR-LG-002,
 PR-ER-001, PR-SC-001, PR-SC-002, PR-RS-002 — so dev and staging never see them); a rule
@@ -31,6 +33,7 @@ from prodready.rules.context import (
     PRODUCTION_SERVICE_KIND,
     WORKLOAD_KINDS,
 )
+from prodready.rules.limits import DEFAULT_LIMITS, LIMITS_RULE_ID
 from prodready.rules.model import Environment, Severity
 from prodready.rules.subject import Outcome, Subject
 
@@ -45,8 +48,8 @@ REPLICATED_KINDS = frozenset({"Deployment", "StatefulSet", "Pod"})
 class Rule:
     """One checklist rule: identity, documentation, where it applies, and its check.
 
-    `check` is None only for PR-PS-001, which the engine reports itself when rendering a
-    ProductionService fails.
+    `check` is None only for the rules the engine reports itself: PR-PS-001 when
+    rendering a ProductionService fails, PR-LM-001 when a workload is over a cap.
     """
 
     id: str
@@ -383,6 +386,24 @@ RULES: tuple[Rule, ...] = (
         "A spec the operator cannot render is never applied: the service does not deploy.",
         "Fix the field named in the message (see `prodready render`).",
         frozenset({PRODUCTION_SERVICE_KIND}),
+        None,
+        scope="workload",
+    ),
+    Rule(
+        LIMITS_RULE_ID,
+        "the workload is within the limits prodready evaluates",
+        "—",
+        E,
+        "Far more containers, variables, ports or volumes than any real pod declares would "
+        "make one object cost unbounded time to check (and stall admission); such an object "
+        "is refused unchecked rather than admitted unchecked. It cannot be exempted.",
+        "Split the workload, or move bulk configuration into a ConfigMap or Secret mounted "
+        "as a volume; the message names the field and its cap (at most "
+        f"{DEFAULT_LIMITS.containers:,} containers per pod; per container "
+        f"{DEFAULT_LIMITS.env_per_container:,} env entries, "
+        f"{DEFAULT_LIMITS.ports_per_container:,} ports; {DEFAULT_LIMITS.entries:,} entries "
+        "per pod).",
+        ALL_KINDS | {PRODUCTION_SERVICE_KIND},
         None,
         scope="workload",
     ),

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 from prodready.api.sensitive import SENSITIVE_WORDS, name_parts
 from prodready.rules.context import ENVIRONMENT_KEY, Container, Workload
@@ -51,6 +52,8 @@ _ONLY_REFERENCES = re.compile(r"^(\$\([A-Za-z_][A-Za-z0-9_]*\))+$")
 # The same vocabulary the ProductionService API rejects in plain env vars, so the renderer
 # and the rules agree on what looks like a secret.
 DEFAULT_SENSITIVE_NAMES: tuple[str, ...] = tuple(SENSITIVE_WORDS)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,11 +138,20 @@ class Subject:
     settings: Settings
     rendered: bool = False
     _env_cache: dict[tuple[bool, int, str], EnvValue] = field(default_factory=dict)
+    _facts: dict[Hashable, Any] = field(default_factory=dict)
 
     @property
     def prod(self) -> bool:
         """Evaluated under the prod profile."""
         return self.environment.environment is Environment.PROD
+
+    def fact(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """`compute()` once per workload: a fact about the whole workload that a rule needs
+        for each container (its required grace period, its declared dependencies) is
+        computed once, so the rule stays linear in the number of containers."""
+        if key not in self._facts:
+            self._facts[key] = compute()
+        return cast("T", self._facts[key])
 
     def env(self, container: Container, name: str) -> EnvValue:
         """The resolved value of variable `name` in `container` (cached per run)."""

@@ -23,6 +23,11 @@ What is decided, and why:
   Admission exempts such updates for the same reason. Any spec change must comply.
 * `dryRun` requests get the same answer: the webhook has no side effects (`sideEffects:
   None`), so there is nothing to skip.
+* Bounded work: an object over one of the rules engine's caps gets its PR-LM-001 finding
+  (denied in enforce mode) without being evaluated rule by rule, and the server gives each
+  review a deadline (`evaluation_budget`, 60 % of the apiserver's timeout). Evaluation
+  still running when it passes is answered by prodready itself, a denial in enforce mode
+  that says so, rather than left to the apiserver's failurePolicy.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from prodready import rules
+from prodready.rules.admission import DENIED_CODE
 
 ADMISSION_API_VERSION: Final = "admission.k8s.io/v1"
 REVIEW_KIND: Final = "AdmissionReview"
@@ -175,14 +181,43 @@ def _with_namespace(obj: Mapping[str, Any], namespace: str) -> dict[str, Any]:
     return {**obj, "metadata": metadata}
 
 
+def evaluation_budget(timeout_seconds: float) -> float:
+    """Seconds a review may spend, from its arrival to its answer, when the apiserver waits
+    `timeout_seconds`: 60 %, leaving the rest for the network and the apiserver itself, so
+    the apiserver receives prodready's own answer rather than applying its failurePolicy."""
+    return round(timeout_seconds * 0.6, 3)
+
+
 def _report(
     obj: Mapping[str, Any],
     context: Iterable[Mapping[str, Any]],
     config: rules.RulesConfig | None,
     environment: str | None,
+    deadline: rules.Deadline | None = None,
 ) -> rules.ObjectReport | None:
-    reports = rules.evaluate([obj, *context], config=config, environment=environment)
+    reports = rules.evaluate(
+        [obj, *context], config=config, environment=environment, deadline=deadline
+    )
     return next((report for report in reports if report.input_index == 0), None)
+
+
+def _timed_out(
+    request: AdmissionRequest, exceeded: rules.DeadlineExceeded, *, enforce: bool
+) -> dict[str, Any]:
+    """The answer when evaluation ran out of time: denied in enforce mode (an object too
+    costly to check must not get in unchecked), allowed with the reason as a warning in
+    audit mode (which never blocks)."""
+    message = (
+        f"{exceeded}. Nothing was decided about its rules; simplify the object, or run "
+        "`prodready validate` on it, which has no deadline"
+    )
+    if enforce:
+        return {
+            "uid": request.uid,
+            "allowed": False,
+            "status": {"code": DENIED_CODE, "message": message},
+        }
+    return {"uid": request.uid, "allowed": True, "warnings": rules.limit_warnings([message])}
 
 
 def _error_rules(report: rules.ObjectReport) -> set[str]:
@@ -196,8 +231,14 @@ def decide(
     *,
     config: rules.RulesConfig | None = None,
     environment: str | None = None,
+    deadline: rules.Deadline | None = None,
 ) -> dict[str, Any]:
-    """The AdmissionReview `response` for `request` (see the module docstring)."""
+    """The AdmissionReview `response` for `request` (see the module docstring).
+
+    With a `deadline`, evaluation that has not finished when it passes is answered by
+    `_timed_out`: a denial in enforce mode, unless the UPDATE leaves `spec` as it was
+    (answered as in audit mode, for the reason given in the module docstring).
+    """
     allowed: dict[str, Any] = {"uid": request.uid, "allowed": True}
     if request.operation not in EVALUATED_OPERATIONS or request.object is None:
         return allowed
@@ -205,14 +246,19 @@ def decide(
         return allowed
     context = list(context)
     obj = _with_namespace(request.object, request.namespace)
-    report = _report(obj, context, config, environment)
-    if report is None:
-        return allowed  # not a kind the checklist applies to
     enforce = mode is Mode.ENFORCE
-    if enforce and request.operation == "UPDATE" and request.old_object is not None:
-        old = request.old_object
-        if old.get("spec") == obj.get("spec"):
-            before = _report(_with_namespace(old, request.namespace), context, config, environment)
+    old = request.old_object if request.operation == "UPDATE" else None
+    spec_unchanged = old is not None and old.get("spec") == obj.get("spec")
+    try:
+        report = _report(obj, context, config, environment, deadline)
+        if report is None:
+            return allowed  # not a kind the checklist applies to
+        if enforce and old is not None and spec_unchanged:
+            before = _report(
+                _with_namespace(old, request.namespace), context, config, environment, deadline
+            )
             if before is not None and _error_rules(report) <= _error_rules(before):
                 enforce = False
+    except rules.DeadlineExceeded as exceeded:
+        return _timed_out(request, exceeded, enforce=enforce and not spec_unchanged)
     return rules.to_admission_response(report, uid=request.uid, enforce=enforce)

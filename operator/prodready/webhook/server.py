@@ -70,6 +70,7 @@ from prodready.webhook.admission import (
     Mode,
     ReviewError,
     decide,
+    evaluation_budget,
     parse_review,
     review_response,
 )
@@ -113,6 +114,7 @@ class WebhookServer:
         max_connections: int = MAX_CONNECTIONS,
         max_in_flight: int = MAX_IN_FLIGHT,
         authorizer: Authorizer | None = None,
+        evaluation_seconds: float = evaluation_budget(5),
     ) -> None:
         """Prepare the server; nothing listens until `start()` (limits: module docstring)."""
         if min(max_body_bytes, max_connections, max_in_flight) < 1 or read_timeout <= 0:
@@ -131,6 +133,8 @@ class WebhookServer:
         self._max_in_flight = max_in_flight
         self._in_flight = 0  # touched only on the server's own loop
         self._authorizer = authorizer
+        # From a review's arrival to its answer (`admission.evaluation_budget`).
+        self._evaluation_seconds = evaluation_seconds
         self._site = ThreadedSite("admission-webhook", self._listen)
         self._port: int | None = None
 
@@ -219,6 +223,7 @@ class WebhookServer:
 
     async def _review(self, request: web.Request) -> web.Response:
         started = self._clock()
+        deadline = rules.Deadline.after(self._evaluation_seconds)
         mode = Mode(request.match_info["mode"])
         body = await self._read_body(request)
         if isinstance(body, web.Response):
@@ -241,6 +246,7 @@ class WebhookServer:
                     context,
                     config=self._rules_config,
                     environment=self._environment,
+                    deadline=deadline,
                 )
             except Exception:
                 logger.exception(

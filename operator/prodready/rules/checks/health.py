@@ -175,9 +175,13 @@ def declared_dependencies(subject: Subject) -> list[str]:
     """Dependency names from the `prodready.io/dependencies` annotation (workload or pods).
 
     The renderer writes it as a JSON list of `{"name", "type"}`; a malformed value declares
-    nothing rather than failing the object.
+    nothing rather than failing the object. Parsed once per workload, not per container.
     """
-    names: list[str] = []
+    return subject.fact("declared_dependencies", lambda: _declared_dependencies(subject))
+
+
+def _declared_dependencies(subject: Subject) -> list[str]:
+    names: dict[str, None] = {}  # ordered and deduplicated in one pass
     workload = subject.workload
     for metadata in (workload.metadata, workload.template_metadata):
         raw = mapping(metadata.get("annotations")).get(DEPENDENCIES_KEY)
@@ -189,9 +193,9 @@ def declared_dependencies(subject: Subject) -> list[str]:
             continue
         for item in sequence(parsed):
             name = mapping(item).get("name")
-            if isinstance(name, str) and name not in names:
-                names.append(name)
-    return names
+            if isinstance(name, str):
+                names.setdefault(name)
+    return list(names)
 
 
 def _dependencies(subject: Subject, container: Container) -> list[str]:

@@ -90,8 +90,15 @@ def required_grace(subject: Subject, *, extra_delay: float = 0.0) -> tuple[int, 
 
     A container that declares its shutdown timeout needs that long *after* SIGTERM, and
     SIGTERM only comes once its preStop delay is over; both come out of the same grace
-    period. A container that declares nothing needs the checklist's 30 s.
+    period. A container that declares nothing needs the checklist's 30 s. Computed once per
+    workload (PR-GS-002 asks for each container that lacks a preStop delay).
     """
+    return subject.fact(
+        ("required_grace", extra_delay), lambda: _required_grace(subject, extra_delay)
+    )
+
+
+def _required_grace(subject: Subject, extra_delay: float) -> tuple[int, str]:
     required = 0.0
     reason = f"the checklist's default of {DEFAULT_SHUTDOWN_SECONDS} s"
     for container in subject.workload.containers:
