@@ -447,3 +447,28 @@ async def test_with_a_client_ca_only_its_certificates_get_an_answer(tmp_path: Pa
             except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
                 answer = b""
             assert answer == b""
+
+
+async def test_a_rotated_client_ca_applies_to_new_handshakes(tmp_path: Path) -> None:
+    ca_file, old_client = client_ca(tmp_path / "clients", "apiserver-client-ca")
+    async with _serving(tmp_path, client_ca=ca_file) as (server, serving_ca):
+        body = json.dumps(_review(_objects()[0])).encode()
+
+        def post(pair: ClientPair) -> bytes:
+            try:
+                with tls_socket(server.port, client_context(serving_ca, pair)) as sock:
+                    sock.sendall(_head(len(body)) + body)
+                    sock.settimeout(10)
+                    return sock.recv(65536)
+            except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+                return b""
+
+        assert _status(await asyncio.to_thread(post, old_client)) == 200
+        kept = ClientPair(tmp_path / "old.crt", tmp_path / "old.key")
+        kept.cert_file.write_bytes(old_client.cert_file.read_bytes())
+        kept.key_file.write_bytes(old_client.key_file.read_bytes())
+        old_client = kept
+        _, new_client = client_ca(tmp_path / "clients", "apiserver-client-ca")  # same files
+        assert server._tls.reload_if_changed() is True
+        assert _status(await asyncio.to_thread(post, new_client)) == 200
+        assert await asyncio.to_thread(post, old_client) == b""  # the old CA is gone
