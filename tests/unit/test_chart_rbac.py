@@ -14,7 +14,7 @@ import ast
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 
@@ -86,6 +86,12 @@ LEASE_CALLS: dict[tuple[str, str], set[Triple]] = {
     ("controller/leader.py", "create"): triples([LEASE], ["create"]),
     ("controller/leader.py", "request PUT"): triples([LEASE], ["update"]),
 }
+# Cluster-scoped reviews (granted by the ClusterRole in both modes): the webhook's
+# /authorize asks whether a ProductionService's author may do what it implies.
+SUBJECT_ACCESS_REVIEWS: Final = ("authorization.k8s.io", "subjectaccessreviews", "create")
+REVIEW_CALLS: dict[tuple[str, str], set[Triple]] = {
+    ("webhook/authorization.py", "request POST"): {SUBJECT_ACCESS_REVIEWS},
+}
 # Not part of the operator process: `prodready report` runs with the user's credentials.
 NOT_THE_OPERATOR = {"audit/command.py"}
 CLIENT_METHODS = {
@@ -143,7 +149,7 @@ def watched() -> set[Triple]:
 
 def test_every_api_call_of_the_operator_is_accounted_for() -> None:
     sites = set(call_sites())
-    known = set(NAMESPACED_CALLS) | set(LEASE_CALLS)
+    known = set(NAMESPACED_CALLS) | set(LEASE_CALLS) | set(REVIEW_CALLS)
     assert sites - known == set(), (
         "new API calls: add them to NAMESPACED_CALLS/LEASE_CALLS with the RBAC they need, "
         "and to charts/prodready/templates/rbac.yaml"
@@ -188,6 +194,10 @@ def expected_namespaced() -> set[Triple]:
     return {t for t in needed if t[1] != "customresourcedefinitions"}
 
 
+def review_rules() -> set[tuple[str, str, str, str, str]]:
+    return {(CLUSTER, *t, "*") for t in set().union(*REVIEW_CALLS.values())}
+
+
 def lease_rules() -> set[tuple[str, str, str, str, str]]:
     by_name = {
         (RELEASE_NAMESPACE, g, r, v, "prodready") for g, r, v in triples([LEASE], ["get", "update"])
@@ -204,6 +214,7 @@ def test_cluster_wide_rbac_is_exactly_what_the_code_uses() -> None:
         ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
     }
     expected = {(CLUSTER, *t, "*") for t in expected_namespaced() | crds} | lease_rules()
+    expected |= review_rules()
     actual = granted()
     assert actual - expected == set(), "granted but never used"
     assert expected - actual == set(), "used but not granted"
@@ -219,7 +230,7 @@ def test_namespace_scoped_rbac_grants_only_the_watched_namespaces() -> None:
         for verb in ("list", "watch")
     }
     expected |= {(CLUSTER, "", "namespaces", verb, "*") for verb in ("list", "watch")}
-    expected |= lease_rules()
+    expected |= lease_rules() | review_rules()
     assert actual - expected == set(), "granted but never used"
     assert expected - actual == set(), "used but not granted"
 
