@@ -6,8 +6,9 @@ hanging is the failure mode, the timeout is the test.
 
 Bounds: every run here takes 1-4 s on a 2-core machine and peaks at 35-110 MiB (the
 interpreter and libraries alone are ~35 MiB; the 100 MB trees stop at ~110 MiB).
-`FAST_SECONDS` and `PEAK_RSS_KIB` leave room for a slow CI runner, and are far below what
-the same inputs cost before they were bounded (a hang; minutes; several GiB).
+`FAST_SECONDS` and `PEAK_RSS_KIB` leave room for a slow CI runner (and for coverage
+tracing the child), and are far below what the same inputs cost before they were bounded
+(a hang; minutes; several GiB).
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.unit.test_hostile_input import Outcome, deployment_yaml, reported_names, validate
 
-FAST_SECONDS = 10.0
+# Under coverage (`make test`) the child is traced too, which makes it ~3x slower.
+TRACED = sys.gettrace() is not None
+FAST_SECONDS = 30.0 if TRACED else 10.0
 PEAK_RSS_KIB = 256 * 1024
 # One container (13 nodes), aliased 20,000 times: a ~220 KB document of 32 distinct nodes.
 CONTAINER = '{name: app, image: "example/web:1.0.0", resources: {limits: {cpu: 1, memory: 1Gi}}}'
@@ -195,9 +199,9 @@ def test_100_mb_of_small_deployments_stops_at_the_object_limit(tmp_path: Path) -
     report = json.loads(outcome.stdout)
     assert report["objects"] == []
     (error,) = report["errors"]
-    assert "more than 20,000 objects, the limit of one run (--max-objects)" in error["message"]
+    assert "more than 10,000 objects, the limit of one run (--max-objects)" in error["message"]
     assert "checked nothing" in error["message"]
-    assert Path(error["file"]).name == "part-0002.yaml"  # where the 20,001st object was
+    assert Path(error["file"]).name == "part-0001.yaml"  # where the 10,001st object was
 
 
 def test_100_mb_of_large_objects_stops_at_the_byte_limit(tmp_path: Path) -> None:
@@ -212,7 +216,3 @@ def test_100_mb_of_large_objects_stops_at_the_byte_limit(tmp_path: Path) -> None
     (error,) = json.loads(outcome.stdout)["errors"]
     assert "larger than the 64 MiB limit of one run (--max-input-mib)" in error["message"]
     assert Path(error["file"]).name == "part-0015.yaml"  # 16 x 4 MiB > 64 MiB
-    # The limits are flags: raised, the same tree is read and checked (nothing to check).
-    outcome = validate(tmp_path, "--max-input-mib", "200", str(tmp_path / "repo"))
-    assert outcome.returncode == 0, outcome.stderr[-2000:]
-    assert json.loads(outcome.stdout)["errors"] == []

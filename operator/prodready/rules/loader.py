@@ -46,7 +46,7 @@ MIB = 1024 * 1024
 MAX_FILE_BYTES = 32 * MIB
 # A run's defaults (`InputLimits`); benchmarks/RESULTS.md has what they cost.
 MAX_TOTAL_BYTES = 64 * MIB
-MAX_OBJECTS = 20_000
+MAX_OBJECTS = 10_000
 MAX_TOTAL_NODES = 5_000_000
 # Nodes one YAML document may hold (composing them is the peak of a file's memory).
 MAX_DOCUMENT_NODES = 1_000_000
@@ -275,11 +275,12 @@ def _oversized_document(loader: _DocumentLoader) -> int | None:
             event = loader.get_event()
             if isinstance(event, _NODE_EVENTS):
                 count += 1
+                if count == 1 and event.start_mark is not None:
+                    line = event.start_mark.line + 1  # a document's line is its first node's
                 if count > MAX_DOCUMENT_NODES:
                     return line
             elif isinstance(event, yaml.DocumentStartEvent):
-                mark = event.start_mark
-                count, line = 0, (mark.line + 1 if mark is not None else line)
+                count = 0
     except yaml.YAMLError:
         return None
     return None
@@ -736,6 +737,9 @@ class _Reader:
 
     def read_directory(self, raw: str) -> None:
         self.current = raw
+        identity = os.stat(raw)
+        if (identity.st_dev, identity.st_ino) in self.walked:
+            return  # inside a directory given before it: read already
         said = len(self.result.errors) + len(self.result.notes)
         if not self.walk(Path(raw), os.path.realpath(raw)) and said == len(
             self.result.errors
