@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bounded import BoundedResults
 from benchmarks.operator import WITHOUT, OperatorResults
 from benchmarks.validate import ValidateResults
 
@@ -42,6 +43,7 @@ class Run:
     operator: OperatorResults | None
     slow_tests: SlowTests | None
     seconds: float
+    bounded: BoundedResults | None = None
 
 
 def machine() -> dict[str, str]:
@@ -115,6 +117,18 @@ def summary_rows(run: Run) -> list[tuple[str, str, str, str, str, str]]:
                         _verdict(speedup > 1),
                     )
                 )
+    if run.bounded:
+        for row in run.bounded.rows:
+            rows.append(
+                (
+                    f"{row.label}, ms",
+                    _num(row.seconds * 1000),
+                    "",
+                    "",
+                    "" if row.target_seconds is None else f"< {row.target_seconds * 1000:,.0f} ms",
+                    _verdict(row.met),
+                )
+            )
     result = run.operator
     if result:
         n = result.services
@@ -251,6 +265,23 @@ def _validate_detail(results: ValidateResults) -> list[str]:
     return lines
 
 
+def _bounded_detail(results: BoundedResults) -> list[str]:
+    lines = [
+        "### Bounded work per object",
+        "",
+        "One process, median of the runs (`benchmarks/bounded.py`): the objects an attacker "
+        "would send, refused by the caps of `prodready.rules.limits` (PR-LM-001), and the "
+        "same objects evaluated rule by rule with the caps lifted.",
+        "",
+        "| case | ms | findings (or answers) |",
+        "|---|---|---|",
+    ]
+    lines.extend(
+        f"| {row.label} | {row.seconds * 1000:,.1f} | {row.findings:,} |" for row in results.rows
+    )
+    return lines
+
+
 def _operator_detail(result: OperatorResults) -> list[str]:
     lines = [
         "### Operator",
@@ -315,6 +346,8 @@ def generated_block(run: Run, command: str) -> str:
     lines += ["", "## Summary", "", table(run), ""]
     if run.validate:
         lines += [*_validate_detail(run.validate), ""]
+    if run.bounded:
+        lines += [*_bounded_detail(run.bounded), ""]
     if run.operator:
         lines += [*_operator_detail(run.operator), ""]
     if run.slow_tests:
@@ -345,12 +378,13 @@ def write_results(path: Path, run: Run, command: str) -> None:
 
 def as_json(run: Run) -> dict[str, Any]:
     """Everything, as plain data."""
-    from benchmarks import operator, validate
+    from benchmarks import bounded, operator, validate
 
     return {
         "machine": machine(),
         "seconds": run.seconds,
         "validate": validate.as_dict(run.validate) if run.validate else None,
+        "bounded": bounded.as_dict(run.bounded) if run.bounded else None,
         "operator": operator.as_dict(run.operator) if run.operator else None,
         "slow_tests": run.slow_tests.__dict__ if run.slow_tests else None,
     }

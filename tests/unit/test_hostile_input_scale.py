@@ -1,15 +1,19 @@
 """Large input must cost time in proportion to its size: no related-object lookup may scan
 every object of a kind per workload (a repository has one ServiceMonitor per app, not a
-few per cluster). Counted in selector evaluations, so the test does not depend on how busy
-the machine is."""
+few per cluster), and no rule may do per-container work that grows with the number of
+containers (or per-variable work that grows with the number of variables). Counted in
+selector evaluations or Python function calls, so the tests do not depend on how busy the
+machine is."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
+from benchmarks.bounded import LIFTED, deployment
 
-from prodready.rules import evaluate
+from prodready.rules import Limits, evaluate
 from prodready.rules.selectors import Selector
 
 
@@ -90,3 +94,43 @@ def test_a_service_monitor_for_any_namespace_still_selects(
     monitor["spec"]["namespaceSelector"] = {"matchNames": ["elsewhere", "shop"]}
     reports = evaluate(objects)
     assert {f.rule_id: f.result.value for f in reports[0].findings}["PR-MO-001"] == "pass"
+
+
+def _calls(objects: list[dict[str, Any]]) -> int:
+    """Python function calls made by one evaluation, with the caps lifted."""
+    calls = 0
+
+    def count(_frame: object, event: str, _arg: object) -> None:
+        nonlocal calls
+        if event == "call":
+            calls += 1
+
+    limits = Limits(**LIFTED)
+    sys.setprofile(count)
+    try:
+        evaluate(objects, limits=limits)
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("what", "small", "large"),
+    [
+        # Containers with ports and probes, selected by a Service with 50 ports: before,
+        # the required grace period was recomputed per container and every Service port
+        # scanned every container (100 -> 400 containers: 11x the calls).
+        ("containers", deployment(100), deployment(400)),
+        # One container's variables: each variable lookup re-read the whole list.
+        ("env entries", deployment(1, env=500), deployment(1, env=2_000)),
+        # Many ports per container, as well as many containers.
+        ("ports", deployment(100, ports=10), deployment(400, ports=40)),
+    ],
+)
+def test_rules_are_linear_in_the_size_of_one_object(
+    what: str, small: list[dict[str, Any]], large: list[dict[str, Any]]
+) -> None:
+    evaluate(deployment(2))  # imports and first-use caches are not part of the count
+    few, many = _calls(small), _calls(large)
+    # 4x the size: about 4x the calls when linear (16x when quadratic).
+    assert many <= 5 * few, (what, few, many)
