@@ -270,7 +270,7 @@ class KubeClient:
         return await self.request("POST", resource.path(namespace), params=params, body=body)
 
     async def claim_fields_for_apply(
-        self, resource: Resource, created: JSON, *, field_manager: str
+        self, resource: Resource, created: JSON, *, field_manager: str, attempts: int = 3
     ) -> JSON | None:
         """Turn `field_manager`'s Update entry of a just-created object into an Apply entry.
 
@@ -278,38 +278,45 @@ class KubeClient:
         apply by the same manager is a different entry: a field the applied configuration
         no longer sets would stay, still owned by the Update entry. Renaming the operation
         is what kubectl's client-side-to-server-side upgrade does (csaupgrade). The patch
-        tests the entry first, so a concurrent writer makes it fail instead of rewriting
-        their entry; None then (nothing changed), the answer otherwise.
+        tests the object's uid and the entry first, so it never rewrites anyone else's
+        entry; when a concurrent writer moved the entries (a Deployment's controller writes
+        at once), it reads the object again and retries. The answer, or None when there
+        was nothing to claim or the object is gone.
         """
         metadata = created.get("metadata") or {}
-        entries = list(metadata.get("managedFields") or ())
-        index = next(
-            (
-                i
-                for i, entry in enumerate(entries)
-                if entry.get("manager") == field_manager and entry.get("operation") == "Update"
-            ),
-            None,
-        )
-        if index is None:
-            return None
-        where = f"/metadata/managedFields/{index}"
-        patch = [
-            {"op": "test", "path": f"{where}/manager", "value": field_manager},
-            {"op": "test", "path": f"{where}/operation", "value": "Update"},
-            {"op": "replace", "path": f"{where}/operation", "value": "Apply"},
-        ]
-        try:
-            return await self.request(
-                "PATCH",
-                resource.path(metadata.get("namespace"), metadata["name"]),
-                body=patch,
-                content_type=JSON_PATCH,
-            )
-        except ApiError as error:
-            if error.status in (404, 409, 422):
+        path = resource.path(metadata.get("namespace"), metadata["name"])
+        current: JSON | None = created
+        for _ in range(attempts):
+            if current is None:
                 return None
-            raise
+            entries = list((current.get("metadata") or {}).get("managedFields") or ())
+            index = next(
+                (
+                    i
+                    for i, entry in enumerate(entries)
+                    if entry.get("manager") == field_manager and entry.get("operation") == "Update"
+                ),
+                None,
+            )
+            if index is None:
+                return None
+            where = f"/metadata/managedFields/{index}"
+            patch = [
+                {"op": "test", "path": "/metadata/uid", "value": metadata.get("uid")},
+                {"op": "test", "path": f"{where}/manager", "value": field_manager},
+                {"op": "test", "path": f"{where}/operation", "value": "Update"},
+                {"op": "replace", "path": f"{where}/operation", "value": "Apply"},
+            ]
+            try:
+                return await self.request("PATCH", path, body=patch, content_type=JSON_PATCH)
+            except ApiError as error:
+                if error.not_found:
+                    return None
+                if error.status not in (409, 422):
+                    raise
+                logger.debug("managed fields moved; reading again", extra={"path": path})
+            current = await self.get(path)
+        return None
 
     async def served_resources(self, api_version: str) -> set[str] | None:
         """The plural names served under a group/version; None when it is not served."""
