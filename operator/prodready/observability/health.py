@@ -10,7 +10,10 @@ scrapeable during such a stall, which is when it is needed most.
 The heartbeat also records the longest gap between two of its ticks: any stall of the
 loop falls between two ticks, so no stall was longer than that gap. `/healthz?verbose`
 shows it, and how many gaps exceeded 100 ms, for the people (and tests) who need to know
-the loop never stalled rather than only that it is alive now.
+the loop never stalled rather than only that it is alive now. A gap can also mean the
+machine did not run the process (a busy node); the "busy" count keeps only the gaps in
+which the process itself used at least 100 ms of CPU, which is what a blocking
+computation in the operator looks like.
 
 Readiness is decided by the operator (connected to the API, peering settled, …): the
 callback runs on the operator's loop, bounded by a timeout, so a blocked loop also makes
@@ -92,13 +95,14 @@ class HealthServer:
         liveness_timeout: float = 10.0,
         readiness_timeout: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        cpu_clock: Callable[[], float] = time.process_time,
         metrics_access: MetricsAccess | None = None,
     ) -> None:
         """Prepare the server; nothing listens until `start()`.
 
         `liveness_timeout`: how old the last heartbeat may be before /healthz fails.
         `readiness_timeout`: how long /readyz waits for the check before answering 503
-        (keep it below the probe's timeoutSeconds). `clock` is for tests.
+        (keep it below the probe's timeoutSeconds). `clock` and `cpu_clock` are for tests.
         `metrics_access`: when given, /metrics answers only tokens it allows.
         """
         if heartbeat_interval <= 0 or liveness_timeout <= heartbeat_interval:
@@ -113,12 +117,14 @@ class HealthServer:
         self._liveness_timeout = liveness_timeout
         self._readiness_timeout = readiness_timeout
         self._clock = clock
+        self._cpu_clock = cpu_clock
         # Written by the heartbeat on the operator's loop, read by the server thread: a
         # float assignment is atomic, so no lock is needed.
         self._last_heartbeat = clock()
         # Written by the heartbeat only; read (racily, harmlessly) by the server thread.
         self._longest_gap = 0.0
         self._stalls = 0
+        self._busy_stalls = 0
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._operator_loop: asyncio.AbstractEventLoop | None = None
         self._metrics_access = metrics_access
@@ -177,14 +183,22 @@ class HealthServer:
         """How many gaps between heartbeats exceeded STALL_THRESHOLD."""
         return self._stalls
 
+    @property
+    def busy_stalls(self) -> int:
+        """How many of those gaps the process spent at least STALL_THRESHOLD of CPU in."""
+        return self._busy_stalls
+
     async def _beat(self) -> None:
+        last_cpu = self._cpu_clock()
         while True:
-            now = self._clock()
-            gap = now - self._last_heartbeat
-            self._last_heartbeat = now
+            now, cpu = self._clock(), self._cpu_clock()
+            gap, used = now - self._last_heartbeat, cpu - last_cpu
+            self._last_heartbeat, last_cpu = now, cpu
             self._longest_gap = max(self._longest_gap, gap)
             if gap > STALL_THRESHOLD:
                 self._stalls += 1
+                if used >= STALL_THRESHOLD:
+                    self._busy_stalls += 1
             await asyncio.sleep(self._heartbeat_interval)
 
     async def _listen(self) -> web.AppRunner:
@@ -217,7 +231,8 @@ class HealthServer:
             "ok\n"
             f"heartbeat_interval_seconds {self._heartbeat_interval:.3f}\n"
             f"heartbeat_longest_gap_seconds {self._longest_gap:.3f}\n"
-            f"heartbeat_gaps_over_{STALL_THRESHOLD * 1000:.0f}ms_total {self._stalls}"
+            f"heartbeat_gaps_over_{STALL_THRESHOLD * 1000:.0f}ms_total {self._stalls}\n"
+            f"heartbeat_busy_gaps_over_{STALL_THRESHOLD * 1000:.0f}ms_total {self._busy_stalls}"
         )
 
     async def _check_readiness(self) -> bool:
