@@ -440,7 +440,7 @@ class Reconciler:
             live = self.children.get(kind, namespace, child)
             exists = live is not None
             if live is not None and controller_uid(live) != uid:
-                conflicts.append(Conflict(kind, child, _controller_text(live)))
+                conflicts.append(self._conflict(kind, child, _controller_text(live)))
                 continue
             if live is None:
                 # Not among the objects we watch (those labelled as ours): one read by name
@@ -448,7 +448,7 @@ class Reconciler:
                 async with _step("read", label):
                     found = await self.client.get_metadata(resource.path(namespace, child))
                 if found is not None and controller_uid(found) != uid:
-                    conflicts.append(Conflict(kind, child, _controller_text(found)))
+                    conflicts.append(self._conflict(kind, child, _controller_text(found)))
                     continue
                 # Ours but unlabelled (someone removed the label): the apply restores it.
                 exists = found is not None
@@ -470,7 +470,7 @@ class Reconciler:
             else:
                 created = await self._create(resource, namespace, target, label)
                 if created is None:
-                    conflicts.append(Conflict(kind, child, "unknown"))
+                    conflicts.append(self._conflict(kind, child, "unknown"))
                     continue
                 answer = created
             self.children.put(answer)
@@ -502,6 +502,13 @@ class Reconciler:
                 self.metrics.children_pruned.labels(kind=kind).inc()
             self.children.remove(kind, namespace, child)
         return applied, drifted, pruned, conflicts, frozenset(seen)
+
+    @staticmethod
+    def _conflict(kind: str, name: str, controller: str) -> Conflict:
+        logger.debug(
+            "child name held by another object", extra={"child": f"{kind}/{name}", "by": controller}
+        )
+        return Conflict(kind, name, controller)
 
     async def _create(
         self, resource: Resource, namespace: str, target: JSON, label: str
