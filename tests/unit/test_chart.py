@@ -90,9 +90,11 @@ def test_defaults_install_the_operator_and_nothing_optional(
 ) -> None:
     assert kinds(defaults) == [
         "ClusterRole",
+        "ClusterRole",  # the metrics reader (bound by metrics.readers, or by hand)
         "ClusterRoleBinding",
         "Deployment",
         "Lease",
+        "NetworkPolicy",
         "PodDisruptionBudget",
         "Role",
         "RoleBinding",
@@ -195,6 +197,7 @@ def test_pod_identity_comes_from_the_downward_api(defaults: list[dict[str, Any]]
 # needs, in a pod the ServiceAccount is the credential, and the rules configuration file
 # exists only with operator.rulesConfig (test_rules_config_is_mounted_and_rolls_the_pods).
 LEFT_AT_DEFAULT = {
+    "PRODREADY_WEBHOOK_CLIENT_CA_FILE",  # set by webhook.clientCAConfigMap
     "PRODREADY_HEALTH_HOST",
     "PRODREADY_WEBHOOK_HOST",
     "PRODREADY_KUBECONFIG",
@@ -512,7 +515,13 @@ def test_alerts_and_dashboard_query_metrics_the_operator_exports() -> None:
     objects = render(EVERYTHING_ON)
     monitor = one(objects, "ServiceMonitor")
     assert monitor["spec"]["endpoints"] == [
-        {"port": "http-metrics", "path": "/metrics", "interval": "30s"}
+        {
+            "port": "http-metrics",
+            "path": "/metrics",
+            "interval": "30s",
+            # /metrics wants a token allowed to get it (metrics.authentication, the default)
+            "bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        }
     ]
     labels = one(objects, "Service")["metadata"]["labels"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= labels.items()

@@ -86,10 +86,16 @@ LEASE_CALLS: dict[tuple[str, str], set[Triple]] = {
     ("controller/leader.py", "create"): triples([LEASE], ["create"]),
     ("controller/leader.py", "request PUT"): triples([LEASE], ["update"]),
 }
-# Cluster-scoped reviews (granted by the ClusterRole in both modes): the webhook's
-# /authorize asks whether a ProductionService's author may do what it implies.
+# Cluster-scoped reviews (granted by the ClusterRole in both modes): /metrics asks who holds
+# a scrape's token and whether they may get /metrics (metrics.authentication, on by default);
+# the webhook's /authorize asks whether a ProductionService's author may do what it implies
+# (always).
 SUBJECT_ACCESS_REVIEWS: Final = ("authorization.k8s.io", "subjectaccessreviews", "create")
 REVIEW_CALLS: dict[tuple[str, str], set[Triple]] = {
+    ("kube/access.py", "request POST"): {
+        ("authentication.k8s.io", "tokenreviews", "create"),
+        SUBJECT_ACCESS_REVIEWS,
+    },
     ("webhook/authorization.py", "request POST"): {SUBJECT_ACCESS_REVIEWS},
 }
 # Not part of the operator process: `prodready report` runs with the user's credentials.
@@ -255,3 +261,10 @@ def test_rbac_can_be_left_to_the_cluster_administrator() -> None:
         "Role",
         "RoleBinding",
     }
+
+
+def test_metrics_reviews_are_granted_only_with_metrics_authentication() -> None:
+    without = granted({"metrics": {"authentication": False}})
+    # The webhook's /authorize still needs SubjectAccessReviews; TokenReviews go.
+    assert without & review_rules() == {(CLUSTER, *SUBJECT_ACCESS_REVIEWS, "*")}
+    assert review_rules() <= granted()
