@@ -124,7 +124,16 @@ def _tools(peers: Sequence[Built], peer_timeout: float) -> list[_Tool]:
         _Tool(
             "prodready",
             __version__,
-            lambda corpus: [_prodready_executable(), "validate", "-o", "json", str(corpus)],
+            # The largest corpus holds more objects than one run reads by default.
+            lambda corpus: [
+                _prodready_executable(),
+                "validate",
+                "-o",
+                "json",
+                "--max-objects",
+                "1000000",
+                str(corpus),
+            ],
             _count_prodready,
             peer_timeout,
         )
@@ -179,10 +188,10 @@ _PHASES_SCRIPT = """
 import io, json, sys, time
 from prodready.rules.engine import evaluate
 from prodready.rules.formats import Run, render_json
-from prodready.rules.loader import load_inputs
+from prodready.rules.loader import InputLimits, load_inputs
 from prodready.rules.model import Severity
 started = time.perf_counter()
-loaded = load_inputs([sys.argv[1]], io.BytesIO())
+loaded = load_inputs([sys.argv[1]], io.BytesIO(), limits=InputLimits(max_objects=1_000_000))
 read = time.perf_counter()
 reports = evaluate([item.obj for item in loaded.objects])
 checked = time.perf_counter()
