@@ -28,7 +28,8 @@ from typing import Annotated
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from prodready.rules.loader import ALIAS_EXPANSION_FACTOR, MAX_EXPANDED_NODES, expansion
+from prodready.rules.limits import LIMITS_RULE_ID
+from prodready.rules.loader import alias_expansion
 from prodready.rules.model import Severity
 from prodready.rules.registry import RULES_BY_ID
 from prodready.rules.subject import DEFAULT_SENSITIVE_NAMES, Settings
@@ -46,6 +47,11 @@ class ConfigError(ValueError):
 def _known_rule(rule_id: str) -> str:
     if rule_id not in RULES_BY_ID:
         raise ValueError(f"unknown rule ID {rule_id!r} (see `prodready rules`)")
+    if rule_id == LIMITS_RULE_ID:
+        raise ValueError(
+            f"{LIMITS_RULE_ID} cannot be disabled, exempted or given another severity: it is "
+            "what bounds the work one object may cost (see `prodready rules`)"
+        )
     return rule_id
 
 
@@ -123,9 +129,9 @@ def _safe_load(raw: bytes, source: str) -> object:
         node = loader.get_single_node()
         if node is None:
             return None
-        distinct, expanded = expansion(node)
-        if expanded > max(MAX_EXPANDED_NODES, ALIAS_EXPANSION_FACTOR * distinct):
-            raise ConfigError(f"{source}: aliases expand to {expanded} nodes; refused")
+        _, problem = alias_expansion(node)
+        if problem is not None:
+            raise ConfigError(f"{source}: {problem}")
         return loader.construct_document(node)
     finally:
         loader.dispose()
