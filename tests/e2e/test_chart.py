@@ -411,6 +411,8 @@ def test_the_service_account_can_do_nothing_else(
         ("patch", "reports.openreports.io", "default"),
         ("list", "cronjobs", None),
         ("update", "leases/prodready", "prodready-chart"),
+        # The webhook's /authorize: may a ProductionService's author do what it implies.
+        ("create", "subjectaccessreviews.authorization.k8s.io", None),
     ],
 )
 def test_the_service_account_can_do_its_job(
