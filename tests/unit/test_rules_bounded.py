@@ -4,6 +4,7 @@ evaluation deadline, and answers whose size does not grow with the number of fin
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 import time
@@ -21,10 +22,12 @@ from prodready.rules import (
     RULES_BY_ID,
     Deadline,
     DeadlineExceeded,
+    Finding,
     Limits,
     ObjectReport,
     Result,
     RulesConfig,
+    Severity,
     evaluate,
     to_admission_response,
 )
@@ -472,3 +475,27 @@ def test_the_cap_cannot_be_configured_away(config: dict[str, Any]) -> None:
         parse_config(config, source="prodready.yaml")
     assert str(raised.value).startswith("prodready.yaml: invalid rules configuration:")
     assert "PR-LM-001 cannot be disabled, exempted or given another severity" in str(raised.value)
+
+
+def test_a_denial_message_is_cut_at_its_limit() -> None:
+    (report,) = evaluate(_compliant())
+    ref = report.object
+    long_findings = tuple(
+        Finding(
+            rule_id=f"PR-XX-{index:03}",
+            title="a rule",
+            severity=Severity.ERROR,
+            result=Result.FAIL,
+            object=ref,
+            container=None,
+            path="spec",
+            message="x" * 2_000,
+            fix="fix it",
+        )
+        for index in range(10)
+    )
+    failing = dataclasses.replace(report, findings=long_findings, compliant=False)
+    message = to_admission_response(failing, uid="u", enforce=True)["status"]["message"]
+    assert len(message) == MAX_DENIAL_CHARS
+    assert message.endswith("...")
+    assert message.startswith("prodready denied Deployment shop/api (environment prod): 10 rule")
