@@ -499,3 +499,14 @@ def test_a_denial_message_is_cut_at_its_limit() -> None:
     assert len(message) == MAX_DENIAL_CHARS
     assert message.endswith("...")
     assert message.startswith("prodready denied Deployment shop/api (environment prod): 10 rule")
+
+
+def test_a_hostile_container_name_does_not_grow_the_message() -> None:
+    def long_name(obj: dict[str, Any]) -> None:
+        _env(obj, 5_001)
+        _pod(obj)["containers"][0]["name"] = "n" * 100_000
+
+    (report,) = evaluate(_with(long_name))
+    (finding,) = report.findings
+    assert finding.message.startswith(f"container {'n' * 63} declares 5,001 env entries")
+    assert len(finding.message) < 300

@@ -31,6 +31,9 @@ from prodready.rules.model import ObjectRef
 LIMITS_RULE_ID = "PR-LM-001"
 
 _CONTAINER_LISTS = ("containers", "initContainers", "ephemeralContainers")
+# Kubernetes' own limit on a container name (a DNS label); an object that is not what the
+# apiserver would accept cannot make the message longer than this.
+_NAME_CHARS = 63
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -103,9 +106,10 @@ def excess(pod_spec: Mapping[str, Any], pod_path: str, limits: Limits) -> Excess
                 length = _length(container.get(key))
                 entries += length
                 if length > cap:
+                    name = str(container.get("name", f"#{index}"))[:_NAME_CHARS]
                     return Excess(
                         f"{pod_path}.{field}[{index}].{key}",
-                        f"container {container.get('name', f'#{index}')} declares "
+                        f"container {name} declares "
                         f"{length:,} {what}; prodready evaluates at most {cap:,} per container",
                     )
     if entries > limits.entries:
