@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,6 +63,24 @@ def apply_admin(cluster: ControlPlane, namespace: str, *documents: dict[str, Any
 
 def _user(name: str) -> dict[str, str]:
     return {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": name}
+
+
+def register(cluster: ControlPlane, operator: OperatorProcess, name: str, label: str) -> None:
+    """Register only the /authorize entry of the configuration, for namespaces with `label`."""
+    port, ca_file = webhook_endpoint(operator)
+    document = render_webhook_configuration(
+        operator_namespace="default",
+        url=f"https://127.0.0.1:{port}",
+        ca_bundle=ca_file.read_bytes(),
+        name=name,
+        timeout_seconds=10,
+    )
+    (entry,) = [w for w in document["webhooks"] if w["name"] == ENTRY]
+    assert entry["failurePolicy"] == "Fail"
+    assert entry["clientConfig"]["url"].endswith(AUTHORIZE_PATH)
+    entry["namespaceSelector"]["matchExpressions"].append({"key": label, "operator": "Exists"})
+    document["webhooks"] = [entry]
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(document))
 
 
 @pytest.fixture(scope="module")
@@ -139,20 +158,7 @@ def shop(cluster: ControlPlane, operator: OperatorProcess) -> Iterator[str]:
         },
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "deployer"}},
     )
-    port, ca_file = webhook_endpoint(operator)
-    document = render_webhook_configuration(
-        operator_namespace="default",
-        url=f"https://127.0.0.1:{port}",
-        ca_bundle=ca_file.read_bytes(),
-        name=CONFIGURATION,
-        timeout_seconds=10,
-    )
-    (entry,) = [w for w in document["webhooks"] if w["name"] == ENTRY]
-    assert entry["failurePolicy"] == "Fail"
-    assert entry["clientConfig"]["url"].endswith(AUTHORIZE_PATH)
-    entry["namespaceSelector"]["matchExpressions"].append({"key": LABEL, "operator": "Exists"})
-    document["webhooks"] = [entry]
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(document))
+    register(cluster, operator, CONFIGURATION, LABEL)
     try:
         probe = production_service("probe", exposure={"host": "*.probe.example.com"})
 
@@ -332,3 +338,68 @@ def test_an_apply_costs_a_handful_of_reviews_and_a_repeat_none(
     code, stderr = apply_as(cluster, "carol", shop, spec, "--dry-run=server")
     assert code == 0, stderr
     assert _reviews(cluster) == after_first  # answered from the cache
+
+
+def test_an_operator_that_cannot_ask_denies_instead_of_admitting(
+    cluster: ControlPlane, operator: OperatorProcess, shop: str, tmp_path: Path
+) -> None:
+    """Fail closed: an operator whose credentials may read everything but not create
+    SubjectAccessReviews answers every /authorize with a denial saying so."""
+    label = "prodready.io/e2e-authorization-blind"
+    name = "prodready-e2e-authorization-blind"
+    account = "blind-operator"
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": account},
+        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]}],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": account},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": account,
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": shop}],
+    }
+    cluster.kubectl("create", "serviceaccount", account, "-n", shop)
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [role, binding]}),
+    )
+    blind = start_operator(
+        cluster, tmp_path / "operator.log", kubeconfig=cluster.mint_kubeconfig(account, shop)
+    )
+    try:
+        label_namespace(cluster, shop, f"{label}=true")
+        register(cluster, blind, name, label)
+        compliant = production_service("blind", replicas=1)
+
+        def denied() -> str:
+            code, stderr = apply_as(cluster, "bob", shop, compliant, "--dry-run=server")
+            return stderr if code != 0 and ENTRY in stderr else ""
+
+        stderr = wait_for(denied, 30, "the blind operator's /authorize to deny")
+        assert (
+            "prodready could not check the author's permissions (SubjectAccessReview: "
+            "403 Forbidden); the ProductionService is denied until they can be checked"
+        ) in stderr
+        assert get(cluster, "productionservice", "blind", shop) is None
+    finally:
+        cluster.kubectl("delete", "validatingwebhookconfiguration", name, "--ignore-not-found")
+        cluster.kubectl("label", "namespace", shop, f"{label}-", check=False)
+        blind.stop()
+        cluster.kubectl("delete", "clusterrolebinding,clusterrole", account, "--ignore-not-found")
+    # The log says why, once per denial, without the apiserver's text.
+    reasons = [
+        line.get("reason")
+        for line in blind.log_lines()
+        if line.get("message") == "authorization check failed; denying"
+    ]
+    assert reasons
+    assert set(reasons) == {"403 Forbidden"}
