@@ -63,6 +63,11 @@ NAMESPACED_CALLS: dict[tuple[str, str], set[Triple]] = {
     # Server-side apply is a PATCH; one that creates the object is authorised as `create`
     # as well (the apiserver checks both). Pruning is a DELETE.
     ("controller/reconciler.py", "apply"): triples(CHILDREN, ["patch", "create"]),
+    # Never adopt: a child's name is read first (metadata only); a free name is created with
+    # create semantics (POST), then its fields claimed for later applies (a JSON PATCH, and
+    # a GET when another writer moved them meanwhile: kube/client.py).
+    ("controller/reconciler.py", "get_metadata"): triples(CHILDREN, ["get"]),
+    ("controller/reconciler.py", "create"): triples(CHILDREN, ["create"]),
     ("controller/reconciler.py", "delete"): triples(CHILDREN, ["delete"]),
     ("controller/reconciler.py", "patch_status"): triples(
         [PRODUCTION_SERVICE], ["patch"], "status"

@@ -84,3 +84,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "prodready.rulesConfigDir" -}}
 /etc/prodready/rules
 {{- end }}
+
+{{/* The user name the apiserver gives the operator's ServiceAccount token. */}}
+{{- define "prodready.serviceAccountUsername" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "prodready.serviceAccountName" .) }}
+{{- end }}
+
+{{/* The ValidatingAdmissionPolicy (and its binding) confining the operator's ServiceAccount. */}}
+{{- define "prodready.operatorPolicyName" -}}
+{{- printf "%s-operator" (include "prodready.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
