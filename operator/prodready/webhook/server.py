@@ -238,9 +238,12 @@ class WebhookServer:
         if admission.operation in EVALUATED_OPERATIONS:
             context = self._inventory.context(admission.namespace)
             try:
-                # On this thread's loop: a review is evaluated while others wait for the
-                # interpreter anyway, and a hop to a pool thread would cost a switch more.
-                response = decide(
+                # On a pool thread, not on this loop: the interpreter still runs one thread
+                # at a time, but it switches every few milliseconds, so an ordinary review
+                # is answered while the largest object the caps admit (hundreds of ms) is
+                # still being evaluated, instead of waiting for it to finish.
+                response = await asyncio.to_thread(
+                    decide,
                     admission,
                     mode,
                     context,
