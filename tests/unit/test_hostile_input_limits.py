@@ -10,6 +10,7 @@ import os
 import stat
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -194,6 +195,31 @@ def test_the_cheap_node_bound_is_never_below_the_real_count(value: Any, flow: bo
     assert loader._document_node_bound(text) >= _nodes(node)
 
 
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(yaml_values, min_size=1, max_size=6),
+    flow=st.booleans(),
+    explicit=st.booleans(),
+    budget=st.integers(min_value=1, max_value=80),
+)
+def test_no_document_over_the_budget_escapes_the_cheap_check(
+    values: list[Any], flow: bool, explicit: bool, budget: int
+) -> None:
+    text = yaml.safe_dump_all(
+        values, default_flow_style=flow, explicit_start=explicit, allow_unicode=True
+    ).encode()
+    largest = max(_nodes(node) for node in yaml.compose_all(text, Loader=SAFE_LOADER))
+    with mock.patch.object(loader, "MAX_DOCUMENT_NODES", budget):
+        if largest > budget:
+            assert loader._may_hold_a_large_document(text)
+
+
+def test_a_large_file_of_small_documents_is_not_parsed_twice() -> None:
+    text = services(100_000).encode()
+    assert loader._document_node_bound(text) > loader.MAX_DOCUMENT_NODES
+    assert not loader._may_hold_a_large_document(text)
+
+
 @pytest.mark.parametrize(
     "text",
     ["{a, b, c}", "[a: , b: ]", "? a\n? b\n", "- - - -\n", "a:\nb:\nc:\n", "[a, {b, c: d}]"],
@@ -346,3 +372,15 @@ def test_an_empty_walk_says_so_unless_something_was_said(tmp_path: Path) -> None
     result = loaded([str(tmp_path)])
     assert len(result.notes) == 1
     assert "outside the given paths" in result.notes[0]
+
+
+def test_a_rules_configuration_gets_the_same_alias_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("exemptions: [&a x" + ", *a" * (MAX_ALIAS_NODES + 1) + "]\n")
+    (tmp_path / "a.yaml").write_text(services(1))
+    assert main(["validate", str(tmp_path / "a.yaml"), "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {config}: the document's aliases expand it" in err
+    assert "refusing it as an alias bomb" in err

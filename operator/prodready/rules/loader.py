@@ -70,6 +70,9 @@ _ALIAS_TOKEN = re.compile(rb"(?:^|[\s\[{,:-])\*[^\s,\[\]{}]", re.MULTILINE)
 # `[a, b]`, `{a, b}`, `? a`), and no character starts more than two nodes (`{a, b}`: a
 # key and its empty value), so twice their count bounds a document's nodes.
 _NODE_STARTS = (b",", b"[", b"{", b":", b"-", b"?")
+# A document marker at column 0 ends any document (YAML forbids one inside a document's
+# content), so every document lies between two of them.
+_DOCUMENT_MARKER = re.compile(rb"^(?:---|\.\.\.)(?=[ \t\r\n]|$)", re.MULTILINE)
 _NODE_EVENTS = (
     yaml.ScalarEvent,
     yaml.SequenceStartEvent,
@@ -257,9 +260,28 @@ def alias_expansion(root: yaml.Node) -> tuple[int, str | None]:
     return added, None
 
 
-def _document_node_bound(data: bytes) -> int:
-    """An upper bound of the nodes in any one YAML document of `data`, counted in C."""
-    return 2 * sum(data.count(start) for start in _NODE_STARTS) + 2
+def _document_node_bound(data: bytes, start: int = 0, end: int | None = None) -> int:
+    """An upper bound of the nodes of the YAML in `data[start:end]`, counted in C."""
+    end = len(data) if end is None else end
+    return 2 * sum(data.count(node_start, start, end) for node_start in _NODE_STARTS) + 2
+
+
+def _may_hold_a_large_document(data: bytes) -> bool:
+    """Whether a document of `data` may hold more than `MAX_DOCUMENT_NODES` nodes.
+
+    Bounds each stretch between document markers, so that a large file of ordinary
+    documents costs no parse to clear; a stretch of n bytes holds at most 2n + 2 nodes.
+    """
+    budget = MAX_DOCUMENT_NODES
+    if _document_node_bound(data) <= budget:
+        return False
+    start = 0
+    for marker in _DOCUMENT_MARKER.finditer(data):
+        end = marker.start()
+        if 2 * (end - start) + 2 > budget and _document_node_bound(data, start, end) > budget:
+            return True
+        start = end
+    return _document_node_bound(data, start) > budget
 
 
 def _oversized_document(loader: _DocumentLoader) -> int | None:
@@ -392,7 +414,7 @@ def _yaml_documents(
     data: bytes, name: str, result: LoadResult, tally: _Tally
 ) -> Iterator[tuple[object, int, list[int]]]:
     """(document, its line, its List item lines) for each document; errors go to `result`."""
-    if _document_node_bound(data) > MAX_DOCUMENT_NODES:
+    if _may_hold_a_large_document(data):
         scan = _DocumentLoader(data)
         try:
             oversized = _oversized_document(scan)
