@@ -53,10 +53,6 @@ MAX_DOCUMENT_NODES = 1_000_000
 # Nodes aliases may add to one document: a manifest reuses an anchor a few times, a bomb a
 # few thousand. A fixed number, not a ratio, so a large document earns no larger expansion.
 MAX_ALIAS_NODES = 10_000
-# What `rules/config.py` bounded its expansion by before it used `alias_expansion`; kept
-# only while that change is not yet committed.
-MAX_EXPANDED_NODES = 1_000_000
-ALIAS_EXPANSION_FACTOR = 10
 # The expansion of a document that contains itself through an alias.
 UNBOUNDED = sys.maxsize
 # A `\uD800`-`\uDFFF` escape in JSON: half of a surrogate pair, or a lone one.
