@@ -46,7 +46,7 @@ MIB = 1024 * 1024
 MAX_FILE_BYTES = 32 * MIB
 # A run's defaults (`InputLimits`); benchmarks/RESULTS.md has what they cost.
 MAX_TOTAL_BYTES = 64 * MIB
-MAX_OBJECTS = 10_000
+MAX_OBJECTS = 50_000
 MAX_TOTAL_NODES = 5_000_000
 # Nodes one YAML document may hold (composing them is the peak of a file's memory).
 MAX_DOCUMENT_NODES = 1_000_000
