@@ -6,8 +6,11 @@ the chart's ServiceAccount credentials: it must reconcile a realistic Production
 end to end (every child kind, a referenced Secret, pruning, policy reports, events, the
 Lease) with no request denied — the RBAC suffices — while `kubectl auth can-i` shows it
 can do nothing else that matters — the RBAC is minimal (tests/unit/test_chart_rbac.py
-proves every rule is one the code uses). Then `helm upgrade` keeps the webhook
-certificate and the Lease, and `helm uninstall` leaves nothing of the release behind.
+proves every rule is one the code uses). Acting with that same token, the chart's
+ValidatingAdmissionPolicy denies what a thief would do with it (a privileged Deployment in
+kube-system, another team's Service taken over or deleted) and none of the operator's own
+writes. Then `helm upgrade` keeps the webhook certificate and the Lease, and `helm
+uninstall` leaves nothing of the release behind.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from prodready import render
 from tests.cluster.controlplane import ControlPlane
 from tests.e2e.support import (
     MONITORING_CRDS,
@@ -71,6 +76,7 @@ class Release:
     name: str
     namespace: str
     values: dict[str, Any] = field(default_factory=dict)
+    _token_kubeconfig: Path | None = None
 
     @property
     def fullname(self) -> str:
@@ -148,6 +154,19 @@ class Release:
             env=self.operator_env(directory),
         )
 
+    @property
+    def policy(self) -> str:
+        """The ValidatingAdmissionPolicy (and binding) confining the ServiceAccount."""
+        return f"{self.fullname}-operator"
+
+    def as_operator(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """kubectl with the release ServiceAccount's own token (a token minted once)."""
+        if self._token_kubeconfig is None:
+            self._token_kubeconfig = self.cluster.mint_kubeconfig(self.fullname, self.namespace)
+        return self.cluster.kubectl(
+            *args, input=input, kubeconfig=self._token_kubeconfig, check=False
+        )
+
     def can(self, verb: str, resource: str, namespace: str | None = None) -> bool:
         """`kubectl auth can-i` as the release's ServiceAccount (`resource` may be
         `plural/name` or carry `--subresource=…`)."""
@@ -200,6 +219,18 @@ def denied(writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The writes the authorizer refused (the audit log records its decision)."""
     decision = "authorization.k8s.io/decision"
     return [w for w in writes if (w.get("annotations") or {}).get(decision) == "forbid"]
+
+
+def operator_refusals(writes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The operator's writes a ValidatingAdmissionPolicy refused after RBAC allowed them.
+    Dry runs are the tests' probes of the policy: the operator never makes one."""
+    return [
+        w
+        for w in writes
+        if (w.get("responseStatus") or {}).get("code", 200) >= 400
+        and "ValidatingAdmissionPolicy" in (w.get("responseStatus") or {}).get("message", "")
+        and "dryRun" not in w.get("requestURI", "")
+    ]
 
 
 def leftovers(cluster: ControlPlane, namespace: str) -> list[str]:
@@ -268,6 +299,8 @@ def release(cluster: ControlPlane, cluster_crds: None) -> Iterator[Release]:
 def notes(release: Release) -> str:
     output = release.install()
     unreachable_webhook_ignored(release)
+    # The operator's writes below must meet the policy, not race its activation.
+    wait_for_operator_policy(release, "default")
     return output
 
 
@@ -289,11 +322,15 @@ def test_install_deploys_a_ready_operator(
         assert release.get(kind, name) is not None, f"{kind} {name}"
     for kind in ("clusterrole", "clusterrolebinding", "validatingwebhookconfiguration"):
         cluster.kubectl("get", kind, release.fullname)
+    for kind in ("validatingadmissionpolicy", "validatingadmissionpolicybinding"):
+        cluster.kubectl("get", kind, release.policy)
     crd: Any = cluster.kubectl_json("get", "crd", CRD_NAME)
     established = {c["type"]: c["status"] for c in crd["status"]["conditions"]}
     assert established["Established"] == "True"
     assert "kubectl -n prodready-chart rollout status deployment/prodready" in notes
     assert "kubectl delete crd productionservices.prodready.io" in notes
+    assert "WARNING: cluster-wide mode" in notes
+    assert f"The ValidatingAdmissionPolicy {release.policy} (Deny)" in notes
 
 
 def test_operator_with_the_chart_credentials_reconciles_end_to_end(
@@ -355,6 +392,9 @@ def test_operator_with_the_chart_credentials_reconciles_end_to_end(
     writes = release.writes(started)
     refusals = [(w["verb"], w["objectRef"]["resource"]) for w in denied(writes)]
     assert refusals == [("create", "configmaps")], json.dumps(denied(writes), indent=1)[:4000]
+    # The chart's ValidatingAdmissionPolicy was enforced (the `notes` fixture waited for it)
+    # and refused none of the operator's writes.
+    assert operator_refusals(writes) == [], json.dumps(operator_refusals(writes), indent=1)
     assert permission_problems(operator) == []
     assert {
         ("patch", "deployments"),
@@ -402,6 +442,7 @@ def test_the_service_account_can_do_nothing_else(
     ("verb", "resource", "namespace"),
     [
         ("get", "secrets", "default"),
+        ("get", "deployments", "default"),
         ("patch", "deployments", "default"),
         ("create", "deployments", "default"),
         ("delete", "deployments", "default"),
@@ -419,6 +460,212 @@ def test_the_service_account_can_do_its_job(
     release: Release, notes: str, verb: str, resource: str, namespace: str | None
 ) -> None:
     assert release.can(verb, resource, namespace)
+
+
+# -- the operator's own token, confined by the chart's ValidatingAdmissionPolicy ----------
+
+
+def rendered(namespace: str) -> dict[str, dict[str, Any]]:
+    """What the operator renders for examples/minimal.yaml in `namespace`, by kind."""
+    service = yaml.safe_load(MINIMAL.read_text())
+    service["metadata"]["namespace"] = namespace
+    return {child["kind"]: child for child in render.render(service)}
+
+
+def hostile_deployment(namespace: str) -> dict[str, Any]:
+    """The renderer's Deployment (label included) turned into a node takeover: hostPID,
+    the node's root filesystem mounted, a privileged container."""
+    deployment = rendered(namespace)["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    pod["hostPID"] = True
+    pod["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
+    (main,) = pod["containers"]
+    main["securityContext"] = {"privileged": True}
+    main["volumeMounts"].append({"name": "host", "mountPath": "/host"})
+    return deployment
+
+
+def dry_run(release: Release, obj: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """A server-side apply, as the operator makes them (forced), dry-run: admission runs in
+    full and nothing is stored."""
+    return release.as_operator(
+        "apply", "--server-side", "--force-conflicts", "--field-manager=prodready",
+        "--dry-run=server", "-f", "-", input=json.dumps(obj),
+    )  # fmt: skip
+
+
+def refused_by_policy(release: Release, result: subprocess.CompletedProcess[str]) -> str:
+    """The policy's message of a refused request (fails when something else refused it)."""
+    assert result.returncode != 0, "admitted"
+    marker = f"ValidatingAdmissionPolicy '{release.policy}' with binding '{release.policy}'"
+    assert marker in result.stderr, result.stderr
+    return result.stderr
+
+
+LABEL_DENIAL = "it changes only objects labelled app.kubernetes.io/managed-by=prodready"
+
+
+def wait_for_operator_policy(release: Release, namespace: str) -> None:
+    """Until the apiserver enforces the release's policy (a new policy takes a moment to be
+    loaded): retry a dry run that RBAC allows and only the policy denies."""
+    unlabelled = rendered(namespace)["Service"]
+    del unlabelled["metadata"]["labels"]["app.kubernetes.io/managed-by"]
+
+    def enforced() -> bool:
+        result = dry_run(release, unlabelled)
+        return result.returncode != 0 and LABEL_DENIAL in result.stderr
+
+    wait_for(enforced, 60, f"ValidatingAdmissionPolicy {release.policy} to be enforced")
+
+
+@pytest.fixture(scope="module")
+def team(cluster: ControlPlane, notes: str) -> Iterator[str]:
+    """A namespace where the operator (cluster-wide) may write, holding another team's
+    Service that the operator did not create."""
+    name = "prodready-chart-team"
+    cluster.kubectl("create", "namespace", name)
+    theirs = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "theirs", "namespace": name, "labels": {"team": "b"}},
+        "spec": {"selector": {"app": "theirs"}, "ports": [{"name": "web", "port": 80}]},
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(theirs))
+    try:
+        yield name
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def test_operator_token_may_apply_what_the_renderer_makes(release: Release, team: str) -> None:
+    """The control for the denials below: the same requests, unbroken, are admitted."""
+    children = rendered(team)
+    assert {"Deployment", "Service"} <= set(children)
+    for kind, child in children.items():
+        result = dry_run(release, child)
+        assert result.returncode == 0, f"{kind}: {result.stderr}"
+
+
+def test_operator_token_cannot_start_a_privileged_pod_in_kube_system(
+    release: Release, notes: str
+) -> None:
+    # RBAC alone (cluster-wide mode) would let it through: the policy is what stops it.
+    assert release.can("create", "deployments", "kube-system")
+    message = refused_by_policy(release, dry_run(release, hostile_deployment("kube-system")))
+    assert "never writes apps/deployments in namespace kube-system: it is protected" in message
+    assert get(release.cluster, "deployment", "hello", "kube-system") is None
+
+
+def _host_pid(pod: dict[str, Any], main: dict[str, Any]) -> None:
+    pod["hostPID"] = True
+
+
+def _host_network(pod: dict[str, Any], main: dict[str, Any]) -> None:
+    pod["hostNetwork"] = True
+
+
+def _host_path(pod: dict[str, Any], main: dict[str, Any]) -> None:
+    pod["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
+
+
+def _privileged(pod: dict[str, Any], main: dict[str, Any]) -> None:
+    main["securityContext"] = {"privileged": True}
+
+
+def _privileged_init_container(pod: dict[str, Any], main: dict[str, Any]) -> None:
+    pod["initContainers"] = [
+        {"name": "init", "image": main["image"], "securityContext": {"privileged": True}}
+    ]
+
+
+def _escalation(pod: dict[str, Any], main: dict[str, Any]) -> None:
+    main["securityContext"]["allowPrivilegeEscalation"] = True
+
+
+def _capability(pod: dict[str, Any], main: dict[str, Any]) -> None:
+    main["securityContext"]["capabilities"]["add"] = ["NET_ADMIN"]
+
+
+def _host_port(pod: dict[str, Any], main: dict[str, Any]) -> None:
+    main["ports"][0]["hostPort"] = 80
+
+
+def _node_name(pod: dict[str, Any], main: dict[str, Any]) -> None:
+    pod["nodeName"] = "control-plane"
+
+
+@pytest.mark.parametrize(
+    ("breaking", "message"),
+    [
+        (_host_pid, "may not use the node's namespaces"),
+        (_host_network, "may not use the node's namespaces"),
+        (_host_path, "(no hostPath)"),
+        (_privileged, "may not run privileged containers"),
+        (_privileged_init_container, "may not run privileged containers"),
+        (_escalation, "may not allow privilege escalation"),
+        (_capability, "may not add capabilities"),
+        (_host_port, "may not bind ports of the node (hostPort)"),
+        (_node_name, "may not pin its pods to a node (nodeName)"),
+    ],
+)
+def test_operator_token_cannot_apply_a_privileged_pod_template(
+    release: Release, team: str, breaking: Any, message: str
+) -> None:
+    """In a namespace the operator serves: the renderer's Deployment, one field broken."""
+    deployment = rendered(team)["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    breaking(pod, pod["containers"][0])
+    assert message in refused_by_policy(release, dry_run(release, deployment))
+
+
+def test_operator_token_cannot_write_an_unlabelled_service(release: Release, team: str) -> None:
+    service = rendered(team)["Service"]
+    del service["metadata"]["labels"]["app.kubernetes.io/managed-by"]
+    message = refused_by_policy(release, dry_run(release, service))
+    assert LABEL_DENIAL in message
+
+
+def test_operator_token_cannot_expose_a_service_outside_the_cluster(
+    release: Release, team: str
+) -> None:
+    service = rendered(team)["Service"]
+    service["spec"]["type"] = "LoadBalancer"
+    message = refused_by_policy(release, dry_run(release, service))
+    assert "is of type ClusterIP, without externalIPs" in message
+
+
+def test_operator_token_cannot_take_over_or_delete_another_teams_service(
+    cluster: ControlPlane, release: Release, team: str
+) -> None:
+    before = get(cluster, "service", "theirs", team)
+    assert before is not None
+    # Applying its own Service over theirs (labels added: the object was not labelled before).
+    takeover = rendered(team)["Service"]
+    takeover["metadata"]["name"] = "theirs"
+    assert "before and after the change" in refused_by_policy(release, dry_run(release, takeover))
+    labelling = release.as_operator(
+        "label", "service", "theirs", "-n", team, "app.kubernetes.io/managed-by=prodready",
+        "--dry-run=server",
+    )  # fmt: skip
+    refused_by_policy(release, labelling)
+    deleting = release.as_operator("delete", "service", "theirs", "-n", team, "--dry-run=server")
+    assert "may not DELETE /services" in refused_by_policy(release, deleting)
+    after = get(cluster, "service", "theirs", team)
+    assert after is not None
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+
+def test_operator_token_writes_only_its_own_lease(release: Release, notes: str) -> None:
+    # RBAC cannot limit `create` by name; the policy does.
+    assert release.can("create", "leases", release.namespace)
+    other = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "other", "namespace": release.namespace},
+        "spec": {},
+    }
+    result = release.as_operator("create", "--dry-run=server", "-f", "-", input=json.dumps(other))
+    assert "writes only its own Lease" in refused_by_policy(release, result)
 
 
 def test_upgrade_keeps_the_certificate_and_the_lease(
@@ -469,6 +716,9 @@ def test_uninstall_leaves_nothing_of_the_release(
     for kind in ("clusterrole", "clusterrolebinding", "validatingwebhookconfiguration"):
         result = cluster.kubectl("get", kind, release.fullname, check=False)
         assert "NotFound" in result.stderr, f"{kind} {release.fullname} is left"
+    for kind in ("validatingadmissionpolicy", "validatingadmissionpolicybinding"):
+        result = cluster.kubectl("get", kind, release.policy, check=False)
+        assert "NotFound" in result.stderr, f"{kind} {release.policy} is left"
     # As Helm documents: CRDs from crds/ are never deleted (that would delete every
     # ProductionService in the cluster).
     assert CRD_NAME in crd_names(cluster)
@@ -487,6 +737,7 @@ def scoped(cluster: ControlPlane, cluster_crds: None) -> Iterator[tuple[Release,
     try:
         installed.install()
         unreachable_webhook_ignored(installed)
+        wait_for_operator_policy(installed, watched)
         yield installed, watched
     finally:
         _teardown(installed)
@@ -517,10 +768,22 @@ def test_namespace_scoped_install_reconciles_only_with_roles(
         assert get(cluster, "deployment", "hello", namespace) is None
     finally:
         assert operator.stop() == 0
-    assert denied(release.writes(started)) == []
+    writes = release.writes(started)
+    assert denied(writes) == []
+    assert operator_refusals(writes) == []
     assert permission_problems(operator) == []
     assert release.can("patch", "deployments", watched)
     assert not release.can("patch", "deployments", namespace)
     assert not release.can("get", "secrets", namespace)
     assert not release.can("list", "deployments", None)
     assert release.can("watch", "namespaces", None)
+
+
+def test_namespace_scoped_token_is_confined_too(scoped: tuple[Release, str]) -> None:
+    release, watched = scoped
+    # Outside the watched namespaces RBAC already refuses; inside, the policy does.
+    outside = dry_run(release, hostile_deployment("kube-system"))
+    assert outside.returncode != 0
+    assert RBAC_DENIAL.search(outside.stderr), outside.stderr
+    inside = refused_by_policy(release, dry_run(release, hostile_deployment(watched)))
+    assert "may not use the node's namespaces" in inside
