@@ -8,6 +8,7 @@ effective severity, exemptions and the object reference, so rules stay small.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Callable, Hashable, Sequence
@@ -83,13 +84,7 @@ class Settings:
         `SECRETARY` is not sensitive while `dbPassword` is. A last word from
         `_NON_SECRET_SUFFIXES` (`DB_PASSWORD_FILE`, `TOKEN_TTL`) makes it not a secret.
         """
-        parts = name_parts(name)
-        if len(parts) > 1 and parts[-1] in _NON_SECRET_SUFFIXES:
-            return False
-        words = self._words
-        return any(part in words for part in parts) or any(
-            first + second in words for first, second in itertools.pairwise(parts)
-        )
+        return _sensitive(self._words, name)
 
     def secret_reason(self, name: str, value: str) -> str | None:
         """Why a literal `name=value` is a secret in plain sight, or None. Never the value."""
@@ -100,6 +95,18 @@ class Settings:
         if _URL_WITH_PASSWORD.match(value):
             return f"{name} embeds a password in a URL"
         return None
+
+
+# The same variable names recur in every container of a workload and across workloads;
+# the cache is bounded, so names an object makes up cannot grow it.
+@functools.lru_cache(maxsize=8192)
+def _sensitive(words: frozenset[str], name: str) -> bool:
+    parts = name_parts(name)
+    if len(parts) > 1 and parts[-1] in _NON_SECRET_SUFFIXES:
+        return False
+    return any(part in words for part in parts) or any(
+        first + second in words for first, second in itertools.pairwise(parts)
+    )
 
 
 # Where an environment declaration was found, for messages.
