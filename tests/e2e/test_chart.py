@@ -546,6 +546,27 @@ def test_operator_token_may_apply_what_the_renderer_makes(release: Release, team
         assert result.returncode == 0, f"{kind}: {result.stderr}"
 
 
+def test_operator_token_may_ask_the_apiserver_for_reviews(release: Release, notes: str) -> None:
+    """The webhook's SubjectAccessReviews and /metrics' TokenReviews are creates like any
+    other to the policy (which matches every create of the token): they must pass."""
+    reviews = [
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": "alice",
+                "resourceAttributes": {"verb": "get", "resource": "secrets", "namespace": "x"},
+            },
+        },
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": "x"}},
+    ]
+    for review in reviews:
+        result = release.as_operator("create", "-o", "json", "-f", "-", input=json.dumps(review))
+        assert result.returncode == 0, f"{review['kind']}: {result.stderr}"
+        answer = json.loads(result.stdout)["status"]
+        assert answer.get("allowed", answer.get("authenticated")) is not True
+
+
 def test_operator_token_cannot_start_a_privileged_pod_in_kube_system(
     release: Release, notes: str
 ) -> None:
