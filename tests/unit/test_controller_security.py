@@ -435,3 +435,26 @@ async def test_a_free_text_reason_and_other_failures_stay_out_of_status() -> Non
 
 def test_conflict_describes_kind_name_and_controller() -> None:
     assert Conflict("Ingress", "api", "no controller").describe() == "Ingress/api (no controller)"
+
+
+async def test_a_failed_status_write_is_named_and_a_vanished_service_is_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reconciler, client, _events = _setup()
+
+    async def refused(*_args: Any, **_kwargs: Any) -> Any:
+        raise ApiError(500, "InternalError", "etcd said something", "PATCH", "/status")
+
+    client.patch_status = refused  # type: ignore[method-assign]
+    with pytest.raises(StepError) as raised:
+        await reconciler.reconcile(KEY)
+    assert raised.value.safe_message == (
+        f"write status of {api.KIND}/web failed: HTTP 500 InternalError"
+    )
+    assert "could not report the reconcile error" in caplog.text
+
+    async def gone(*_args: Any, **_kwargs: Any) -> Any:
+        raise ApiError(404, "NotFound", "gone", "PATCH", "/status")
+
+    client.patch_status = gone  # type: ignore[method-assign]
+    assert await reconciler.reconcile(KEY) is DONE

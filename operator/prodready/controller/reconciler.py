@@ -672,11 +672,12 @@ class Reconciler:
         patch = {k: None for k in current if k not in status}
         patch.update(status)
         try:
-            answer = await self.client.patch_status(
-                PRODUCTION_SERVICE, metadata["namespace"], metadata["name"], patch
-            )
-        except ApiError as error:
-            if error.not_found:
+            async with _step("write status of", f"{api.KIND}/{metadata['name']}"):
+                answer = await self.client.patch_status(
+                    PRODUCTION_SERVICE, metadata["namespace"], metadata["name"], patch
+                )
+        except StepError as error:
+            if error.cause.not_found:
                 return False  # deleted while we worked
             raise
         self.services.put(answer)
