@@ -589,6 +589,18 @@ def _host_path(pod: dict[str, Any], main: dict[str, Any]) -> None:
     pod["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
 
 
+def _claim(pod: dict[str, Any], main: dict[str, Any]) -> None:
+    pod["volumes"].append({"name": "data", "persistentVolumeClaim": {"claimName": "theirs"}})
+
+
+def _config_map_volume(pod: dict[str, Any], main: dict[str, Any]) -> None:
+    pod["volumes"].append({"name": "config", "configMap": {"name": "theirs"}})
+
+
+def _config_map_env(pod: dict[str, Any], main: dict[str, Any]) -> None:
+    main["envFrom"] = [{"configMapRef": {"name": "theirs"}}]
+
+
 def _privileged(pod: dict[str, Any], main: dict[str, Any]) -> None:
     main["securityContext"] = {"privileged": True}
 
@@ -620,7 +632,10 @@ def _node_name(pod: dict[str, Any], main: dict[str, Any]) -> None:
     [
         (_host_pid, "may not use the node's namespaces"),
         (_host_network, "may not use the node's namespaces"),
-        (_host_path, "(no hostPath)"),
+        (_host_path, "may mount only emptyDir volumes"),
+        (_claim, "may mount only emptyDir volumes"),
+        (_config_map_volume, "may mount only emptyDir volumes"),
+        (_config_map_env, "may not read ConfigMaps into its environment"),
         (_privileged, "may not run privileged containers"),
         (_privileged_init_container, "may not run privileged containers"),
         (_escalation, "may not allow privilege escalation"),
@@ -752,7 +767,8 @@ def test_uninstall_leaves_nothing_of_the_release(
 def scoped(cluster: ControlPlane, cluster_crds: None) -> Iterator[tuple[Release, str]]:
     """The chart watching one namespace, as release `scoped` in its own namespace."""
     watched = "prodready-scoped-app"
-    installed = Release(cluster, "scoped", "prodready-scoped", {"watch": {"namespaces": [watched]}})
+    values = {"watch": {"namespaces": [watched]}, "allowed": {"serviceAccounts": ["app-*"]}}
+    installed = Release(cluster, "scoped", "prodready-scoped", values)
     for namespace in (installed.namespace, watched):
         cluster.kubectl("create", "namespace", namespace)
     try:
@@ -808,3 +824,11 @@ def test_namespace_scoped_token_is_confined_too(scoped: tuple[Release, str]) -> 
     assert RBAC_DENIAL.search(outside.stderr), outside.stderr
     inside = refused_by_policy(release, dry_run(release, hostile_deployment(watched)))
     assert "may not use the node's namespaces" in inside
+    # The platform's allow-list of ServiceAccounts binds the operator's token too.
+    deployment = rendered(watched)["Deployment"]
+    deployment["spec"]["template"]["spec"]["serviceAccountName"] = "admin"
+    message = refused_by_policy(release, dry_run(release, deployment))
+    assert "may run only as a ServiceAccount of allowed.serviceAccounts (app-*)" in message
+    deployment["spec"]["template"]["spec"]["serviceAccountName"] = "app-web"
+    allowed = dry_run(release, deployment)
+    assert allowed.returncode == 0, allowed.stderr

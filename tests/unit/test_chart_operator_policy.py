@@ -194,7 +194,7 @@ def test_pod_templates_are_confined_as_the_renderer_makes_them(policy: dict[str,
     allowed_volumes = listed(
         next(v["expression"] for v in policy["spec"]["validations"] if "volumes" in v["expression"])
     )
-    assert "hostPath" not in allowed_volumes
+    assert allowed_volumes == ["name", "emptyDir"]
     deployment = render.render(
         {
             "apiVersion": "prodready.io/v1alpha1",
@@ -213,6 +213,32 @@ def test_pod_templates_are_confined_as_the_renderer_makes_them(policy: dict[str,
         assert not security["capabilities"].get("add")
         assert all("hostPort" not in port for port in container["ports"])
     assert deployment["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "prodready"
+
+
+def account_check(policy: dict[str, Any]) -> str | None:
+    return next(
+        (
+            v["expression"]
+            for v in policy["spec"]["validations"]
+            if "serviceAccountName" in v["expression"]
+        ),
+        None,
+    )
+
+
+def test_service_accounts_follow_the_platforms_allow_list(policy: dict[str, Any]) -> None:
+    # allowed.serviceAccounts defaults to ["*"]: nothing to check.
+    assert account_check(policy) is None
+    objects = render_chart({"allowed": {"serviceAccounts": ["app-*", "web?", "ci.bot"]}})
+    check = account_check(only(objects, POLICY))
+    assert check is not None
+    pattern = re.search(r"matches\(r'(.*)'\)", check)
+    assert pattern is not None
+    compiled = re.compile(pattern.group(1))
+    for name in ("app-", "app-web", "web1", "ci.bot"):
+        assert compiled.match(name), name
+    for name in ("admin", "web12", "ci-bot", "my-app-web"):
+        assert not compiled.match(name), name
 
 
 def test_protected_namespaces_always_include_the_systems_own(policy: dict[str, Any]) -> None:
