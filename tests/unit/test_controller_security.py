@@ -458,3 +458,37 @@ async def test_a_failed_status_write_is_named_and_a_vanished_service_is_no_error
 
     client.patch_status = gone  # type: ignore[method-assign]
     assert await reconciler.reconcile(KEY) is DONE
+
+
+async def test_a_created_child_never_claimed_is_claimed_at_its_next_apply() -> None:
+    """The operator stopped between a create and its claim: the next apply finds our
+    fields still under the create's Update entry, claims them and applies again (so a
+    field the rendering dropped is removed)."""
+    reconciler, client, _events = _setup()
+    claims: list[str] = []
+    unclaimed = {"Deployment"}
+    plain_apply = client.apply
+
+    async def apply(resource: Resource, target: dict[str, Any], field_manager: str) -> Any:
+        answer = await plain_apply(resource, target, field_manager)
+        operation = "Update" if target["kind"] in unclaimed else "Apply"
+        answer["metadata"]["managedFields"] = [{"manager": field_manager, "operation": operation}]
+        return answer
+
+    async def claim(_resource: Resource, created: dict[str, Any], **_kwargs: Any) -> Any:
+        claims.append(created["kind"])
+        unclaimed.discard(created["kind"])
+        return created
+
+    client.apply = apply  # type: ignore[method-assign]
+    await reconciler.reconcile(KEY)  # created; the fake's claim after create does nothing
+    client.claim_fields_for_apply = claim  # type: ignore[method-assign]
+    body = copy.deepcopy(reconciler.services.get(api.KIND, *KEY))
+    assert body is not None
+    body["spec"]["replicas"] = 3
+    body["metadata"].update(generation=2, resourceVersion=client._next())
+    reconciler.services.put(body)
+    client.writes.clear()
+    await reconciler.reconcile(KEY)
+    assert claims == ["Deployment"]
+    assert client.writes.count(("apply", "Deployment/web")) == 2

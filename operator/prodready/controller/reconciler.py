@@ -424,7 +424,6 @@ class Reconciler:
         spec_settled = (body.get("status") or {}).get("observedGeneration") == metadata.get(
             "generation"
         )
-        manager = self.config.field_manager
         applied: list[str] = []
         drifted: list[str] = []
         conflicts: list[Conflict] = []
@@ -465,8 +464,7 @@ class Reconciler:
                 seen.add((kind, child, _signature(live)))
                 continue
             if exists:
-                async with _step("apply", label):
-                    answer = await self.client.apply(resource, target, field_manager=manager)
+                answer = await self._apply(resource, target, label)
             else:
                 created = await self._create(resource, namespace, target, label)
                 if created is None:
@@ -502,6 +500,22 @@ class Reconciler:
                 self.metrics.children_pruned.labels(kind=kind).inc()
             self.children.remove(kind, namespace, child)
         return applied, drifted, pruned, conflicts, frozenset(seen)
+
+    async def _apply(self, resource: Resource, target: JSON, label: str) -> JSON:
+        """Server-side apply (forced) to a child this service controls.
+
+        A child created but not yet claimed for apply (the operator stopped between the two
+        requests) still has our fields under a create's "Update" entry, which keeps a field
+        the rendering dropped: claim them now and apply again, so the removal happens.
+        """
+        manager = self.config.field_manager
+        async with _step("apply", label):
+            answer = await self.client.apply(resource, target, field_manager=manager)
+            if _created_unclaimed(answer, manager) and await self.client.claim_fields_for_apply(
+                resource, answer, field_manager=manager
+            ):
+                answer = await self.client.apply(resource, target, field_manager=manager)
+        return answer
 
     @staticmethod
     def _conflict(kind: str, name: str, controller: str) -> Conflict:
@@ -753,6 +767,14 @@ class Reconciler:
             await self.events.warning(body, "ReconcileError", f"{reason}: {message}; retrying")
         except Exception:  # the API may be what failed; the retry will report again
             logger.warning("could not report the reconcile error", exc_info=True)
+
+
+def _created_unclaimed(answer: Mapping[str, Any], manager: str) -> bool:
+    """Whether `manager` still holds fields of the object as an "Update" (a create)."""
+    return any(
+        entry.get("manager") == manager and entry.get("operation") == "Update"
+        for entry in (answer.get("metadata") or {}).get("managedFields") or ()
+    )
 
 
 def _waiting_message(references: Sequence[render.SecretReference]) -> str:
