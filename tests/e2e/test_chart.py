@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from prodready import render
+from prodready.controller.reconciler import APPLIED_HASH
 from tests.cluster.controlplane import ControlPlane
 from tests.e2e.support import (
     MONITORING_CRDS,
@@ -465,10 +466,20 @@ def test_the_service_account_can_do_its_job(
 # -- the operator's own token, confined by the chart's ValidatingAdmissionPolicy ----------
 
 
-def rendered(namespace: str) -> dict[str, dict[str, Any]]:
-    """What the operator renders for examples/minimal.yaml in `namespace`, by kind."""
+EXPOSED = {
+    "exposure": {
+        "host": "hello.team.example.com",
+        "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
+    }
+}
+
+
+def rendered(namespace: str, spec: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """What the operator renders for examples/minimal.yaml in `namespace` (with `spec`
+    added), by kind."""
     service = yaml.safe_load(MINIMAL.read_text())
     service["metadata"]["namespace"] = namespace
+    service["spec"].update(spec or {})
     return {child["kind"]: child for child in render.render(service)}
 
 
@@ -539,9 +550,11 @@ def team(cluster: ControlPlane, notes: str) -> Iterator[str]:
 
 def test_operator_token_may_apply_what_the_renderer_makes(release: Release, team: str) -> None:
     """The control for the denials below: the same requests, unbroken, are admitted."""
-    children = rendered(team)
-    assert {"Deployment", "Service"} <= set(children)
+    children = rendered(team, EXPOSED)
+    assert {"Deployment", "Service", "Ingress"} <= set(children)
     for kind, child in children.items():
+        # As the reconciler writes them: with the hash of what it applied.
+        child["metadata"].setdefault("annotations", {})[APPLIED_HASH] = "sha256:0"
         result = dry_run(release, child)
         assert result.returncode == 0, f"{kind}: {result.stderr}"
 
@@ -668,6 +681,41 @@ def test_operator_token_cannot_expose_a_service_outside_the_cluster(
     service["spec"]["type"] = "LoadBalancer"
     message = refused_by_policy(release, dry_run(release, service))
     assert "is of type ClusterIP, without externalIPs" in message
+
+
+def _wildcard_host(ingress: dict[str, Any]) -> None:
+    ingress["spec"]["rules"][0]["host"] = "*.example.com"
+
+
+def _catch_all(ingress: dict[str, Any]) -> None:
+    del ingress["spec"]["rules"][0]["host"]
+
+
+def _default_backend(ingress: dict[str, Any]) -> None:
+    ingress["spec"]["defaultBackend"] = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]
+
+
+def _snippet(ingress: dict[str, Any]) -> None:
+    annotation = "nginx.ingress.kubernetes.io/server-snippet"
+    ingress["metadata"]["annotations"][annotation] = "location / { return 200; }"
+
+
+@pytest.mark.parametrize(
+    ("breaking", "message"),
+    [
+        (_wildcard_host, "routes only hosts of allowed.ingressHosts (*)"),
+        (_catch_all, "each rule naming one"),
+        (_default_backend, "and no default backend"),
+        (_snippet, "carries only annotations of allowed.ingressAnnotations"),
+    ],
+)
+def test_operator_token_cannot_route_beyond_the_allow_lists(
+    release: Release, team: str, breaking: Any, message: str
+) -> None:
+    """The platform's allow-lists for ProductionServices bind the operator's token too."""
+    ingress = rendered(team, EXPOSED)["Ingress"]
+    breaking(ingress)
+    assert message in refused_by_policy(release, dry_run(release, ingress))
 
 
 def test_operator_token_cannot_take_over_or_delete_another_teams_service(

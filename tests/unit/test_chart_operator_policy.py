@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 
 from prodready import render
+from prodready.api.labels import DOMAIN
 from prodready.audit.reports import FLAVORS
 from prodready.controller.leader import LEASE
-from prodready.controller.reconciler import PRODUCTION_SERVICE
+from prodready.controller.reconciler import APPLIED_HASH, PRODUCTION_SERVICE
+from prodready.rules.grants import pattern_matches
 from tests.cluster.controlplane import default_bin_dir
 from tests.generate import GenerateError, documents, helm_template
 
@@ -232,13 +234,76 @@ def test_service_accounts_follow_the_platforms_allow_list(policy: dict[str, Any]
     objects = render_chart({"allowed": {"serviceAccounts": ["app-*", "web?", "ci.bot"]}})
     check = account_check(only(objects, POLICY))
     assert check is not None
-    pattern = re.search(r"matches\(r'(.*)'\)", check)
-    assert pattern is not None
-    compiled = re.compile(pattern.group(1))
+    (compiled,) = cel_patterns(check, "shop")
     for name in ("app-", "app-web", "web1", "ci.bot"):
         assert compiled.match(name), name
     for name in ("admin", "web12", "ci-bot", "my-app-web"):
         assert not compiled.match(name), name
+
+
+def cel_patterns(expression: str, namespace: str) -> list[re.Pattern[str]]:
+    """The RE2 patterns of `matches(...)` calls in a CEL expression, with the request's
+    namespace spliced in where the expression concatenates it."""
+    compiled = []
+    for argument in re.findall(r"matches\((r'.*?'(?: \+ [\w.]+ \+ r'.*?')*)\)", expression):
+        parts = re.split(r"' \+ variables\.targetNamespace \+ r'", argument[2:-1])
+        compiled.append(re.compile(namespace.join(parts)))
+    return compiled
+
+
+GLOBS = ["*.{namespace}.apps.example.com", "[*].wild.example.com", "api-?.example.com", "a.b"]
+VALUES = [
+    "x.shop.apps.example.com",
+    "a.b.shop.apps.example.com",
+    "*.shop.apps.example.com",
+    "x.other.apps.example.com",
+    "*.wild.example.com",
+    "x.wild.example.com",
+    "api-1.example.com",
+    "api-12.example.com",
+    "api-*.example.com",
+    "a.b",
+    "axb",
+]
+
+
+def test_the_policy_reads_allow_list_globs_as_the_webhook_does() -> None:
+    """allowed.* are globs (rules/grants.py): the policy's regular expressions must agree
+    with `pattern_matches` on every value, wildcard hosts and `{namespace}` included."""
+    objects = render_chart({"allowed": {"ingressHosts": GLOBS}})
+    (hosts,) = [
+        v["expression"]
+        for v in only(objects, POLICY)["spec"]["validations"]
+        if "r.host.matches" in v["expression"]
+    ]
+    patterns = cel_patterns(hosts, "shop")
+    assert len(patterns) == 2  # the rules' hosts and the TLS hosts
+    for value in VALUES:
+        expected = any(pattern_matches(g.replace("{namespace}", "shop"), value) for g in GLOBS)
+        for pattern in patterns:
+            assert (pattern.fullmatch(value) is not None) == expected, value
+
+
+def test_the_default_allow_lists_reach_the_policy(policy: dict[str, Any]) -> None:
+    checks = {v.get("message", ""): v["expression"] for v in policy["spec"]["validations"]}
+    (hosts,) = [e for m, e in checks.items() if "allowed.ingressHosts" in m]
+    (annotations,) = [e for m, e in checks.items() if "allowed.ingressAnnotations" in m]
+    (host_pattern, _) = cel_patterns(hosts, "shop")
+    # The default `*`: every concrete host, no wildcard host.
+    assert host_pattern.fullmatch("orders.shop.example.com")
+    assert not host_pattern.fullmatch("*.example.com")
+    (annotation_pattern,) = cel_patterns(annotations, "shop")
+    assert annotation_pattern.fullmatch("cert-manager.io/cluster-issuer")
+    assert not annotation_pattern.fullmatch("nginx.ingress.kubernetes.io/server-snippet")
+    # The reconciler's own annotation on every child it writes passes whatever the list.
+    assert APPLIED_HASH.startswith(f"{DOMAIN}/")
+    assert f"k.startsWith('{DOMAIN}/')" in annotations
+
+
+def test_a_quote_in_an_allow_list_is_refused() -> None:
+    with pytest.raises(GenerateError) as raised:
+        render_chart({"allowed": {"ingressHosts": ["it's.example.com"]}})
+    assert "a pattern cannot contain a quote" in str(raised.value)
 
 
 def test_protected_namespaces_always_include_the_systems_own(policy: dict[str, Any]) -> None:

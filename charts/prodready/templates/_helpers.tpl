@@ -94,3 +94,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "prodready.operatorPolicyName" -}}
 {{- printf "%s-operator" (include "prodready.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
+
+{{/*
+A CEL string expression of the RE2 pattern matching any of a list of allow-list globs, as
+rules/grants.py reads them: `*` any run of characters but a star, `?` one such character,
+`[*]` a literal star, `{namespace}` the request's namespace. Call with (list $globs).
+*/}}
+{{- define "prodready.celGlobPattern" -}}
+{{- $patterns := list }}
+{{- range (index . 0) }}
+{{- if contains "'" . }}
+{{- fail (printf "allowed.*: %q: a pattern cannot contain a quote" .) }}
+{{- end }}
+{{- $patterns = append $patterns (regexQuoteMeta . | replace "\\[\\*\\]" "\x01" | replace "\\*" "[^*]*" | replace "\\?" "[^*]" | replace "\x01" "\\*") }}
+{{- end }}
+{{- printf "r'^(?:%s)$'" (join "|" $patterns) | replace "\\{namespace\\}" "' + variables.targetNamespace + r'" }}
+{{- end }}
