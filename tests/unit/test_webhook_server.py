@@ -8,6 +8,7 @@ import copy
 import json
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -320,23 +321,69 @@ async def test_reviews_over_the_in_flight_limit_are_answered_503_at_once(tmp_pat
     assert waited < 2  # not queued behind the slow one
 
 
+def _refused(port: int, context: ssl.SSLContext) -> float:
+    """How long a connection over the limit took to be refused (it never completes TLS)."""
+    started = time.monotonic()
+    try:
+        with tls_socket(port, context) as sock:
+            answer, _ = read_until_closed(sock, 10)
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        answer = b""
+    assert answer == b""
+    return time.monotonic() - started
+
+
 async def test_connections_over_the_limit_are_closed_at_once(tmp_path: Path) -> None:
     async with _serving(tmp_path, max_connections=1, read_timeout=5) as (server, ca_file):
         context = client_context(ca_file)
 
-        def exchange() -> tuple[bytes, float, int]:
+        def exchange() -> tuple[float, int]:
             with tls_socket(server.port, context) as first:
-                with tls_socket(server.port, context) as second:
-                    answer, waited = read_until_closed(second, 10)
+                waited = _refused(server.port, context)
                 body = json.dumps(_review(_objects()[0])).encode()
                 first.sendall(_head(len(body)) + body)  # the first one is still served
                 first.settimeout(10)
-                return answer, waited, _status(first.recv(65536))
+                return waited, _status(first.recv(65536))
 
-        answer, waited, first_status = await asyncio.to_thread(exchange)
-    assert answer == b""
+        waited, first_status = await asyncio.to_thread(exchange)
     assert waited < 2
     assert first_status == 200
+
+
+async def test_connections_stalled_mid_handshake_count_towards_the_limit(tmp_path: Path) -> None:
+    # Each costs a 256 KiB TLS buffer once its handshake starts: they must be bounded too.
+    async with _serving(tmp_path, max_connections=3, read_timeout=5) as (server, ca_file):
+        context = client_context(ca_file)
+
+        def exchange() -> tuple[float, int]:
+            stalled = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
+            try:
+                for sock in stalled:
+                    sock.sendall(b"\x16\x03\x01")  # a ClientHello that never finishes
+                waited = _refused(server.port, context)
+            finally:
+                for sock in stalled:
+                    sock.close()
+
+            def served() -> int:  # once they are gone, connections are served again
+                try:
+                    body = json.dumps(_review(_objects()[0])).encode()
+                    with tls_socket(server.port, context) as sock:
+                        sock.sendall(_head(len(body)) + body)
+                        sock.settimeout(10)
+                        return _status(sock.recv(65536))
+                except (ssl.SSLError, ConnectionResetError):
+                    return 0
+
+            deadline = time.monotonic() + 10
+            status = served()
+            while status != 200 and time.monotonic() < deadline:
+                status = served()
+            return waited, status
+
+        waited, status = await asyncio.to_thread(exchange)
+    assert waited < 2
+    assert status == 200
 
 
 @pytest.mark.parametrize(
@@ -472,3 +519,42 @@ async def test_a_rotated_client_ca_applies_to_new_handshakes(tmp_path: Path) -> 
         assert server._tls.reload_if_changed() is True
         assert _status(await asyncio.to_thread(post, new_client)) == 200
         assert await asyncio.to_thread(post, old_client) == b""  # the old CA is gone
+
+
+def test_what_arrives_before_the_hand_over_reaches_the_handler_in_order() -> None:
+    events: list[Any] = []
+
+    class Handler(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            events.append(("made", transport))
+
+        def data_received(self, data: bytes) -> None:
+            events.append(("data", data))
+
+        def eof_received(self) -> bool | None:
+            events.append(("eof",))
+            return None
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            events.append(("lost", exc))
+
+    class Transport(asyncio.Transport):
+        def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+            events.append(("protocol", type(protocol).__name__))
+
+    early = server_module._Early()
+    early.data_received(b"POST / HTTP/1.1\r\n")
+    early.data_received(b"Host: x\r\n\r\n")
+    early.eof_received()
+    lost = ConnectionResetError("gone")
+    early.connection_lost(lost)
+    transport = Transport()
+    early.hand_over(transport, Handler())
+    assert events == [
+        ("protocol", "Handler"),
+        ("made", transport),
+        ("data", b"POST / HTTP/1.1\r\n"),
+        ("data", b"Host: x\r\n\r\n"),
+        ("eof",),
+        ("lost", lost),
+    ]

@@ -38,10 +38,11 @@ Whoever can reach the port is not trusted further than the apiserver would trust
   (also the idle time between two requests on a kept-alive connection) and the body each
   get `read_timeout` seconds — a review is worthless to the apiserver after its own
   timeoutSeconds anyway. An idle or half-sent connection is closed, not kept.
-* At most `max_connections` connections are open; a connection beyond that is closed as
-  soon as it is accepted. At most `max_in_flight` reviews are read and evaluated at once; a
-  review beyond that is answered 503 at once (the apiserver then applies the failure
-  policy). Memory is thus bounded by `max_in_flight` bodies.
+* At most `max_connections` connections are open, those still in their TLS handshake
+  included (each holds a 256 KiB TLS buffer from the moment it is accepted); a connection
+  beyond that is closed as soon as it is accepted. At most `max_in_flight` reviews are
+  read and evaluated at once; a review beyond that is answered 503 at once (the apiserver
+  then applies the failure policy). Memory is thus bounded by `max_in_flight` bodies.
 * With a client CA (`PRODREADY_WEBHOOK_CLIENT_CA_FILE`) only a peer holding a certificate
   it signed completes the TLS handshake: the apiserver, configured to present one.
 * A review is judged in the namespace of `request.namespace` only, with that namespace's
@@ -90,6 +91,8 @@ READ_TIMEOUT: Final = 10.0
 # read or evaluated at once (each holds at most MAX_BODY_BYTES).
 MAX_CONNECTIONS: Final = 64
 MAX_IN_FLIGHT: Final = 8
+# Refused connections are logged at most once per this many seconds, with their count.
+_REFUSAL_LOG_INTERVAL: Final = 10.0
 # In-flight reviews get this long to finish when the server stops.
 _SHUTDOWN_TIMEOUT: Final = 5.0
 _TEXT: Final = "text/plain"
@@ -360,15 +363,60 @@ def _check_namespaces(admission: AdmissionRequest) -> None:
             )
 
 
-class _Refused(asyncio.Protocol):
-    """A connection over the limit: closed as soon as it is made."""
+class _Gate(asyncio.Protocol):
+    """A connection accepted over plain TCP, before its TLS handshake (see `_GuardedSite`)."""
+
+    def __init__(self, site: _GuardedSite) -> None:
+        self._site = site
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.close()
+        assert isinstance(transport, asyncio.Transport)  # a TCP server's transport
+        self._site.admit(transport)
+
+
+class _Early(asyncio.Protocol):
+    """Holds what arrives between the end of a handshake and aiohttp's handler taking over.
+
+    `start_tls` makes no `connection_made` call (it upgrades a connection assumed to be
+    made already): `hand_over` makes it, then replays anything received meanwhile.
+    """
+
+    def __init__(self) -> None:
+        self._received: list[bytes] = []
+        self._eof = False
+        self._lost: tuple[Exception | None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self._received.append(data)
+
+    def eof_received(self) -> bool | None:
+        self._eof = True
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = (exc,)
+
+    def hand_over(self, transport: asyncio.Transport, handler: asyncio.Protocol) -> None:
+        """Make `handler` the connection's protocol, as if it had been from the start."""
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+        for data in self._received:
+            handler.data_received(data)
+        if self._eof:
+            handler.eof_received()
+        if self._lost is not None:
+            handler.connection_lost(self._lost[0])
 
 
 class _GuardedSite(web.TCPSite):
-    """A TCPSite with a TLS handshake timeout and a bound on open connections."""
+    """A TCPSite that bounds open connections, handshakes included, and times handshakes out.
+
+    Python's TLS server allocates a 256 KiB buffer per connection as soon as it is accepted,
+    long before aiohttp sees it: a thousand peers stalling mid-handshake cost 300 MB. So the
+    socket is served as plain TCP, each accepted connection is counted (handshaking or
+    established) and refused over `max_connections`, and the handshake is started by hand
+    (`loop.start_tls`, with the timeout) before aiohttp's handler gets the TLS transport.
+    """
 
     def __init__(
         self,
@@ -381,28 +429,64 @@ class _GuardedSite(web.TCPSite):
         max_connections: int,
     ) -> None:
         super().__init__(runner, host, port, ssl_context=ssl_context)
+        self._tls = ssl_context
         self._handshake_timeout = handshake_timeout
         self._max_connections = max_connections
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self._refused = 0
+        self._warned_at = -_REFUSAL_LOG_INTERVAL
 
-    def _protocol(self) -> asyncio.Protocol:
+    def admit(self, transport: asyncio.Transport) -> None:
+        """Start the handshake of a new connection, or close it when over the bound."""
         server = self._runner.server
         assert server is not None  # set by runner.setup(), before any site starts
-        if len(server.connections) >= self._max_connections:
-            logger.warning(
-                "webhook connection refused: too many open",
-                extra={"limit": self._max_connections},
+        if len(self._handshakes) + len(server.connections) >= self._max_connections:
+            transport.abort()
+            self._refused += 1
+            now = asyncio.get_running_loop().time()
+            if now - self._warned_at >= _REFUSAL_LOG_INTERVAL:  # one line, not one per peer
+                logger.warning(
+                    "webhook connections refused: too many open",
+                    extra={"limit": self._max_connections, "refused": self._refused},
+                )
+                self._warned_at, self._refused = now, 0
+            return
+        transport.pause_reading()  # the ClientHello waits in the socket for start_tls
+        task = asyncio.get_running_loop().create_task(self._handshake(transport, server()))
+        self._handshakes.add(task)
+        task.add_done_callback(self._handshakes.discard)
+
+    async def _handshake(self, transport: asyncio.Transport, handler: asyncio.Protocol) -> None:
+        loop = asyncio.get_running_loop()
+        early = _Early()
+        try:
+            secure = await loop.start_tls(
+                transport,
+                early,
+                self._tls,
+                server_side=True,
+                ssl_handshake_timeout=self._handshake_timeout,
             )
-            return _Refused()
-        return server()
+        except asyncio.CancelledError:
+            transport.abort()
+            raise
+        except Exception as error:  # a failed, refused or timed-out handshake: closed
+            logger.debug("webhook TLS handshake failed", extra={"reason": repr(error)})
+            transport.abort()
+            return
+        assert secure is not None  # start_tls returns the transport or raises
+        early.hand_over(secure, handler)
 
     async def start(self) -> None:
-        """Listen (what TCPSite.start does, with the handshake timeout and the bound)."""
+        """Listen (what TCPSite.start does, over plain TCP: TLS starts per connection)."""
         await web.BaseSite.start(self)
         self._server = await asyncio.get_running_loop().create_server(
-            self._protocol,
-            self._host,
-            self._port,
-            ssl=self._ssl_context,
-            backlog=self._backlog,
-            ssl_handshake_timeout=self._handshake_timeout,
+            lambda: _Gate(self), self._host, self._port, backlog=self._backlog
         )
+
+    async def stop(self) -> None:
+        """Stop listening; handshakes still under way are dropped."""
+        for task in list(self._handshakes):
+            task.cancel()
+        await asyncio.gather(*self._handshakes, return_exceptions=True)
+        await super().stop()
