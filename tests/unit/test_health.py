@@ -377,3 +377,23 @@ async def test_verdicts_expire_and_the_cache_stays_bounded(client: httpx.AsyncCl
         assert len(server._verdicts) <= health_module._MAX_CACHED
     finally:
         await server.stop()
+
+
+async def test_idle_and_half_sent_connections_are_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(health_module, "_IDLE_TIMEOUT", 0.5)
+    server = await _started()
+    try:
+
+        def hold(sent: bytes) -> float:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(sent)
+                started = time.monotonic()
+                while sock.recv(4096):
+                    pass
+                return time.monotonic() - started
+
+        for sent in (b"", b"GET /metrics HTTP/1.1\r\nHost: x"):
+            waited = await asyncio.to_thread(hold, sent)
+            assert 0.3 < waited < 5
+    finally:
+        await server.stop()

@@ -73,6 +73,9 @@ _BEARER: Final = "bearer "
 _TEXT: Final = "text/plain"
 # In-flight requests get this long to finish when the server stops.
 _SHUTDOWN_TIMEOUT: Final = 5.0
+# Seconds a connection may sit idle or half-sent; bytes a request body may have (none is read).
+_IDLE_TIMEOUT: Final = 10.0
+_MAX_BODY_BYTES: Final = 4096
 # A gap between heartbeats above this is counted as a stall in /healthz?verbose.
 STALL_THRESHOLD: Final = 0.1
 
@@ -204,13 +207,21 @@ class HealthServer:
             await asyncio.sleep(self._heartbeat_interval)
 
     async def _listen(self) -> web.AppRunner:
-        app = web.Application()
+        app = web.Application(client_max_size=_MAX_BODY_BYTES)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics_handler)
         # access_log=None: one line per probe and scrape would drown the operator's logs.
         runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_TIMEOUT
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=_SHUTDOWN_TIMEOUT,
+            # The kubelet and Prometheus send a request and read the answer at once: a
+            # connection idle (or half-sent) this long is closed, so slow peers cannot pile
+            # up (aiohttp's default keeps one for an hour). Requests carry no body to drain.
+            keepalive_timeout=_IDLE_TIMEOUT,
+            lingering_time=0,
         )
         await runner.setup()
         try:
