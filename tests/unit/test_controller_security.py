@@ -25,6 +25,7 @@ from prodready.controller.reconciler import (
 )
 from prodready.kube.client import ApiError, Resource
 from prodready.observability.metrics import Metrics
+from prodready.rules.grants import GrantPolicy
 
 KEY = ("shop", "web")
 UID = "uid-web"
@@ -492,3 +493,38 @@ async def test_a_created_child_never_claimed_is_claimed_at_its_next_apply() -> N
     await reconciler.reconcile(KEY)
     assert claims == ["Deployment"]
     assert client.writes.count(("apply", "Deployment/web")) == 2
+
+
+async def test_a_spec_outside_the_allow_lists_is_refused_without_a_write() -> None:
+    """The webhook's /authorize refuses such a spec; when it was bypassed (not installed,
+    or the spec predates the allow-list) the reconciler refuses the same spec itself."""
+    reconciler, client, events = _setup(
+        pod={"tolerations": [{"operator": "Exists"}], "nodeSelector": {"kubernetes.io/os": "x"}}
+    )
+    reconciler.config.grants = GrantPolicy(
+        ingress_hosts=("*",),
+        ingress_annotations=(),
+        tolerations=("node.kubernetes.io/not-ready:NoExecute",),
+        node_selectors=("kubernetes.io/os",),
+        service_accounts=("*",),
+    )
+    assert await reconciler.reconcile(KEY) is DONE
+    assert [verb for verb, _ in client.writes] == ["status"]  # no child written
+    conditions = _conditions(reconciler)
+    for kind in ("Ready", "Stalled"):
+        assert conditions[kind]["reason"] == "NotPermitted"
+        assert "spec.pod.tolerations[0]" in conditions[kind]["message"]
+        assert "allowed.tolerations" in conditions[kind]["message"]
+    assert [e[1] for e in events.posted] == ["NotPermitted"]
+
+    # Allowed once the platform lists it: the next pass renders and creates the children.
+    reconciler.config.grants = GrantPolicy(
+        ingress_hosts=("*",),
+        ingress_annotations=(),
+        tolerations=("*",),
+        node_selectors=("kubernetes.io/os",),
+        service_accounts=("*",),
+    )
+    await reconciler.reconcile(KEY)
+    assert ("create", "Deployment/web") in client.writes
+    assert "NotPermitted" not in {c["reason"] for c in _conditions(reconciler).values()}

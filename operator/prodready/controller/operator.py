@@ -40,6 +40,7 @@ from prodready.kube.access import metrics_access
 from prodready.kube.client import KubeClient
 from prodready.observability.health import HealthServer
 from prodready.observability.metrics import Metrics
+from prodready.rules.grants import GrantPolicy
 
 logger = logging.getLogger("prodready.operator")
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -96,6 +97,7 @@ class Operator:
                 field_manager=self.settings.field_manager,
                 status_max_findings=self.settings.status_max_findings,
                 rules_config=rules_config,
+                grants=GrantPolicy.from_settings(self.settings),
             ),
         )
         await self._seed_caches()

@@ -30,6 +30,7 @@ from prodready.kube.client import ApiError, KubeClient, Resource
 from prodready.observability.logging import reconcile_context
 from prodready.observability.metrics import Metrics
 from prodready.render.secrets import USAGE_TLS
+from prodready.rules.grants import GrantPolicy, check as check_grants
 
 logger = logging.getLogger("prodready.reconciler")
 
@@ -55,6 +56,8 @@ _STATUS_REASON = re.compile(r"[A-Za-z]{1,64}")
 
 ServiceKey = tuple[str, str]  # (namespace, name)
 APPLIED_HASH = "prodready.io/applied-hash"
+# A spec asks for what the platform's allow-lists do not allow (rules.grants).
+NOT_PERMITTED = "NotPermitted"
 
 
 def child_resources() -> dict[str, Resource]:
@@ -72,6 +75,7 @@ class ReconcilerConfig:
     field_manager: str = "prodready"
     status_max_findings: int = 20
     rules_config: rules.RulesConfig | None = None
+    grants: GrantPolicy | None = None  # None: no allow-lists (unit tests)
 
 
 @dataclass(frozen=True)
@@ -243,6 +247,14 @@ class Reconciler:
                 references = tuple(render.referenced_secrets(model))
             except SpecError:
                 references = ()  # rendering below reports it, naming the field
+            if model is not None and self.config.grants is not None:
+                # The admission webhook refuses such a spec; this holds when it was
+                # bypassed (not installed, or the spec predates the allow-list).
+                violations = check_grants(model, self.config.grants)
+                if violations:
+                    self._verified.pop(key, None)
+                    message = "; ".join(v.message for v in violations)
+                    return await self._invalid(body, NOT_PERMITTED, message)
         missing, versions = await self._secrets(namespace, references)
         monitoring = await self.monitoring_available()
         inputs = (spec_key, monitoring, tuple(sorted(versions.items())), tuple(missing))
@@ -265,7 +277,7 @@ class Reconciler:
                 )
             except SpecError as error:
                 self._verified.pop(key, None)
-                return await self._invalid(body, error)
+                return await self._invalid(body, "InvalidSpec", str(error))
             applied, drifted, pruned, conflicts, children = await self._converge(
                 body, desired, missing, monitoring
             )
@@ -319,17 +331,18 @@ class Reconciler:
         self._retries.pop(key, None)
         return DONE
 
-    async def _invalid(self, body: JSON, error: SpecError) -> Outcome:
-        # The CRD's schema and CEL rules catch most mistakes at admission; what only the
-        # renderer can see lands here, named by field and rule.
+    async def _invalid(self, body: JSON, reason: str, message: str) -> Outcome:
+        # The CRD's schema and CEL rules catch most mistakes at admission, and the webhook
+        # what the platform does not allow; what only the operator sees lands here, named
+        # by field. Nothing is applied: children already running stay as they are.
         status = body.get("status") or {}
         wanted = [
-            cond.Condition(cond.READY, False, "InvalidSpec", str(error)),
-            cond.Condition(cond.STALLED, True, "InvalidSpec", str(error)),
+            cond.Condition(cond.READY, False, reason, message),
+            cond.Condition(cond.STALLED, True, reason, message),
         ]
         await self._write_status(body, wanted, children=None, compliance=None)
-        if cond.find(status.get("conditions"), cond.STALLED).get("reason") != "InvalidSpec":
-            await self.events.warning(body, "InvalidSpec", str(error))
+        if cond.find(status.get("conditions"), cond.STALLED).get("reason") != reason:
+            await self.events.warning(body, reason, message)
         return DONE
 
     def _child_signatures(self, namespace: str, owner: str) -> frozenset[tuple[str, str, str]]:
