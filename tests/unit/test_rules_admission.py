@@ -46,9 +46,16 @@ def _objects_with_failures() -> list[dict[str, object]]:
 def test_warnings_fit_the_api_server_limits() -> None:
     report = report_of(baseline())
     template = Finding(
-        "PR-SC-004", "t", Severity.WARNING, Result.WARN, report.object, "c",
-        "spec.template.spec.containers[0].securityContext", "é" * 400, "fix",
-    )  # fmt: skip
+        rule_id="PR-SC-004",
+        title="t",
+        severity=Severity.WARNING,
+        result=Result.WARN,
+        object=report.object,
+        container="c",
+        path="spec.template.spec.containers[0].securityContext",
+        message="é" * 400,
+        fix="fix",
+    )
     report = replace(report, findings=tuple(replace(template, container=str(i)) for i in range(60)))
     response = to_admission_response(report, uid="u", enforce=True)
     warnings = response["warnings"]

@@ -246,18 +246,33 @@ def _evaluate_rules(
                 message += f" (would {would}: {failure.message})"
             findings.append(
                 Finding(
-                    rule.id, rule.title, severity, Result.SKIP, ref, None,
-                    path, message, rule.fix,
+                    rule_id=rule.id,
+                    title=rule.title,
+                    severity=severity,
+                    result=Result.SKIP,
+                    object=ref,
+                    container=None,
+                    path=path,
+                    message=message,
+                    fix=rule.fix,
                 )
-            )  # fmt: skip
+            )
             continue
         for outcome in outcomes:
             findings.append(
                 Finding(
-                    rule.id, rule.title, severity, _result(severity, outcome.passed), ref,
-                    outcome.container, outcome.path, outcome.message, rule.fix, outcome.patch,
+                    rule_id=rule.id,
+                    title=rule.title,
+                    severity=severity,
+                    result=_result(severity, outcome.passed),
+                    object=ref,
+                    container=outcome.container,
+                    path=outcome.path,
+                    message=outcome.message,
+                    fix=rule.fix,
+                    patch=outcome.patch,
                 )
-            )  # fmt: skip
+            )
     return findings
 
 
@@ -280,15 +295,15 @@ def _report(
 def _limits_finding(ref: ObjectRef, over: Excess) -> Finding:
     rule = RULES_BY_ID[LIMITS_RULE_ID]
     return Finding(
-        rule.id,
-        rule.title,
-        Severity.ERROR,
-        Result.FAIL,
-        ref,
-        None,
-        over.path,
-        f"{over.message}; it was not evaluated rule by rule",
-        rule.fix,
+        rule_id=rule.id,
+        title=rule.title,
+        severity=Severity.ERROR,
+        result=Result.FAIL,
+        object=ref,
+        container=None,
+        path=over.path,
+        message=f"{over.message}; it was not evaluated rule by rule",
+        fix=rule.fix,
     )
 
 
@@ -327,15 +342,15 @@ def _spec_finding(ref: ObjectRef, error: Exception) -> Finding:
     field = getattr(error, "field", None)
     message = getattr(error, "message", None) or str(error)
     return Finding(
-        rule.id,
-        rule.title,
-        Severity.ERROR,
-        Result.FAIL,
-        ref,
-        None,
-        field if isinstance(field, str) and field else "spec",
-        f"the spec cannot be rendered: {message}",
-        rule.fix if rule.id == SPEC_RULE_ID else f"Fix the spec field named. {rule.fix}",
+        rule_id=rule.id,
+        title=rule.title,
+        severity=Severity.ERROR,
+        result=Result.FAIL,
+        object=ref,
+        container=None,
+        path=field if isinstance(field, str) and field else "spec",
+        message=f"the spec cannot be rendered: {message}",
+        fix=rule.fix if rule.id == SPEC_RULE_ID else f"Fix the spec field named. {rule.fix}",
     )
 
 
@@ -475,10 +490,17 @@ def _production_service_report(
     if SPEC_RULE_ID not in plan.disabled:
         findings.append(
             Finding(
-                spec_rule.id, spec_rule.title, Severity.ERROR, Result.PASS, ref, None, "spec",
-                f"the spec renders into {len(children)} object(s)", spec_rule.fix,
+                rule_id=spec_rule.id,
+                title=spec_rule.title,
+                severity=Severity.ERROR,
+                result=Result.PASS,
+                object=ref,
+                container=None,
+                path="spec",
+                message=f"the spec renders into {len(children)} object(s)",
+                fix=spec_rule.fix,
             )
-        )  # fmt: skip
+        )
     first: EnvironmentDecision | None = None
     for child in children:
         if classify(child) is not ObjectRole.WORKLOAD:

@@ -66,7 +66,7 @@ class ObjectRef:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Finding:
     """One rule's verdict on one object (and, for container rules, one container).
 
