@@ -29,10 +29,11 @@ generate: venv binaries ## regenerate generated files (CRDs, chart CRDs, manifes
 	$(BIN)/python -m prodready crds > crds/prodready.io_productionservices.yaml
 	$(BIN)/python -m tests.generate
 
-lint: venv ## ruff, ruff format, mypy --strict, hadolint, helm lint
+lint: venv ## ruff, ruff format, mypy --strict, import layers (lint-imports), hadolint, helm lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict operator/prodready
+	$(BIN)/lint-imports
 	@if [ -f Dockerfile ]; then $(BIN)/hadolint Dockerfile && echo "hadolint: clean"; fi
 	@if [ -f charts/prodready/Chart.yaml ]; then $(LOCAL)/bin/helm lint --strict charts/prodready; fi
 

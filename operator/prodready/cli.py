@@ -17,7 +17,7 @@ from prodready import __version__
 
 # name -> (module, one-line help). Order is the order `--help` shows.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("prodready.controller.command", "run the operator against a cluster"),
+    "run": ("prodready.app.command", "run the operator against a cluster"),
     "render": ("prodready.render.command", "render ProductionServices into Kubernetes objects"),
     "crds": ("prodready.api.command", "print the ProductionService CRD"),
     "validate": ("prodready.rules.command", "check workload manifests against the checklist"),

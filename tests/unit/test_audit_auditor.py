@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from prodready.audit.auditor import AuditConfig, Auditor
-from prodready.audit.inventory import Inventory
 from prodready.audit.reports import OPENREPORTS, POLICY_REPORT
-from prodready.controller.events import EventRecorder
 from prodready.kube.client import ApiError, KubeClient, Resource
+from prodready.kube.events import EventRecorder
+from prodready.kube.inventory import Inventory
 from prodready.observability.metrics import Metrics
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "rules" / "compliant.yaml"

@@ -19,13 +19,13 @@ from typing import Any, Final
 import pytest
 
 from prodready import render
-from prodready.audit.inventory import AUDITED_RESOURCES
+from prodready.app.process import assemble
 from prodready.audit.reports import FLAVORS
 from prodready.config import load_settings
 from prodready.controller.leader import LEASE
-from prodready.controller.operator import Operator, build_registry
 from prodready.controller.reconciler import PRODUCTION_SERVICE
 from prodready.kube.client import Resource
+from prodready.kube.inventory import AUDITED_RESOURCES
 from tests.cluster.controlplane import default_bin_dir
 from tests.generate import documents, helm_template
 
@@ -75,11 +75,11 @@ NAMESPACED_CALLS: dict[tuple[str, str], set[Triple]] = {
     # Referenced Secrets, read by name for their key names.
     ("controller/reconciler.py", "get"): triples([SECRETS], ["get"]),
     ("controller/reconciler.py", "served_resources"): set(),
-    ("controller/events.py", "request POST"): triples([EVENTS], ["create"]),
+    ("kube/events.py", "request POST"): triples([EVENTS], ["create"]),
     # The audit: inventory LIST, metadata-only LIST to prune it, reports listed, applied
     # and deleted.
-    ("audit/runtime.py", "list"): triples(AUDITED_RESOURCES, ["list"]),
-    ("audit/runtime.py", "served_resources"): set(),
+    ("app/policy.py", "list"): triples(AUDITED_RESOURCES, ["list"]),
+    ("app/policy.py", "served_resources"): set(),
     ("audit/auditor.py", "request GET"): triples(AUDITED_RESOURCES, ["list"]),
     ("audit/auditor.py", "list"): triples(REPORTS, ["list"]),
     ("audit/auditor.py", "apply"): triples(REPORTS, ["patch", "create"]),
@@ -145,7 +145,7 @@ def call_sites() -> Counter[tuple[str, str]]:
 
 def watched() -> set[Triple]:
     """list + watch of everything the operator's kopf registry watches."""
-    registry = build_registry(Operator(load_settings({})))
+    registry = assemble(load_settings({})).registry
     needed: set[Triple] = set()
     for handler in registry._watching.get_all_handlers():
         selector = handler.selector

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from prodready.audit.inventory import Inventory
 from prodready.controller.cache import ObjectCache
 from prodready.kube.interning import MAX_INTERNED_LENGTH, intern_in_place
+from prodready.kube.inventory import Inventory
 
 DOCUMENT = json.dumps(
     {

@@ -21,9 +21,9 @@ import aiohttp
 import pytest
 
 from prodready import render
-from prodready.audit.inventory import Inventory
 from prodready.config import load_settings
 from prodready.kube.client import ApiError, KubeClient
+from prodready.kube.inventory import Inventory
 from prodready.observability.metrics import Metrics
 from prodready.rules.grants import GrantPolicy
 from prodready.webhook.admission import AdmissionRequest, ReviewError, UserInfo, parse_review

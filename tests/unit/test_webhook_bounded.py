@@ -18,7 +18,7 @@ import yaml
 from benchmarks.bounded import review, small_containers
 from benchmarks.measure import percentile
 
-from prodready.audit.inventory import Inventory
+from prodready.kube.inventory import Inventory
 from prodready.observability.metrics import Metrics
 from prodready.webhook.certificates import ReloadingTLS, generate_self_signed
 from prodready.webhook.server import WebhookServer

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 import yaml
 
-from prodready.audit.inventory import Inventory
+from prodready.kube.inventory import Inventory
 from prodready.observability.metrics import Metrics
 from prodready.webhook import server as server_module
 from prodready.webhook.certificates import ReloadingTLS, generate_self_signed

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from prodready import rules
-from prodready.audit.inventory import AUDITED_RESOURCES, Inventory
 from prodready.audit.reports import (
     FLAVORS,
     REPORT_MAX_BYTES,
@@ -43,8 +42,9 @@ from prodready.audit.reports import (
     report_name,
 )
 from prodready.audit.schedule import MIN_INTERVAL_SECONDS, SETTLE_SECONDS, DirtyNamespaces
-from prodready.controller.events import EventRecorder
 from prodready.kube.client import ApiError, KubeClient
+from prodready.kube.events import EventRecorder
+from prodready.kube.inventory import AUDITED_RESOURCES, Inventory
 from prodready.observability.metrics import Metrics
 
 __all__ = ["AuditConfig", "Auditor"]

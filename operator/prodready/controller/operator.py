@@ -1,10 +1,12 @@
-"""The operator process: kopf watches, a work queue reconciles, one Lease picks the leader.
+"""The controller: kopf watches, a work queue reconciles, one Lease picks the leader.
 
 kopf owns the event loop, the watches, the signals and the start-up/clean-up order. Its
 watch events only update caches and enqueue keys; the reconciling happens in our
 workers, which run on the leader only. Graceful shutdown is kopf's: on SIGTERM it stops
 watching and runs the clean-up handler below, which stops taking work, lets in-flight
 reconciles finish within the configured timeout, hands the Lease over and closes clients.
+The admission webhook and the audit run beside the controller in the same process, as its
+`Companion`; `prodready.app` assembles the three (this package imports neither).
 """
 
 from __future__ import annotations
@@ -14,18 +16,16 @@ import contextlib
 import gc
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import kopf
 
 from prodready import api, render, rules
-from prodready.audit.runtime import PolicyRuntime, register_handlers as register_policy_handlers
 from prodready.config import Settings
 from prodready.controller.cache import ObjectCache, owner_name
-from prodready.controller.events import EventRecorder
 from prodready.controller.leader import LeaderElector
 from prodready.controller.queue import WorkQueue
 from prodready.controller.reconciler import (
@@ -38,6 +38,7 @@ from prodready.controller.reconciler import (
 )
 from prodready.kube.access import metrics_access
 from prodready.kube.client import KubeClient
+from prodready.kube.events import EventRecorder
 from prodready.observability.health import HealthServer
 from prodready.observability.metrics import Metrics
 from prodready.rules.grants import GrantPolicy
@@ -47,6 +48,21 @@ SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/
 MANAGED_BY = {"app.kubernetes.io/managed-by": "prodready"}
 LABEL_SELECTOR = "app.kubernetes.io/managed-by=prodready"
 WORKERS = 8
+
+
+class Companion(Protocol):
+    """What runs beside the controller in its process (the admission webhook and the audit,
+    wired by `prodready.app`): started once the caches are warm, stopped at clean-up."""
+
+    async def start(self) -> None:
+        """Start serving; /readyz says ready only after this returned."""
+
+    async def stop(self) -> None:
+        """Stop (idempotent)."""
+
+
+CompanionFactory = Callable[[KubeClient, rules.RulesConfig | None], Companion]
+"""Builds the companion from the operator's client and its rules configuration."""
 
 
 def own_namespace() -> str:
@@ -71,7 +87,8 @@ class Operator:
     reconciler: Reconciler | None = None
     elector: LeaderElector | None = None
     health: HealthServer | None = None
-    policy: PolicyRuntime | None = None  # admission webhook + audit (prodready.audit.runtime)
+    companion_factory: CompanionFactory | None = None
+    companion: Companion | None = None  # admission webhook + audit (prodready.app)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     workers: asyncio.Task[None] | None = None
     api_reachable: bool = False
@@ -102,14 +119,9 @@ class Operator:
         )
         await self._seed_caches()
         # The admission webhook and the in-cluster audit: serving before /readyz says ready.
-        self.policy = PolicyRuntime(
-            self.settings,
-            self.client,
-            self.metrics,
-            rules_config=rules_config,
-            is_leading=lambda: self.workers is not None,
-        )
-        await self.policy.start()
+        if self.companion_factory is not None:
+            self.companion = self.companion_factory(self.client, rules_config)
+            await self.companion.start()
         client = self.client
         self.health = HealthServer(
             self.settings.health_host,
@@ -170,8 +182,8 @@ class Operator:
         """Graceful stop: no new work, in-flight reconciles finish, clients closed."""
         logger.info("shutting down", extra={"timeout": self.settings.shutdown_timeout_seconds})
         await self._stop_workers(self.settings.shutdown_timeout_seconds)
-        if self.policy is not None:
-            await self.policy.stop()
+        if self.companion is not None:
+            await self.companion.stop()
         if self.elector is not None:
             await self.elector.stop()
         for task in self.tasks:
@@ -194,6 +206,10 @@ class Operator:
         self.workers = asyncio.create_task(
             self.queue.run(self.reconciler.reconcile, workers=WORKERS), name="workers"
         )
+
+    def is_leading(self) -> bool:
+        """Whether this replica reconciles now (the audit writes only while it does)."""
+        return self.workers is not None
 
     async def stop_leading(self) -> None:
         """Another replica leads now: stop at once (in-flight reconciles finish)."""
@@ -305,7 +321,8 @@ def _only_status_changed(before: Mapping[str, Any], after: Mapping[str, Any]) ->
 
 
 def build_registry(operator: Operator) -> kopf.OperatorRegistry:
-    """kopf handlers bound to one Operator (no global registry: tests build their own)."""
+    """The controller's kopf handlers bound to one Operator (no global registry: tests build
+    their own; `prodready.app` adds the webhook's and the audit's watches to it)."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -331,9 +348,6 @@ def build_registry(operator: Operator) -> kopf.OperatorRegistry:
         @kopf.on.event(group, version, plural, labels=MANAGED_BY, registry=registry)
         async def _child(event: Mapping[str, Any], **_: Any) -> None:
             operator.on_child_event(event)
-
-    # The admission webhook's and the audit's watches (prodready.audit.runtime).
-    register_policy_handlers(registry, lambda: operator.policy)
 
     monitoring_group = MONITORING_API.split("/")[0]
 
@@ -384,21 +398,3 @@ def kopf_settings(settings: Settings) -> kopf.OperatorSettings:
     config.networking.request_timeout = 30
     config.process.ultimate_exiting_timeout = settings.shutdown_timeout_seconds + 5
     return config
-
-
-def run(settings: Settings) -> int:
-    """Run the operator until SIGTERM/SIGINT; the process exit code."""
-    # kopf says "Handler ... succeeded" for every watch event: at thousands of objects that
-    # buries what matters. Its warnings and errors still come through.
-    logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, logging.getLogger().level))
-    operator = Operator(settings)
-    registry = build_registry(operator)
-    namespaces = list(settings.namespaces)
-    kopf.run(
-        registry=registry,
-        settings=kopf_settings(settings),
-        clusterwide=not namespaces,
-        namespaces=namespaces,
-        standalone=True,
-    )
-    return 0

@@ -24,9 +24,9 @@ from prodready.api.errors import SpecError
 from prodready.controller import conditions as cond
 from prodready.controller.cache import JSON, ObjectCache
 from prodready.controller.drift import contains
-from prodready.controller.events import EventRecorder
 from prodready.controller.queue import DONE, Outcome
 from prodready.kube.client import ApiError, KubeClient, Resource
+from prodready.kube.events import EventRecorder
 from prodready.observability.logging import reconcile_context
 from prodready.observability.metrics import Metrics
 from prodready.render.secrets import USAGE_TLS

@@ -4,7 +4,7 @@ Why not kopf's admission support: it would tie the webhook to kopf's handler mac
 (one kopf handler per resource, its own server and configuration management) and its
 self-signed certificates need kopf's `[dev]` extra, which pulls in oscrypto — broken on
 OpenSSL 3. A plain aiohttp server is a few dozen lines, shares the operator's inventory of
-namespace context (`prodready.audit.inventory`) and its metrics, and decides with the same
+namespace context (`prodready.kube.inventory`) and its metrics, and decides with the same
 rules engine as `prodready validate`.
 
 It serves from a thread and event loop of its own (`ThreadedSite`). The apiserver waits
@@ -62,7 +62,7 @@ from typing import Final
 from aiohttp import web
 
 from prodready import rules
-from prodready.audit.inventory import Inventory
+from prodready.kube.inventory import Inventory
 from prodready.observability.metrics import Metrics
 from prodready.observability.serving import ThreadedSite
 from prodready.webhook.admission import (

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = str(settings.kubeconfig)
 
     # Imported here: `prodready validate` never pays for kopf.
-    from prodready.controller.operator import run as run_operator
+    from prodready.app.process import run as run_operator
     from prodready.observability.logging import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)

@@ -30,11 +30,11 @@ import kopf
 
 from prodready import rules
 from prodready.audit.auditor import AuditConfig, Auditor
-from prodready.audit.inventory import AUDITED_RESOURCES, Inventory
 from prodready.audit.reports import REPORT_CRD_NAMES
 from prodready.config import Settings
-from prodready.controller.events import EventRecorder
 from prodready.kube.client import ApiError, KubeClient
+from prodready.kube.events import EventRecorder
+from prodready.kube.inventory import AUDITED_RESOURCES, Inventory
 from prodready.observability.metrics import Metrics
 from prodready.rules.grants import GrantPolicy
 from prodready.webhook.admission import evaluation_budget

@@ -12,7 +12,7 @@ import aiohttp
 import kopf
 import pytest
 
-from prodready.audit.runtime import PolicyRuntime, default_environment, register_handlers
+from prodready.app.policy import PolicyRuntime, default_environment, register_handlers
 from prodready.config import load_settings
 from prodready.kube.client import ApiError, KubeClient
 from prodready.observability.metrics import Metrics

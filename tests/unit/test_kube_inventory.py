@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from prodready.audit.inventory import LAST_APPLIED, Inventory, resource_of, slim
 from prodready.audit.schedule import DirtyNamespaces
+from prodready.kube.inventory import LAST_APPLIED, Inventory, resource_of, slim
 
 
 def _object(

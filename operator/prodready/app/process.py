@@ -1,0 +1,72 @@
+"""One operator process: the controller, with the admission webhook and the audit beside it.
+
+The controller (`prodready.controller.operator`) owns kopf's start-up and clean-up; it
+starts the webhook and the audit once its caches are warm, through the companion factory
+given here, and stops them at clean-up. The kopf registry holds the controller's watches
+and the ones that feed the webhook's and the audit's inventory.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import kopf
+
+from prodready import rules
+from prodready.app.policy import PolicyRuntime, register_handlers as register_policy_handlers
+from prodready.config import Settings
+from prodready.controller.operator import Operator, build_registry, kopf_settings
+from prodready.kube.client import KubeClient
+
+
+@dataclass(frozen=True)
+class Assembly:
+    """The parts of one process, as kopf runs them."""
+
+    operator: Operator
+    registry: kopf.OperatorRegistry
+
+    @property
+    def policy(self) -> PolicyRuntime | None:
+        """The webhook and the audit, once the operator's start-up created them."""
+        companion = self.operator.companion
+        return companion if isinstance(companion, PolicyRuntime) else None
+
+
+def assemble(settings: Settings) -> Assembly:
+    """The operator, the factory of its webhook + audit, and the kopf handlers of all three."""
+    operator = Operator(settings)
+
+    def policy_runtime(client: KubeClient, rules_config: rules.RulesConfig | None) -> PolicyRuntime:
+        return PolicyRuntime(
+            settings,
+            client,
+            operator.metrics,
+            rules_config=rules_config,
+            is_leading=operator.is_leading,
+        )
+
+    operator.companion_factory = policy_runtime
+    registry = build_registry(operator)
+    assembly = Assembly(operator=operator, registry=registry)
+    # The admission webhook's and the audit's watches, read through the same operator.
+    register_policy_handlers(registry, lambda: assembly.policy)
+    return assembly
+
+
+def run(settings: Settings) -> int:
+    """Run the operator until SIGTERM/SIGINT; the process exit code."""
+    # kopf says "Handler ... succeeded" for every watch event: at thousands of objects that
+    # buries what matters. Its warnings and errors still come through.
+    logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, logging.getLogger().level))
+    assembly = assemble(settings)
+    namespaces = list(settings.namespaces)
+    kopf.run(
+        registry=assembly.registry,
+        settings=kopf_settings(settings),
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=True,
+    )
+    return 0
