@@ -1,8 +1,10 @@
-"""Every rule: a passing and a failing case, from a compliant baseline with one thing broken.
+"""The rules in detail, from a compliant baseline with one thing broken.
 
-`tests/fixtures/rules/compliant.yaml` passes every rule under the prod profile; each case
-below applies one change to it. `test_every_rule_has_a_passing_and_a_failing_case` keeps
-the table complete as rules are added.
+`tests/fixtures/rules/compliant.yaml` passes every rule under the prod profile; each test
+below applies a change to it and checks what a rule says (messages, paths, patches, edge
+cases). Every rule's plain passing and failing examples live beside it as fixture files,
+`tests/fixtures/rules/<RULE-ID>/success*.yaml` and `failure*.yaml` (test_rule_fixtures.py,
+which also fails when a rule has none).
 """
 
 from __future__ import annotations
@@ -71,86 +73,8 @@ def findings(objects: Objects, rule_id: str, environment: str | None = None) -> 
     return [f for f in report_of(objects, environment).findings if f.rule_id == rule_id]
 
 
-def _nothing(objects: Objects) -> None:
-    del objects
-
-
-def _exempt_known(objects: Objects) -> None:
-    deployment(objects)["metadata"]["annotations"] = {
-        "prodready.io/exempt": "PR-RS-002",
-        "prodready.io/exempt-reason": "batch window",
-    }
-
-
-def _exempt_unknown(objects: Objects) -> None:
-    deployment(objects)["metadata"]["annotations"] = {
-        "prodready.io/exempt": "PR-XX-999",
-        "prodready.io/exempt-reason": "typo",
-    }
-
-
-def _liveness_no_op(objects: Objects) -> None:
-    app(objects)["livenessProbe"] = {"exec": {"command": ["true"]}, "initialDelaySeconds": 5}
-
-
 def _same_probes(objects: Objects) -> None:
     app(objects)["livenessProbe"] = copy.deepcopy(app(objects)["readinessProbe"])
-
-
-def _short_grace(objects: Objects) -> None:
-    deployment(objects)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 10
-
-
-def _recreate(objects: Objects) -> None:
-    deployment(objects)["spec"]["strategy"] = {"type": "Recreate"}
-
-
-def _literal_token(objects: Objects) -> None:
-    set_env(objects, "API_TOKEN", "s3cr3t-value")
-
-
-def _secret_in_config_map(objects: Objects) -> None:
-    app(objects)["env"].append(
-        {"name": "DB_PASSWORD", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "pw"}}}
-    )
-
-
-def _missing_key(objects: Objects) -> None:
-    app(objects)["env"][-1]["valueFrom"]["secretKeyRef"]["key"] = "no-such-key"
-
-
-def _no_environment(objects: Objects) -> None:
-    del deployment(objects)["metadata"]["labels"]["prodready.io/environment"]
-
-
-def _no_tls(objects: Objects) -> None:
-    del first(objects, "Ingress")["spec"]["tls"]
-
-
-def _no_rate_limit(objects: Objects) -> None:
-    set_env(objects, "RATE_LIMIT", None)
-    first(objects, "Ingress")["metadata"]["annotations"] = {}
-
-
-def _no_security_context(objects: Objects) -> None:
-    del app(objects)["securityContext"]
-    del deployment(objects)["spec"]["template"]["spec"]["securityContext"]
-
-
-def _latest(objects: Objects) -> None:
-    app(objects)["image"] = "shop/api:latest"
-
-
-def _no_resources(objects: Objects) -> None:
-    del app(objects)["resources"]
-
-
-def _one_replica(objects: Objects) -> None:
-    deployment(objects)["spec"]["replicas"] = 1
-
-
-def _data_on_empty_dir(objects: Objects) -> None:
-    app(objects)["volumeMounts"].append({"name": "tmp", "mountPath": "/var/lib/data"})
 
 
 def _probe_removed(field: str) -> Change:
@@ -160,59 +84,8 @@ def _probe_removed(field: str) -> Change:
     return change
 
 
-def _env(name: str, value: str | None) -> Change:
-    def change(objects: Objects) -> None:
-        set_env(objects, name, value)
-
-    return change
-
-
-def _dropped(kind: str) -> Change:
-    def change(objects: Objects) -> None:
-        drop(objects, kind)
-
-    return change
-
-
 def _no_lifecycle(objects: Objects) -> None:
     del app(objects)["lifecycle"]
-
-
-# rule ID -> (makes it pass, makes it fail). PR-PS-001 lives in test_rules_production_service.
-CASES: dict[str, tuple[Change, Change]] = {
-    "PR-HC-001": (_nothing, _probe_removed("livenessProbe")),
-    "PR-HC-002": (_nothing, _probe_removed("readinessProbe")),
-    "PR-HC-003": (_nothing, _liveness_no_op),
-    "PR-HC-004": (_nothing, _same_probes),
-    "PR-GS-001": (_nothing, _short_grace),
-    "PR-GS-002": (_nothing, _no_lifecycle),
-    "PR-GS-003": (_nothing, _recreate),
-    "PR-LG-001": (_nothing, _env("LOG_FORMAT", "text")),
-    "PR-LG-002": (_nothing, _env("LOG_LEVEL", "DEBUG")),
-    "PR-LG-003": (_nothing, _literal_token),
-    "PR-ER-001": (_nothing, _env("DEBUG", "true")),
-    "PR-CF-001": (_nothing, _secret_in_config_map),
-    "PR-CF-002": (_nothing, _missing_key),
-    "PR-CF-003": (_nothing, _no_environment),
-    "PR-SC-001": (_nothing, _no_tls),
-    "PR-SC-002": (_nothing, _env("CORS_ALLOWED_ORIGINS", "*")),
-    "PR-SC-003": (_nothing, _no_rate_limit),
-    "PR-SC-004": (_nothing, _no_security_context),
-    "PR-SC-005": (_nothing, _latest),
-    "PR-MO-001": (_nothing, _dropped("ServiceMonitor")),
-    "PR-MO-002": (_nothing, _dropped("PrometheusRule")),
-    "PR-RS-001": (_nothing, _no_resources),
-    "PR-RS-002": (_nothing, _one_replica),
-    "PR-RS-003": (_nothing, _data_on_empty_dir),
-    "PR-EX-001": (_exempt_known, _exempt_unknown),
-}
-# Reported by the engine, not by a check: PR-PS-001 is covered by
-# test_rules_production_service.py, PR-LM-001 by test_rules_bounded.py.
-ENGINE_REPORTED = {"PR-PS-001", "PR-LM-001"}
-
-
-def test_every_rule_has_a_passing_and_a_failing_case() -> None:
-    assert set(CASES) | ENGINE_REPORTED == {rule.id for rule in RULES}
 
 
 def test_the_baseline_passes_everything_in_prod() -> None:
@@ -220,30 +93,6 @@ def test_the_baseline_passes_everything_in_prod() -> None:
     assert [f for f in report.findings if f.result is not Result.PASS] == []
     assert report.compliant
     assert report.score == 100.0
-
-
-@pytest.mark.parametrize("rule_id", sorted(CASES))
-def test_rule_passes(rule_id: str) -> None:
-    objects = baseline()
-    CASES[rule_id][0](objects)
-    found = findings(objects, rule_id)
-    assert found, f"{rule_id} produced no finding"
-    assert all(f.result is Result.PASS for f in found), [f.message for f in found]
-
-
-@pytest.mark.parametrize("rule_id", sorted(CASES))
-def test_rule_fails(rule_id: str) -> None:
-    objects = baseline()
-    CASES[rule_id][1](objects)
-    found = [f for f in findings(objects, rule_id) if f.failed]
-    assert found, f"{rule_id} did not fail"
-    rule = next(r for r in RULES if r.id == rule_id)
-    expected = Result.FAIL if rule.severity.value == "error" else Result.WARN
-    assert {f.result for f in found} == {expected}
-    for finding in found:
-        assert finding.message
-        assert finding.fix == rule.fix
-        assert finding.path
 
 
 def test_every_rule_documents_itself() -> None:

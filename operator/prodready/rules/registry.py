@@ -12,6 +12,10 @@ PR-ER-001, PR-SC-001, PR-SC-002, PR-RS-002 — so dev and staging never see them
 marked `relaxed_in_dev` drops from error to warning under dev (PR-SC-003; PR-SC-004 and
 PR-SC-005 are warnings already, and a warning never blocks, so they stay warnings rather
 than disappear). Configured severity overrides win over both.
+
+Each rule's examples live under its ID, as Polaris keeps its checks: minimal manifests
+that pass it and fail it, `tests/fixtures/rules/<ID>/success*.yaml` and `failure*.yaml`. A
+rule added here without both fails the test suite (tests/unit/test_rule_fixtures.py).
 """
 
 from __future__ import annotations
