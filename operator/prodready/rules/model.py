@@ -41,7 +41,7 @@ SEVERITY_WEIGHT: dict[Severity, int] = {Severity.ERROR: 3, Severity.WARNING: 1}
 JsonPatch = list[dict[str, Any]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ObjectRef:
     """Which Kubernetes object a report or finding is about."""
 
@@ -107,7 +107,7 @@ class Finding:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Counts:
     """How many findings of each result an object (or a whole run) has."""
 
@@ -118,10 +118,10 @@ class Counts:
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(
-            self.passed + other.passed,
-            self.failed + other.failed,
-            self.warned + other.warned,
-            self.skipped + other.skipped,
+            passed=self.passed + other.passed,
+            failed=self.failed + other.failed,
+            warned=self.warned + other.warned,
+            skipped=self.skipped + other.skipped,
         )
 
     def as_dict(self) -> dict[str, int]:
@@ -134,7 +134,7 @@ class Counts:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ObjectReport:
     """Everything the rules said about one workload object.
 
@@ -172,7 +172,7 @@ def count(findings: tuple[Finding, ...] | list[Finding]) -> Counts:
             warned += 1
         else:
             skipped += 1
-    return Counts(passed, failed, warned, skipped)
+    return Counts(passed=passed, failed=failed, warned=warned, skipped=skipped)
 
 
 def score(findings: tuple[Finding, ...] | list[Finding]) -> float:
