@@ -271,7 +271,7 @@ def test_bad_name_is_rejected(crds: ControlPlane, namespace: str) -> None:
     ("spec", "rule"),
     [
         ({"environment": "prod", "replicas": 1}, "PR-RS-002"),
-        ({"env": [{"name": "PASSWORD_MIN_LENGTH", "value": "8"}]}, "PR-LG-003"),
+        ({"env": [{"name": "DB_PASSWORD", "value": "hunter2"}]}, "PR-LG-003"),
     ],
 )
 def test_exemptions_lift_the_cel_rules(

@@ -29,7 +29,7 @@ from pydantic_core import PydanticCustomError
 from prodready.api.errors import SCHEMA_RULE
 from prodready.api.labels import RESERVED_PREFIXES
 from prodready.api.quantity import QUANTITY_PATTERN, parse_quantity
-from prodready.api.sensitive import SENSITIVE_NAME_PATTERN, is_sensitive_name
+from prodready.api.sensitive import DEFAULT as SENSITIVE_NAMES, is_sensitive_name
 
 GROUP: Final = "prodready.io"
 VERSION: Final = "v1alpha1"
@@ -729,12 +729,11 @@ class Exemption(_Model):
     )
 
 
-# CEL rules that need several spec fields. The regular expression is the Python one. The
-# PR-LG-003 message cannot name the variable: a messageExpression that finds it costs
-# more than the apiserver's budget for one (filtering 128 items with a regex).
-_SENSITIVE_LITERAL = (
-    f"has(e.value) && size(e.value) > 0 && e.name.lowerAscii().matches('{SENSITIVE_NAME_PATTERN}')"
-)
+# CEL rules that need several spec fields. The sensitive-name test is api.sensitive's, the
+# same patterns Python matches. The PR-LG-003 message cannot name the variable: a
+# messageExpression that finds it costs more than the apiserver's budget for one
+# (filtering 128 items with a regex).
+_SENSITIVE_LITERAL = f"has(e.value) && size(e.value) > 0 && {SENSITIVE_NAMES.cel('e.name')}"
 _CEL_SPEC_RULES: Final = _validations(
     _cel(
         "(has(self.exemptions) && self.exemptions.exists(x, x.rule == 'PR-LG-003')) || "

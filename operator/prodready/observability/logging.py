@@ -16,7 +16,6 @@ reach a line, and masking values would turn ordinary words ("team-a") into
 
 from __future__ import annotations
 
-import itertools
 import logging
 import re
 import secrets
@@ -28,7 +27,7 @@ from typing import Any, Final, TextIO, cast
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
-from prodready.api.sensitive import SENSITIVE_WORDS, name_parts
+from prodready.api.sensitive import SENSITIVE_WORDS, sensitive_names
 
 __all__ = [
     "REDACTED",
@@ -47,25 +46,24 @@ FORMATS: Final = ("json", "console")
 # Libraries whose stdlib loggers are routed through the one handler at the chosen level.
 LIBRARY_LOGGERS: Final = ("kopf", "aiohttp", "asyncio")
 
-# Name parts that mark a key as secret: the PR-LG-003 definition for variable names (one
-# list for the rule and the redaction), plus words that only show up as log keys (HTTP
-# headers, sessions, cards). Whole parts, not substrings, keep `tokenizer` readable;
-# joined pairs catch `api_key`, `apiKey`, `X-Api-Key`.
-_SENSITIVE_WORDS: Final = frozenset(SENSITIVE_WORDS) | {
-    "pwd",
-    "secrets",
-    "tokens",
-    "cardnumber",
-    "cvv",
-    "cookie",
-    "cookies",
-    "sessionid",
-    "bearer",
-}
-# A key that names or points at a secret is not the secret: `secret_name: db-creds`,
-# `token_file: /var/run/...`, `password_ref` stay readable, which is what an operator
-# debugging a missing Secret reference needs to see.
-_REFERENCE_SUFFIXES: Final = frozenset({"name", "names", "ref", "refs", "file", "path", "count"})
+# Keys are judged as variable names are (api.sensitive: whole words, qualifiers such as
+# `secret_name`, `token_file`, `password_ref` stay readable, which is what an operator
+# debugging a missing Secret reference needs to see), with the PR-LG-003 words plus words
+# that only show up as log keys (HTTP headers, sessions, cards).
+_SENSITIVE_KEYS: Final = sensitive_names(
+    (
+        *SENSITIVE_WORDS,
+        "pwd",
+        "secrets",
+        "tokens",
+        "card_number",
+        "cvv",
+        "cookie",
+        "cookies",
+        "session_id",
+        "bearer",
+    )
+)
 
 # The same idea inside free text (kopf's DEBUG dumps of bodies and patches, messages built
 # with %-formatting): a sensitive-looking key followed by `=` or `:` and a value, in
@@ -97,11 +95,7 @@ _URL_PASSWORD: Final = re.compile(
 
 def is_sensitive_key(key: str) -> bool:
     """True when a mapping key looks like it holds a secret (`password`, `apiKey`, …)."""
-    parts = name_parts(key)
-    if not parts or parts[-1] in _REFERENCE_SUFFIXES:
-        return False
-    pairs = (first + second for first, second in itertools.pairwise(parts))
-    return any(part in _SENSITIVE_WORDS for part in (*parts, *pairs))
+    return _SENSITIVE_KEYS.matches(key)
 
 
 def _mask_quoted_or_bare(value: str) -> str:

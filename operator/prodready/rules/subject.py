@@ -8,45 +8,16 @@ effective severity, exemptions and the object reference, so rules stay small.
 
 from __future__ import annotations
 
-import functools
-import itertools
 import re
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from prodready.api.sensitive import SENSITIVE_WORDS, name_parts
+from prodready.api.sensitive import SENSITIVE_WORDS, SensitiveNames, sensitive_names
 from prodready.rules.context import ENVIRONMENT_KEY, Container, Workload
 from prodready.rules.envvars import EnvValue, resolve
 from prodready.rules.model import Environment, JsonPatch
 
-# Name suffixes that make a sensitive-looking name refer to something that is not itself
-# a secret: `DB_PASSWORD_FILE` is a path, `TOKEN_TTL` a duration, `SECRET_NAME` a name.
-_NON_SECRET_SUFFIXES = frozenset(
-    {
-        "file",
-        "path",
-        "dir",
-        "ttl",
-        "timeout",
-        "length",
-        "expiry",
-        "expires",
-        "expiration",
-        "name",
-        "header",
-        "type",
-        "url",
-        "uri",
-        "endpoint",
-        "enabled",
-        "ref",
-        "mode",
-        "issuer",
-        "audience",
-        "algorithm",
-    }
-)
 _URL_WITH_PASSWORD = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#@\s:]*:[^/?#@\s]+@")
 _ONLY_REFERENCES = re.compile(r"^(\$\([A-Za-z_][A-Za-z0-9_]*\))+$")
 
@@ -70,21 +41,18 @@ class Settings:
     shutdown_timeout: str = "SHUTDOWN_TIMEOUT"
     sensitive_names: Sequence[str] = DEFAULT_SENSITIVE_NAMES
     secrets_complete: bool = False
-    _words: frozenset[str] = field(init=False, repr=False, compare=False)
+    _names: SensitiveNames = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        words = frozenset(n.lower().replace("_", "").replace("-", "") for n in self.sensitive_names)
-        object.__setattr__(self, "_words", words)
+        object.__setattr__(self, "_names", sensitive_names(tuple(self.sensitive_names)))
 
     def is_sensitive_name(self, name: str) -> bool:
-        """True if an env var name looks like it holds a secret.
+        """True if an env var name looks like it holds a secret (`api.sensitive`'s verdict).
 
-        Names are split into words (at separators, case changes and digits) and a word, or
-        two adjacent words joined (`API_KEY` → `apikey`), must be a sensitive word; so
-        `SECRETARY` is not sensitive while `dbPassword` is. A last word from
-        `_NON_SECRET_SUFFIXES` (`DB_PASSWORD_FILE`, `TOKEN_TTL`) makes it not a secret.
+        `SECRETARY` is not sensitive while `dbPassword` is; a qualifier as the last word
+        (`DB_PASSWORD_FILE`, `TOKEN_TTL`, `SECRET_NAME`) makes it about a secret, not one.
         """
-        return _sensitive(self._words, name)
+        return self._names.matches(name)
 
     def secret_reason(self, name: str, value: str) -> str | None:
         """Why a literal `name=value` is a secret in plain sight, or None. Never the value."""
@@ -95,18 +63,6 @@ class Settings:
         if _URL_WITH_PASSWORD.match(value):
             return f"{name} embeds a password in a URL"
         return None
-
-
-# The same variable names recur in every container of a workload and across workloads;
-# the cache is bounded, so names an object makes up cannot grow it.
-@functools.lru_cache(maxsize=8192)
-def _sensitive(words: frozenset[str], name: str) -> bool:
-    parts = name_parts(name)
-    if len(parts) > 1 and parts[-1] in _NON_SECRET_SUFFIXES:
-        return False
-    return any(part in words for part in parts) or any(
-        first + second in words for first, second in itertools.pairwise(parts)
-    )
 
 
 # Where an environment declaration was found, for messages.
