@@ -431,7 +431,8 @@ def test_kstatus_in_progress_while_rolling_out_then_current(
     cluster: ControlPlane, operator: OperatorProcess, namespace: str
 ) -> None:
     # No node matches: the pods stay Pending, so the rollout cannot finish.
-    body = service("rolling", pod={"nodeSelector": {"prodready.io/no-such-node": "true"}})
+    # (A node label the default allow-lists let a ProductionService select.)
+    body = service("rolling", pod={"nodeSelector": {"kubernetes.io/os": "no-such-os"}})
     apply(cluster, namespace, body)
     wait_for(lambda: kstatus(cluster, namespace, "rolling") == "InProgress", 30, "InProgress")
     obj = get(cluster, "productionservice", "rolling", namespace)
