@@ -44,7 +44,7 @@ _ALL_INTERFACES: Final = "0.0.0.0"  # noqa: S104
 
 # RFC 1123 label: what Kubernetes accepts as a namespace name.
 _DNS1123_LABEL: Final = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-# RFC 1123 subdomain: what Kubernetes accepts as an object name (the peering object).
+# RFC 1123 subdomain: what Kubernetes accepts as an object name (the Lease).
 _DNS1123_SUBDOMAIN: Final = re.compile(
     r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 )
@@ -80,6 +80,9 @@ _DEFAULT_NODE_SELECTORS: Final = (
 _TOLERATION_EFFECTS: Final = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 # The apiserver rejects managedFields managers longer than this.
 _FIELD_MANAGER_MAX: Final = 128
+
+# Variables that were renamed, old name → new name (`load_settings` refuses the old one).
+_RENAMED_VARIABLES: Final = {f"{ENV_PREFIX}PEERING": f"{ENV_PREFIX}LEASE_NAME"}
 
 # Set only while `load_settings` runs, so that it reads exactly the mapping it was given
 # rather than the process environment.
@@ -246,14 +249,14 @@ class Settings(BaseSettings):
         default="prodready",
         description="Field manager name for server-side apply of child objects.",
     )
-    peering: str = Field(
+    lease_name: str = Field(
         default="prodready",
-        description="Name of the kopf peering object through which replicas elect one "
-        "active instance (high availability).",
+        description="Name of the Lease (in the operator's namespace) through which "
+        "replicas elect the one leader that reconciles and audits (high availability).",
     )
     standalone: bool = Field(
         default=False,
-        description="Run without peering: only safe with exactly one replica.",
+        description="Run without leader election: only safe with exactly one replica.",
     )
     audit_interval_seconds: int = Field(
         default=600,
@@ -395,9 +398,9 @@ class Settings(BaseSettings):
             raise _invalid(f"must be 1 to {_FIELD_MANAGER_MAX} printable characters")
         return value
 
-    @field_validator("peering")
+    @field_validator("lease_name")
     @classmethod
-    def _check_peering(cls, value: str) -> str:
+    def _check_lease_name(cls, value: str) -> str:
         if len(value) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(value):
             raise _invalid("must be a Kubernetes object name (lower-case letters, digits, '-')")
         return value
@@ -493,14 +496,32 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     Raises `SettingsError` listing every invalid variable; never a pydantic traceback.
     """
     mapping = os.environ if environ is None else environ
+    problems = _renamed_variables(mapping)
     token = _ENVIRON.set(dict(mapping))
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as error:
-        problems = [_describe_error(item, mapping) for item in error.errors()]
+        problems += [_describe_error(item, mapping) for item in error.errors()]
         raise SettingsError(problems) from None
     finally:
         _ENVIRON.reset(token)
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
+def _renamed_variables(environ: Mapping[str, str]) -> list[str]:
+    """One problem per variable set under a name it no longer has.
+
+    An error, not a warning: ignoring the old name would quietly change what an upgraded
+    operator does (another Lease, so two leaders during a rollout).
+    """
+    given = {key.upper() for key, value in environ.items() if value != ""}
+    return [
+        f"{old}: renamed to {new}; set {new} instead"
+        for old, new in _RENAMED_VARIABLES.items()
+        if old in given
+    ]
 
 
 def unrecognised_variables(environ: Mapping[str, str] | None = None) -> list[str]:

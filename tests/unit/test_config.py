@@ -34,7 +34,7 @@ def test_defaults_need_no_environment() -> None:
     assert settings.resync_interval_seconds == 300
     assert settings.shutdown_timeout_seconds == 25
     assert settings.field_manager == "prodready"
-    assert settings.peering == "prodready"
+    assert settings.lease_name == "prodready"
     assert settings.standalone is False
     assert settings.audit_interval_seconds == 600
     assert settings.report_max_results == 1000
@@ -151,7 +151,7 @@ def test_settings_are_immutable() -> None:
         ("PRODREADY_HEALTH_HOST", "local host", "PRODREADY_HEALTH_HOST: must be a host name"),
         ("PRODREADY_FIELD_MANAGER", "x" * 129, "must be 1 to 128 printable characters"),
         ("PRODREADY_FIELD_MANAGER", "a\tb", "must be 1 to 128 printable characters"),
-        ("PRODREADY_PEERING", "Prod Ready", "PRODREADY_PEERING: must be a Kubernetes object name"),
+        ("PRODREADY_LEASE_NAME", "Prod Ready", "PRODREADY_LEASE_NAME: must be a Kubernetes object"),
         ("PRODREADY_KUBECONFIG", "/does/not/exist", "PRODREADY_KUBECONFIG: file does not exist"),
         ("PRODREADY_RULES_CONFIG_FILE", "/nope.yaml", "PRODREADY_RULES_CONFIG_FILE: file does not"),
     ],
@@ -166,6 +166,34 @@ def test_invalid_values_name_the_variable(variable: str, value: str, message: st
     assert "pydantic" not in text
     assert "validation error" not in text
     assert caught.value.__cause__ is None
+
+
+@pytest.mark.parametrize("spelling", ["PRODREADY_PEERING", "prodready_peering"])
+def test_the_old_lease_variable_stops_start_up_naming_the_new_one(spelling: str) -> None:
+    # An upgrade that kept PRODREADY_PEERING would otherwise elect through another Lease.
+    with pytest.raises(SettingsError) as caught:
+        load_settings({spelling: "my-lease"})
+    assert caught.value.problems == [
+        "PRODREADY_PEERING: renamed to PRODREADY_LEASE_NAME; set PRODREADY_LEASE_NAME instead"
+    ]
+
+
+def test_the_old_lease_variable_is_reported_with_other_problems() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"PRODREADY_PEERING": "a", "PRODREADY_HEALTH_PORT": "x"})
+    assert [problem.split(":")[0] for problem in caught.value.problems] == [
+        "PRODREADY_PEERING",
+        "PRODREADY_HEALTH_PORT",
+    ]
+
+
+def test_an_empty_old_lease_variable_is_not_set() -> None:
+    # The same rule as every setting: `NAME=` in a manifest means "not set".
+    assert load_settings({"PRODREADY_PEERING": ""}).lease_name == "prodready"
+
+
+def test_the_lease_name_is_read_from_its_variable() -> None:
+    assert load_settings({"PRODREADY_LEASE_NAME": "team-lease"}).lease_name == "team-lease"
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -142,7 +142,7 @@ class Operator:
         if self.settings.standalone:
             await self.start_leading()
         else:
-            self.elector = LeaderElector(self.client, own_namespace(), self.settings.peering)
+            self.elector = LeaderElector(self.client, own_namespace(), self.settings.lease_name)
             self.tasks.append(
                 asyncio.create_task(
                     self.elector.run(self.start_leading, self.stop_leading), name="leader"
