@@ -337,11 +337,12 @@ async def test_write_failures_back_off_per_namespace(caplog: pytest.LogCaptureFi
     with caplog.at_level(logging.WARNING, logger="prodready.audit"):
         await harness.auditor.step()
     assert "retrying" in caplog.text
+    # The client counts failed calls (test_kube_client); the audit does not count again.
     assert (
         harness.metrics.registry.get_sample_value(
             "prodready_api_errors_total", {"reason": "Invalid"}
         )
-        == 1
+        is None
     )
     harness.api.apply_error = None
     await harness.auditor.step()
@@ -377,11 +378,12 @@ async def test_a_failed_full_audit_is_retried(caplog: pytest.LogCaptureFixture) 
     with caplog.at_level(logging.WARNING, logger="prodready.audit"):
         await harness.auditor.step()
     assert "full audit failed" in caplog.text
+    # The client counts failed calls (test_kube_client); the audit does not count again.
     assert (
         harness.metrics.registry.get_sample_value(
             "prodready_api_errors_total", {"reason": "ServiceUnavailable"}
         )
-        == 1
+        is None
     )
 
 

@@ -113,7 +113,7 @@ class PolicyRuntime:
             # Its KubeClient is created on the webhook's own loop, at the first review.
             authorizer=Authorizer(
                 policy=GrantPolicy.from_settings(self.settings),
-                client_factory=KubeClient.login,
+                client_factory=lambda: KubeClient.login(metrics=self.metrics),
                 # Denied with a clear message before the apiserver gives up on the webhook.
                 deadline_seconds=0.7 * self.settings.webhook_timeout_seconds,
             ),

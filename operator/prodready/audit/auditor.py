@@ -203,8 +203,6 @@ class Auditor:
         try:
             await self.full_pass()
         except (ApiError, OSError, TimeoutError) as error:
-            if isinstance(error, ApiError):
-                self.metrics.api_errors.labels(reason=error.reason).inc()
             logger.warning("full audit failed; retrying", extra={"error": str(error)})
             self._next_full = self.clock() + _FULL_PASS_RETRY
 
@@ -324,7 +322,7 @@ class Auditor:
             self._failures[namespace] = failures
             delay = min(_RETRY_CAP, float(2**failures))
             if isinstance(error, ApiError):
-                self.metrics.api_errors.labels(reason=error.reason).inc()
+                # The client counted the failed call in prodready_api_errors.
                 # A namespace being deleted refuses new reports until its workloads are
                 # gone and the pass has nothing left to write: expected, not a warning.
                 terminating = error.status == 403 and "being terminated" in error.message

@@ -98,7 +98,7 @@ class Operator:
 
     async def startup(self, settings: kopf.OperatorSettings) -> None:
         """Log in, start the health server and (when leading) the workers."""
-        self.client = KubeClient.login(settings)
+        self.client = KubeClient.login(settings, metrics=self.metrics)
         rules_config = (
             rules.load_config(self.settings.rules_config_file)
             if self.settings.rules_config_file

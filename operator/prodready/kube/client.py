@@ -12,13 +12,15 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import kopf
+
+from prodready.observability.metrics import Metrics
 
 JSON = dict[str, Any]
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -106,19 +108,32 @@ class Resource:
 
 
 class KubeClient:
-    """An authenticated aiohttp session against one apiserver."""
+    """An authenticated aiohttp session against one apiserver.
 
-    def __init__(self, connection: kopf.ConnectionInfo, *, timeout: float = 30.0) -> None:
+    With `metrics`, every call that fails counts once in `prodready_api_errors` by its
+    Status reason, whoever made it (reconciler, audit, webhook, leader election).
+    """
+
+    def __init__(
+        self,
+        connection: kopf.ConnectionInfo,
+        *,
+        timeout: float = 30.0,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._connection = connection
+        self._metrics = metrics
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._relogin_lock = asyncio.Lock()
 
     @classmethod
-    def login(cls, settings: kopf.OperatorSettings | None = None) -> KubeClient:
+    def login(
+        cls, settings: kopf.OperatorSettings | None = None, *, metrics: Metrics | None = None
+    ) -> KubeClient:
         """Log in from the pod's ServiceAccount, else from KUBECONFIG / ~/.kube/config."""
         connection = _login(settings or kopf.OperatorSettings())
-        return cls(connection)
+        return cls(connection, metrics=metrics)
 
     @property
     def server(self) -> str:
@@ -150,12 +165,14 @@ class KubeClient:
         body: Any = None,
         content_type: str = "application/json",
         accept: str = "application/json",
+        expected: Collection[int] = (),
     ) -> JSON:
         """Send one request; return the decoded JSON body or raise ApiError.
 
         401 logs in again once (rotated tokens); 429 and 503 (priority-and-fairness
         throttling, a CRD's storage still initialising) are retried a few times after the
-        server's Retry-After.
+        server's Retry-After. A status in `expected` is an answer the caller handles (a
+        GET's 404 means "absent"): it is raised like any other, but not counted as failed.
         """
         relogged = False
         for attempt in range(TRANSIENT_RETRIES + 1):
@@ -177,9 +194,18 @@ class KubeClient:
                 await asyncio.sleep(_retry_delay(retry_after, attempt))
                 continue
             if status >= 400:
-                raise _api_error(status, text, method, path)
+                raise self._failed(status, text, method, path, expected)
             return dict(json.loads(text)) if text else {}
-        raise _api_error(status, text, method, path)
+        raise self._failed(status, text, method, path, expected)
+
+    def _failed(
+        self, status: int, text: str, method: str, path: str, expected: Collection[int]
+    ) -> ApiError:
+        """The error for a failed call, counted once here, where every call passes."""
+        error = _api_error(status, text, method, path)
+        if self._metrics is not None and status not in expected:
+            self._metrics.api_errors.labels(reason=error.reason).inc()
+        return error
 
     async def _relogin(self) -> None:
         async with self._relogin_lock:
@@ -191,7 +217,7 @@ class KubeClient:
     async def get(self, path: str) -> JSON | None:
         """GET an object; None when it does not exist."""
         try:
-            return await self.request("GET", path)
+            return await self.request("GET", path, expected=(404,))
         except ApiError as error:
             if error.not_found:
                 return None
@@ -200,7 +226,7 @@ class KubeClient:
     async def get_metadata(self, path: str) -> JSON | None:
         """GET only an object's metadata (PartialObjectMetadata); None when absent."""
         try:
-            return await self.request("GET", path, accept=PARTIAL_METADATA)
+            return await self.request("GET", path, accept=PARTIAL_METADATA, expected=(404,))
         except ApiError as error:
             if error.not_found:
                 return None
@@ -250,7 +276,9 @@ class KubeClient:
             "preconditions": {"uid": uid},
         }
         try:
-            await self.request("DELETE", resource.path(namespace, name), body=body)
+            await self.request(
+                "DELETE", resource.path(namespace, name), body=body, expected=(404, 409)
+            )
         except ApiError as error:
             if error.not_found or error.conflict:
                 return False
@@ -308,7 +336,9 @@ class KubeClient:
                 {"op": "replace", "path": f"{where}/operation", "value": "Apply"},
             ]
             try:
-                return await self.request("PATCH", path, body=patch, content_type=JSON_PATCH)
+                return await self.request(
+                    "PATCH", path, body=patch, content_type=JSON_PATCH, expected=(404, 409, 422)
+                )
             except ApiError as error:
                 if error.not_found:
                     return None
@@ -322,7 +352,7 @@ class KubeClient:
         """The plural names served under a group/version; None when it is not served."""
         path = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
         try:
-            answer = await self.request("GET", path)
+            answer = await self.request("GET", path, expected=(404, 503))
         except ApiError as error:
             if error.not_found or error.status == 503:
                 return None
