@@ -10,7 +10,6 @@ README's configuration table (`settings_reference_markdown`), so the three canno
 from __future__ import annotations
 
 import contextvars
-import difflib
 import json
 import os
 import re
@@ -522,24 +521,6 @@ def _renamed_variables(environ: Mapping[str, str]) -> list[str]:
         for old, new in _RENAMED_VARIABLES.items()
         if old in given
     ]
-
-
-def unrecognised_variables(environ: Mapping[str, str] | None = None) -> list[str]:
-    """Warnings for `PRODREADY_*` variables that are no setting (typos are silently unused).
-
-    Not an error: other tools (the test harness, the chart) may share the prefix.
-    """
-    mapping = os.environ if environ is None else environ
-    known = [env_name(name) for name, _ in _fields()]
-    warnings = []
-    for key in sorted(mapping):
-        upper = key.upper()
-        if not upper.startswith(ENV_PREFIX) or upper in known:
-            continue
-        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.8)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        warnings.append(f"{key} is not a prodready setting{hint}")
-    return warnings
 
 
 def _documentation(field: FieldInfo) -> str:

@@ -13,7 +13,6 @@ from prodready.config import (
     env_name,
     load_settings,
     settings_reference_markdown,
-    unrecognised_variables,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -279,20 +278,3 @@ def test_reference_markdown_is_a_table_of_every_variable() -> None:
     assert "| `PRODREADY_KUBECONFIG` | (unset) |" in table
     assert "| `PRODREADY_NAMESPACES` | (empty) |" in table
     assert all(line.count(" | ") == 2 for line in lines[2:])
-
-
-def test_unrecognised_variables_suggest_the_setting() -> None:
-    warnings = unrecognised_variables(
-        {"PRODREADY_HEALTHPORT": "1", "PRODREADY_LOG_LEVEL": "INFO", "PRODREADY_X": "", "HOME": "/"}
-    )
-    assert warnings == [
-        "PRODREADY_HEALTHPORT is not a prodready setting (did you mean PRODREADY_HEALTH_PORT?)",
-        "PRODREADY_X is not a prodready setting",
-    ]
-
-
-def test_unrecognised_variables_default_to_the_process_environment(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("PRODREADY_LOGLEVEL", "INFO")
-    assert any("PRODREADY_LOGLEVEL" in warning for warning in unrecognised_variables())

@@ -50,7 +50,7 @@ def test_generated_certificate_is_signed_by_its_ca_for_every_host(tmp_path: Path
         ipaddress.ip_address("127.0.0.1"),
         ipaddress.ip_address("::1"),
     ]
-    assert generated.ca_pem.startswith(b"-----BEGIN CERTIFICATE-----")
+    assert generated.ca_file.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
     assert stat.S_IMODE(generated.key_file.stat().st_mode) == 0o600
 
 
@@ -107,7 +107,7 @@ async def _served_serial(tls: ReloadingTLS, ca_files: list[Path]) -> int:
 async def test_changed_files_are_served_to_new_connections(tmp_path: Path) -> None:
     first = generate_self_signed(tmp_path / "live", ["127.0.0.1"])
     first_ca = tmp_path / "first-ca.crt"
-    first_ca.write_bytes(first.ca_pem)
+    first_ca.write_bytes(first.ca_file.read_bytes())
     tls = ReloadingTLS(first.cert_file, first.key_file)
     assert tls.reload_if_changed() is False
     assert await _served_serial(tls, [first_ca]) == _certificate(first.cert_file).serial_number

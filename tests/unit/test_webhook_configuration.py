@@ -186,7 +186,7 @@ def test_command_prints_yaml_with_the_ca(
     assert code == 0
     document = yaml.safe_load(capsys.readouterr().out)
     entry = document["webhooks"][0]
-    assert base64.b64decode(entry["clientConfig"]["caBundle"]) == generated.ca_pem
+    assert base64.b64decode(entry["clientConfig"]["caBundle"]) == generated.ca_file.read_bytes()
     assert entry["failurePolicy"] == "Ignore"  # from the settings
     assert entry["timeoutSeconds"] == 5
     assert _expressions(entry)[-1]["values"] == ["prodready", "kube-system", "monitoring"]

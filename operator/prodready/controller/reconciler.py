@@ -219,14 +219,12 @@ class Reconciler:
                 api_error = _api_error(error)
                 if api_error is not None and api_error.namespace_terminating:
                     # The namespace is going away with everything in it, this service too.
-                    self.metrics.reconciles.labels(result="skipped").inc()
+                    self.metrics.record_reconcile("skipped", time.perf_counter() - started)
                     return DONE
-                self.metrics.reconciles.labels(result="error").inc()
+                self.metrics.record_reconcile("error", time.perf_counter() - started)
                 await self._report_error(body, error)
                 raise
-            finally:
-                self.metrics.reconcile_duration.observe(time.perf_counter() - started)
-        self.metrics.reconciles.labels(result="success").inc()
+        self.metrics.record_reconcile("success", time.perf_counter() - started)
         return outcome
 
     async def _reconcile(self, body: JSON) -> Outcome:

@@ -54,11 +54,6 @@ WORKLOAD_KINDS: Final = frozenset(resource.kind for resource in WORKLOAD_RESOURC
 _KINDS: Final = {resource.kind: resource for resource in AUDITED_RESOURCES}
 
 
-def resource_of(kind: str) -> Resource | None:
-    """The audited resource of a kind, or None for kinds the inventory does not keep."""
-    return _KINDS.get(kind)
-
-
 def owned_by_cronjob(body: Mapping[str, Any]) -> bool:
     """Whether a Job was created by a CronJob (the CronJob is audited instead)."""
     for reference in (body.get("metadata") or {}).get("ownerReferences") or ():

@@ -40,7 +40,6 @@ from prodready.rules.selectors import Selector, SelectorIndex, labels_of
 
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"})
 LONG_RUNNING_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Pod"})
-BATCH_KINDS = frozenset({"Job", "CronJob"})
 PRODUCTION_SERVICE_KIND = "ProductionService"
 CONTEXT_KINDS = frozenset(
     {

@@ -76,11 +76,6 @@ class SelfSignedCertificate:
     key_file: Path
     ca_file: Path
 
-    @property
-    def ca_pem(self) -> bytes:
-        """The CA certificate (PEM): the webhook configuration's caBundle."""
-        return self.ca_file.read_bytes()
-
 
 def service_dns_names(service: str, namespace: str) -> list[str]:
     """The names a Service is reached by in-cluster (the apiserver uses `svc.ns.svc`)."""
