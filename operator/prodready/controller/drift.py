@@ -8,36 +8,32 @@ the apiserver defaults, and fields other managers own, are extra in `live` and i
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Final
 
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|n|u|m|k|M|G|T|P)?$")
-_SUFFIX = {
-    "": Decimal(1),
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "k": Decimal("1e3"),
-    "M": Decimal("1e6"),
-    "G": Decimal("1e9"),
-    "T": Decimal("1e12"),
-    "P": Decimal("1e15"),
-    "Ki": Decimal(2**10),
-    "Mi": Decimal(2**20),
-    "Gi": Decimal(2**30),
-    "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50),
-}
+from prodready.api.quantity import same_quantity
+
+# Where a rendered object holds a resource.Quantity, which the apiserver stores in its
+# canonical form ("0.5" -> "500m", "1024Mi" -> "1Gi"): every value of a `resources`
+# block's requests or limits (containers, volume claims), and an emptyDir's sizeLimit.
+_RESOURCE_LISTS: Final = frozenset({"requests", "limits"})
+_QUANTITY_FIELDS: Final = frozenset({"sizeLimit"})
 
 
 def contains(live: Any, desired: Any) -> bool:
     """True when every field of `desired` is present in `live` with an equal value."""
+    return _contains(live, desired, ())
+
+
+def _contains(live: Any, desired: Any, path: tuple[str, ...]) -> bool:
+    """`contains`, knowing the last two keys on the way (a list keeps its key's path)."""
     if isinstance(desired, Mapping):
         if not isinstance(live, Mapping):
             return False
-        return all(key in live and contains(live[key], value) for key, value in desired.items())
+        return all(
+            key in live and _contains(live[key], value, (*path[-1:], str(key)))
+            for key, value in desired.items()
+        )
     if isinstance(desired, Sequence) and not isinstance(desired, str):
         if not isinstance(live, Sequence) or isinstance(live, str):
             return False
@@ -45,29 +41,19 @@ def contains(live: Any, desired: Any) -> bool:
             # Lists keyed by name (containers, env, ports, volumes) are merged by SSA: items
             # another manager added stay, and are not drift.
             by_name = {item.get("name"): item for item in live if isinstance(item, Mapping)}
-            return all(contains(by_name.get(item["name"]), item) for item in desired)
+            return all(_contains(by_name.get(item["name"]), item, path) for item in desired)
         if len(live) != len(desired):
             return False
-        return all(contains(item_live, item) for item_live, item in zip(live, desired, strict=True))
+        return all(
+            _contains(item_live, item, path) for item_live, item in zip(live, desired, strict=True)
+        )
     if desired == live:
         return True
-    # The apiserver canonicalises quantities ("0.5" -> "500m", "1024Mi" -> "1Gi").
-    return _same_quantity(desired, live)
+    return _is_quantity_field(path) and same_quantity(desired, live)
 
 
-def _same_quantity(a: Any, b: Any) -> bool:
-    if not isinstance(a, str | int) or not isinstance(b, str | int):
-        return False
-    left, right = _quantity(str(a)), _quantity(str(b))
-    return left is not None and left == right
-
-
-def _quantity(text: str) -> Decimal | None:
-    match = _QUANTITY.match(text)
-    if not match:
-        return None
-    number, suffix = match.groups()
-    try:
-        return Decimal(number) * _SUFFIX[suffix or ""]
-    except InvalidOperation:
-        return None
+def _is_quantity_field(path: tuple[str, ...]) -> bool:
+    """Whether the value at the end of `path` (its last two keys) is a resource.Quantity."""
+    if path[-1:] and path[-1] in _QUANTITY_FIELDS:
+        return True
+    return len(path) == 2 and path[0] in _RESOURCE_LISTS
