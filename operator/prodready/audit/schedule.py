@@ -7,9 +7,9 @@ CronJob spawns Jobs every second costs one evaluation per interval, not one per 
 
 A large namespace under constant change is spaced further apart: after a pass that took
 `d` seconds, the next one starts no sooner than `busy_factor * d` after it, so the audit of
-a busy namespace never takes more than a tenth of the operator's time (measured: a
-namespace of 1,000 services being created was evaluated every 2 s, at ~1 s a pass: half a
-core, taken from the apiserver it was creating them with).
+a busy namespace never takes more than a tenth of the operator's time. Without it, a large
+namespace being created is audited almost back to back, taking the CPU the apiserver needs
+to create it (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

@@ -254,10 +254,10 @@ class Operator:
 
         The cyclic garbage collector stops every thread while it scans, the webhook's
         too; a full collection scans every container object, and at thousands of cached
-        objects that took 330 ms (logged with a gc callback while 1,000 services were
-        created). Frozen objects are never scanned again; they are still freed as usual
-        when the caches drop them (cached objects are JSON trees, without cycles), so the
-        cost is at most the cyclic garbage alive at this one moment.
+        objects that is a pause long enough to hold up admission reviews. Frozen objects
+        are never scanned again; they are still freed as usual when the caches drop them
+        (cached objects are JSON trees, without cycles), so the cost is at most the cyclic
+        garbage alive at this one moment.
         """
         while True:  # polled: the queue has no "drained" event, and once a second is plenty
             await asyncio.sleep(1.0)
@@ -367,8 +367,9 @@ def build_registry(operator: Operator) -> kopf.OperatorRegistry:
 class NoDiffBase(kopf.DiffBaseStorage):
     """kopf keeps a "diff base" to tell on.create/on.update handlers what changed, and
     deep-copies every watch event's body to build it, whether any such handler exists or
-    not. This operator has only on.event handlers, so there is nothing to compare: the copy
-    was 7 % of the operator's CPU while 1,000 services were being created."""
+    not. This operator has only on.event handlers, so there is nothing to compare, and the
+    copy was a visible share of its CPU while services were being created
+    (benchmarks/RESULTS.md)."""
 
     def build(
         self,

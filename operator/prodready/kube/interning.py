@@ -3,9 +3,9 @@
 A JSON decoder makes new string objects for every document it reads, so a cache of
 thousands of similar objects (every Deployment has the same hundred keys, and most of the
 same values: "IfNotPresent", "ClusterFirst", a status message the operator wrote on every
-service) holds thousands of copies of each. Interning them in place halves the memory of
-a cached object (measured on rendered children: 8.2 KB -> 4.4 KB each) and costs tens of
-microseconds per watch event.
+service) holds thousands of copies of each. Interning them in place keeps one copy of
+each, which is most of a cached object's strings, for little CPU per watch event (the
+operator's memory at scale is in benchmarks/RESULTS.md).
 
 The object is changed in place, not copied: kopf hands the same decoded body to every
 handler of a resource (the operator's and the audit's), and the caches of both keep parts

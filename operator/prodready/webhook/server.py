@@ -10,14 +10,13 @@ rules engine as `prodready validate`.
 It serves from a thread and event loop of its own (`ThreadedSite`). The apiserver waits
 for the answer while a user's `kubectl apply` waits for the apiserver, so the answer must
 not queue behind the operator's work: on the operator's loop, a resync of a thousand
-services or a watch re-listing thousands of objects ran for a second between two awaits,
-and every review that arrived meanwhile waited that second (measured at 1,100 services and
-50 reviews/s: p99 ~1 s added on the shared loop, 2-9 ms now; benchmarks/RESULTS.md). Python
-still runs one thread at a time, but the interpreter switches threads every few
-milliseconds, so a busy operator delays a review by that much, not by its whole burst.
-What the thread shares with the loop is read-only from here: the inventory hands out
-copies (`Inventory.objects`), the metrics are thread-safe, and a reloaded certificate is a
-new `SSLContext`, swapped in one assignment.
+services or a watch re-listing thousands of objects runs a long stretch between two
+awaits, and every review that arrives meanwhile waits for all of it (the webhook's latency
+under that load is in benchmarks/RESULTS.md). Python still runs one thread at a time, but
+the interpreter switches threads every few milliseconds, so a busy operator delays a
+review by that much, not by its whole burst. What the thread shares with the loop is
+read-only from here: the inventory hands out copies (`Inventory.objects`), the metrics are
+thread-safe, and a reloaded certificate is a new `SSLContext`, swapped in one assignment.
 
 Routes: `POST /validate/enforce` and `POST /validate/audit` (see
 `prodready.webhook.admission` for why the mode is in the path), and `POST /authorize`
@@ -412,10 +411,11 @@ class _GuardedSite(web.TCPSite):
     """A TCPSite that bounds open connections, handshakes included, and times handshakes out.
 
     Python's TLS server allocates a 256 KiB buffer per connection as soon as it is accepted,
-    long before aiohttp sees it: a thousand peers stalling mid-handshake cost 300 MB. So the
-    socket is served as plain TCP, each accepted connection is counted (handshaking or
-    established) and refused over `max_connections`, and the handshake is started by hand
-    (`loop.start_tls`, with the timeout) before aiohttp's handler gets the TLS transport.
+    long before aiohttp sees it: a thousand peers stalling mid-handshake hold a thousand
+    buffers. So the socket is served as plain TCP, each accepted connection is counted
+    (handshaking or established) and refused over `max_connections`, and the handshake is
+    started by hand (`loop.start_tls`, with the timeout) before aiohttp's handler gets the
+    TLS transport.
     """
 
     def __init__(
