@@ -35,7 +35,7 @@ ENV_PREFIX: Final = "PRODREADY_"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["json", "console"]
 FailurePolicy = Literal["Fail", "Ignore"]
-Environment = Literal["dev", "staging", "prod", "unset"]
+DefaultEnvironment = Literal["dev", "staging", "prod", "unset"]
 
 # Binding every interface is deliberate: in a pod the kubelet probes and Prometheus scrapes
 # through the pod IP, and the webhook is reached through a Service.
@@ -280,7 +280,7 @@ class Settings(BaseSettings):
         description="YAML file that configures the rules (severities, environments). "
         "Unset: the built-in defaults.",
     )
-    environment_default: Environment = Field(
+    environment_default: DefaultEnvironment = Field(
         default="unset",
         description="Environment assumed for plain workloads that declare none; unset "
         "leaves it undeclared (and PR-CF-003 reports it).",
@@ -381,7 +381,7 @@ class Settings(BaseSettings):
     @field_validator("environment_default", mode="before")
     @classmethod
     def _normalise_environment(cls, value: Any) -> Any:
-        return _choose(value, get_args(Environment))
+        return _choose(value, get_args(DefaultEnvironment))
 
     @field_validator("health_host", "webhook_host")
     @classmethod

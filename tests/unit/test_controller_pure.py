@@ -10,7 +10,7 @@ import pytest
 from prodready.controller import conditions as cond
 from prodready.controller.cache import ObjectCache, owner_name
 from prodready.controller.drift import contains
-from prodready.controller.queue import DONE, Outcome, WorkQueue
+from prodready.controller.queue import DONE, ReconcileResult, WorkQueue
 from prodready.controller.reconciler import _rollout
 
 # -- conditions -------------------------------------------------------------------------
@@ -178,7 +178,7 @@ async def test_queue_deduplicates_and_never_runs_a_key_twice_at_once() -> None:
     seen: list[str] = []
     release = asyncio.Event()
 
-    async def reconcile(key: str) -> Outcome:
+    async def reconcile(key: str) -> ReconcileResult:
         assert key not in running, "a key ran on two workers at once"
         running.add(key)
         seen.append(key)
@@ -211,12 +211,12 @@ async def test_queue_retries_failures_with_backoff_and_honours_requeue() -> None
     queue: WorkQueue[str] = WorkQueue(backoff_base=0.01, backoff_cap=0.05)
     calls: dict[str, int] = {"fails": 0, "later": 0}
 
-    async def reconcile(key: str) -> Outcome:
+    async def reconcile(key: str) -> ReconcileResult:
         calls[key] += 1
         if key == "fails" and calls[key] < 3:
             raise RuntimeError("transient")
         if key == "later" and calls[key] == 1:
-            return Outcome(requeue_after=0.02)
+            return ReconcileResult(requeue_after=0.02)
         return DONE
 
     task = asyncio.create_task(queue.run(reconcile, workers=2))

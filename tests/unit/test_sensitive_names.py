@@ -36,7 +36,7 @@ from prodready.api.sensitive import (
 from prodready.observability.logging import REDACTED, is_sensitive_key, redact
 from prodready.render import render
 from prodready.rules import evaluate
-from prodready.rules.subject import Settings
+from prodready.rules.subject import RuleSettings
 
 RE2_MAIN = Path(__file__).parent / "re2" / "main.go"
 
@@ -199,9 +199,9 @@ def test_configured_words_use_the_same_rule() -> None:
     assert not pins.matches("DB_PASSWORD")
     # A word declared sensitive is never a qualifier that clears it.
     assert sensitive_names(("name",)).matches("USER_NAME")
-    assert Settings(sensitive_names=("pin",)).is_sensitive_name("ATM_PIN")
-    assert Settings().is_sensitive_name("DB_PASSWORD")
-    assert not Settings().is_sensitive_name("TOKEN_TTL")
+    assert RuleSettings(sensitive_names=("pin",)).is_sensitive_name("ATM_PIN")
+    assert RuleSettings().is_sensitive_name("DB_PASSWORD")
+    assert not RuleSettings().is_sensitive_name("TOKEN_TTL")
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict, JsonValue
 from pydantic_core import PydanticCustomError
 
+from prodready.api.environment import Environment as Environment  # noqa: PLC0414 - re-export
 from prodready.api.errors import SCHEMA_RULE
 from prodready.api.labels import RESERVED_PREFIXES
 from prodready.api.quantity import QUANTITY_PATTERN, parse_quantity
@@ -127,14 +128,6 @@ class _Model(BaseModel):
         extra="forbid",
         frozen=True,
     )
-
-
-class Environment(StrEnum):
-    """The declared environment: dev, staging or prod (PR-CF-003)."""
-
-    DEV = "dev"
-    STAGING = "staging"
-    PROD = "prod"
 
 
 class Ports(_Model):
@@ -501,8 +494,11 @@ class Alerts(_Model):
     )
 
 
-class Metrics(_Model):
-    """Prometheus metrics: scraped by a ServiceMonitor (PR-MO-001)."""
+class MetricsSpec(_Model):
+    """`spec.metrics`: how a ServiceMonitor scrapes the app's Prometheus metrics (PR-MO-001).
+
+    Not `observability.metrics.Metrics`, the operator's own metrics.
+    """
 
     enabled: bool = Field(True, description="Render a ServiceMonitor that scrapes the app.")
     path: str = Field(
@@ -837,7 +833,7 @@ class ProductionServiceSpec(_Model):
     )
     logging: Logging = Field(Logging(), description="Log format and level.")
     security: Security = Field(Security(), description="CORS, rate limiting and debug mode.")
-    metrics: Metrics = Field(Metrics(), description="Prometheus metrics and alerts.")
+    metrics: MetricsSpec = Field(MetricsSpec(), description="Prometheus metrics and alerts.")
     resources: Resources = Field(Resources(), description="CPU and memory.")
     exposure: Exposure | None = Field(
         None, description="Expose through an Ingress; the service is cluster-internal when unset."

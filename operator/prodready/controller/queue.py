@@ -22,13 +22,16 @@ Key = TypeVar("Key", bound=Hashable)
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What a reconcile asks of the queue: nothing, or another look after a delay."""
+class ReconcileResult:
+    """What a reconcile asks of the queue: nothing, or another look after a delay.
+
+    Named after controller-runtime's `reconcile.Result`; not a rule's `rules.subject.Outcome`.
+    """
 
     requeue_after: float | None = None
 
 
-DONE = Outcome()
+DONE = ReconcileResult()
 
 
 @dataclass
@@ -94,7 +97,9 @@ class WorkQueue(Generic[Key]):
         for _ in range(self._workers):
             self._ready.put_nowait(None)
 
-    async def run(self, reconcile: Callable[[Key], Awaitable[Outcome]], *, workers: int) -> None:
+    async def run(
+        self, reconcile: Callable[[Key], Awaitable[ReconcileResult]], *, workers: int
+    ) -> None:
         """Run `workers` workers and the delay pump until closed; in-flight keys finish."""
         self._workers = workers
         pump = asyncio.create_task(self._pump(), name="workqueue-delays")
@@ -111,7 +116,7 @@ class WorkQueue(Generic[Key]):
             for task in tasks:
                 task.cancel()
 
-    async def _worker(self, reconcile: Callable[[Key], Awaitable[Outcome]]) -> None:
+    async def _worker(self, reconcile: Callable[[Key], Awaitable[ReconcileResult]]) -> None:
         while True:
             key = await self._ready.get()
             if key is None or self._closed:
@@ -119,7 +124,7 @@ class WorkQueue(Generic[Key]):
             self._queued.discard(key)
             self._processing.add(key)
             try:
-                outcome = await reconcile(key)
+                result = await reconcile(key)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the reconciler logs; the queue only retries
@@ -129,8 +134,8 @@ class WorkQueue(Generic[Key]):
                 continue
             self._backoff.forget(key)
             self._finish(key)
-            if outcome.requeue_after is not None:
-                self.add_after(key, outcome.requeue_after)
+            if result.requeue_after is not None:
+                self.add_after(key, result.requeue_after)
             # A reconcile that finds nothing to change never awaits anything that suspends,
             # so a resync of thousands of keys would otherwise run as one burst and hold
             # back the watches, the health probes and the other workers' answers.

@@ -24,7 +24,7 @@ from prodready.api.errors import SpecError
 from prodready.controller import conditions as cond
 from prodready.controller.cache import JSON, ObjectCache
 from prodready.controller.drift import contains
-from prodready.controller.queue import DONE, Outcome
+from prodready.controller.queue import DONE, ReconcileResult
 from prodready.kube.client import ApiError, KubeClient, Resource
 from prodready.kube.events import EventRecorder
 from prodready.observability.logging import reconcile_context
@@ -201,7 +201,7 @@ class Reconciler:
         self._monitoring = (now, available)
         return available
 
-    async def reconcile(self, key: ServiceKey) -> Outcome:
+    async def reconcile(self, key: ServiceKey) -> ReconcileResult:
         """One pass for one ProductionService; the queue retries on exceptions."""
         namespace, name = key
         body = self.services.get(api.KIND, namespace, name)
@@ -227,7 +227,7 @@ class Reconciler:
         self.metrics.record_reconcile("success", time.perf_counter() - started)
         return outcome
 
-    async def _reconcile(self, body: JSON) -> Outcome:
+    async def _reconcile(self, body: JSON) -> ReconcileResult:
         metadata = body["metadata"]
         namespace, name = metadata["namespace"], metadata["name"]
         key = (namespace, name)
@@ -325,11 +325,13 @@ class Reconciler:
         if missing or conflicts:
             failures = self._retries.get(key, 0)
             self._retries[key] = failures + 1
-            return Outcome(requeue_after=min(RETRY_CAP, RETRY_BASE * 2 ** min(failures, 10)))
+            return ReconcileResult(
+                requeue_after=min(RETRY_CAP, RETRY_BASE * 2 ** min(failures, 10))
+            )
         self._retries.pop(key, None)
         return DONE
 
-    async def _invalid(self, body: JSON, reason: str, message: str) -> Outcome:
+    async def _invalid(self, body: JSON, reason: str, message: str) -> ReconcileResult:
         # The CRD's schema and CEL rules catch most mistakes at admission, and the webhook
         # what the platform does not allow; what only the operator sees lands here, named
         # by field. Nothing is applied: children already running stay as they are.

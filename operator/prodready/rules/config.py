@@ -32,12 +32,12 @@ from prodready.rules.limits import LIMITS_RULE_ID
 from prodready.rules.loader import alias_expansion
 from prodready.rules.model import Severity
 from prodready.rules.registry import RULES_BY_ID
-from prodready.rules.subject import DEFAULT_SENSITIVE_NAMES, Settings
+from prodready.rules.subject import DEFAULT_SENSITIVE_NAMES, RuleSettings
 
 # A config file is a few lines; anything this large is a mistake, not a config.
 MAX_CONFIG_BYTES = 1 << 20
 
-_DEFAULTS = Settings()
+_DEFAULTS = RuleSettings()
 
 
 class ConfigError(ValueError):

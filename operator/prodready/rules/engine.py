@@ -60,7 +60,7 @@ from prodready.rules.model import (
     score,
 )
 from prodready.rules.registry import RULES, RULES_BY_ID, Rule
-from prodready.rules.subject import EnvironmentDecision, Settings, Subject
+from prodready.rules.subject import EnvironmentDecision, RuleSettings, Subject
 
 SPEC_RULE_ID = "PR-PS-001"
 
@@ -81,7 +81,7 @@ class _Plan:
     rules: tuple[Rule, ...]
     disabled: frozenset[str]
     severity: dict[str, Severity]
-    settings: Settings
+    settings: RuleSettings
     exemptions: tuple[_ConfigExemption, ...]
 
 
@@ -91,7 +91,7 @@ def _glob(pattern: str) -> re.Pattern[str]:
 
 def _plan(config: RulesConfig) -> _Plan:
     env_vars = config.env_vars
-    settings = Settings(
+    settings = RuleSettings(
         log_format=env_vars.log_format,
         log_level=env_vars.log_level,
         debug=env_vars.debug,
@@ -122,7 +122,7 @@ _DEFAULT_PLAN = _plan(RulesConfig())
 
 
 def _declarations(
-    workload: Workload, settings: Settings, spec_environment: object
+    workload: Workload, settings: RuleSettings, spec_environment: object
 ) -> list[tuple[str, str]]:
     declared: list[tuple[str, str]] = []
     if isinstance(spec_environment, str) and spec_environment:
@@ -154,7 +154,7 @@ def _declarations(
 
 def decide_environment(
     workload: Workload,
-    settings: Settings,
+    settings: RuleSettings,
     default: Environment | None,
     spec_environment: object = None,
 ) -> EnvironmentDecision:

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+# The checklist's profiles are the environments a ProductionService declares: one enum,
+# defined in the layer below and re-exported here for the engine.
+from prodready.api.environment import Environment as Environment  # noqa: PLC0414 - re-export
+
 
 class Severity(StrEnum):
     """How much a failing rule matters: an `error` denies admission, a `warning` does not."""
@@ -25,14 +29,6 @@ class Result(StrEnum):
     FAIL = "fail"
     WARN = "warn"
     SKIP = "skip"
-
-
-class Environment(StrEnum):
-    """The profiles the checklist knows; they change which rules apply and how strictly."""
-
-    DEV = "dev"
-    STAGING = "staging"
-    PROD = "prod"
 
 
 # What the score weighs a check by; see `score` below.

@@ -29,7 +29,7 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class RuleSettings:
     """The run-wide knobs rules read (built once from `RulesConfig`)."""
 
     log_format: str = "LOG_FORMAT"
@@ -98,7 +98,7 @@ class Subject:
 
     workload: Workload
     environment: EnvironmentDecision
-    settings: Settings
+    settings: RuleSettings
     rendered: bool = False
     _env_cache: dict[tuple[bool, int, str], EnvValue] = field(default_factory=dict)
     _facts: dict[Hashable, Any] = field(default_factory=dict)
