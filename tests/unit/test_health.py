@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
@@ -32,6 +33,19 @@ def _url(server: HealthServer, path: str) -> str:
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=5) as http:
         yield http
+
+
+async def test_it_logs_like_the_rest_of_the_package(caplog: pytest.LogCaptureFixture) -> None:
+    # One call style across prodready: a stdlib logger named `prodready.<part>`, fields
+    # in `extra`, which the formatter renders as JSON keys.
+    caplog.set_level(logging.INFO, logger="prodready.health")
+    server = await _started()
+    try:
+        (record,) = [r for r in caplog.records if r.getMessage() == "health server listening"]
+        assert record.name == "prodready.health"
+        assert (record.__dict__["host"], record.__dict__["port"]) == ("127.0.0.1", server.port)
+    finally:
+        await server.stop()
 
 
 async def test_healthz_readyz_and_metrics(client: httpx.AsyncClient) -> None:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
@@ -42,7 +43,7 @@ from typing import Final
 
 from aiohttp import web
 
-from prodready.observability.logging import get_logger, redact
+from prodready.observability.logging import redact
 from prodready.observability.metrics import Metrics
 from prodready.observability.serving import ThreadedSite
 
@@ -79,7 +80,7 @@ _MAX_BODY_BYTES: Final = 4096
 # A gap between heartbeats above this is counted as a stall in /healthz?verbose.
 STALL_THRESHOLD: Final = 0.1
 
-logger = get_logger(__name__)
+logger = logging.getLogger("prodready.health")
 
 
 def _text(body: str, status: int = 200) -> web.Response:
@@ -158,7 +159,7 @@ class HealthServer:
         except BaseException:
             await self.stop()
             raise
-        logger.info("health server listening", host=self._host, port=self._bound_port)
+        logger.info("health server listening", extra={"host": self._host, "port": self._bound_port})
 
     async def stop(self) -> None:
         """Stop the server (letting in-flight requests finish) and the heartbeat.
@@ -300,7 +301,7 @@ class HealthServer:
             except TimeoutError:
                 return _text("cannot check the token now: timed out", 503)
             except Exception as error:
-                logger.warning("metrics token check failed", error=type(error).__name__)
+                logger.warning("metrics token check failed", extra={"error": type(error).__name__})
                 return _text(f"cannot check the token now: {type(error).__name__}", 503)
             finally:
                 self._checks -= 1
