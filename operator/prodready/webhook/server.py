@@ -56,7 +56,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -210,7 +210,9 @@ class WebhookServer:
             return _closing(408, f"request body not received within {self._read_timeout:g}s")
         return bytes(body)
 
-    async def _validate(self, request: web.Request) -> web.Response:
+    def _take_slot(self) -> web.Response | None:
+        """Count one more review in flight, or the 503 refusing it when `max_in_flight` are
+        already read or evaluated (the caller gives the slot back with `_in_flight -= 1`)."""
         if self._in_flight >= self._max_in_flight:
             logger.warning(
                 "admission review refused: too many in flight",
@@ -218,15 +220,11 @@ class WebhookServer:
             )
             return _closing(503, f"more than {self._max_in_flight} admission reviews in flight")
         self._in_flight += 1
-        try:
-            return await self._review(request)
-        finally:
-            self._in_flight -= 1
+        return None
 
-    async def _review(self, request: web.Request) -> web.Response:
-        started = self._clock()
-        deadline = rules.Deadline.after(self._evaluation_seconds)
-        mode = Mode(request.match_info["mode"])
+    async def _receive(self, request: web.Request) -> AdmissionRequest | web.Response:
+        """The review a request carries, or the answer refusing it: too large (413), too
+        slow (408), not an AdmissionReview or its objects in another namespace (400)."""
         body = await self._read_body(request)
         if isinstance(body, web.Response):
             logger.info("admission review refused", extra={"reason": body.text})
@@ -237,74 +235,103 @@ class WebhookServer:
         except ReviewError as error:
             logger.info("malformed admission review", extra={"reason": str(error)})
             return web.Response(status=400, text=f"{error}\n", content_type=_TEXT)
-        if admission.operation in EVALUATED_OPERATIONS:
-            context = self._inventory.context(admission.namespace)
-            try:
-                # On a pool thread, not on this loop: the interpreter still runs one thread
-                # at a time, but it switches every few milliseconds, so an ordinary review
-                # is answered while the largest object the caps admit (hundreds of ms) is
-                # still being evaluated, instead of waiting for it to finish.
-                response = await asyncio.to_thread(
-                    decide,
-                    admission,
-                    mode,
-                    context,
-                    config=self._rules_config,
-                    environment=self._environment,
-                    deadline=deadline,
-                )
-            except Exception:
-                logger.exception(
-                    "admission review failed",
-                    extra={"kind": admission.kind, "namespace": admission.namespace},
-                )
-                return web.Response(
-                    status=500,
-                    text="prodready could not evaluate the object; see the operator's log\n",
-                    content_type=_TEXT,
-                )
-        else:
-            response = decide(admission, mode)
+        return admission
+
+    def _answer(
+        self,
+        admission: AdmissionRequest,
+        response: dict[str, Any],
+        *,
+        started: float,
+        what: str,
+        **fields: object,
+    ) -> web.Response:
+        """Count and log a decision (`what` allowed/denied), and send it."""
         allowed = bool(response["allowed"])
         self._metrics.record_webhook_request(
             admission.metric_kind, admission.operation, allowed, self._clock() - started
         )
-        level = logging.INFO if not allowed else logging.DEBUG
         logger.log(
-            level,
-            "admission denied" if not allowed else "admission allowed",
+            logging.DEBUG if allowed else logging.INFO,
+            f"{what} {'allowed' if allowed else 'denied'}",
             extra={
                 "kind": admission.kind,
                 "namespace": admission.namespace,
                 "object_name": admission.name,
                 "operation": admission.operation,
-                "mode": mode.value,
                 "dry_run": admission.dry_run,
-                "warnings": len(response.get("warnings") or ()),
+                **fields,
             },
         )
         return web.json_response(review_response(response))
 
+    async def _validate(self, request: web.Request) -> web.Response:
+        """`POST /validate/{enforce,audit}`: the checklist's verdict. The slot is held until
+        the answer is sent: the body stays in memory while it is evaluated."""
+        started = self._clock()
+        deadline = rules.Deadline.after(self._evaluation_seconds)
+        mode = Mode(request.match_info["mode"])
+        refused = self._take_slot()
+        if refused is not None:
+            return refused
+        try:
+            admission = await self._receive(request)
+            if isinstance(admission, web.Response):
+                return admission
+            if admission.operation not in EVALUATED_OPERATIONS:
+                response = decide(admission, mode)
+            else:
+                context = self._inventory.context(admission.namespace)
+                try:
+                    # On a pool thread, not on this loop: the interpreter still runs one
+                    # thread at a time, but it switches every few milliseconds, so an
+                    # ordinary review is answered while the largest object the caps admit
+                    # is still being evaluated, instead of waiting for it to finish.
+                    response = await asyncio.to_thread(
+                        decide,
+                        admission,
+                        mode,
+                        context,
+                        config=self._rules_config,
+                        environment=self._environment,
+                        deadline=deadline,
+                    )
+                except Exception:
+                    logger.exception(
+                        "admission review failed",
+                        extra={"kind": admission.kind, "namespace": admission.namespace},
+                    )
+                    return web.Response(
+                        status=500,
+                        text="prodready could not evaluate the object; see the operator's log\n",
+                        content_type=_TEXT,
+                    )
+            return self._answer(
+                admission,
+                response,
+                started=started,
+                what="admission",
+                mode=mode.value,
+                warnings=len(response.get("warnings") or ()),
+            )
+        finally:
+            self._in_flight -= 1
+
     async def _authorize(self, request: web.Request) -> web.Response:
         """`POST /authorize`: may the author have what a ProductionService asks for
-        (`prodready.webhook.authorization`). Reading and parsing count as in flight; the
+        (`prodready.webhook.authorization`). Reading and parsing hold a slot; the
         SubjectAccessReviews, which wait on the apiserver, are bounded by the authorizer."""
         assert self._authorizer is not None  # the route exists only with one
         started = self._clock()
-        if self._in_flight >= self._max_in_flight:
-            return _closing(503, f"more than {self._max_in_flight} admission reviews in flight")
-        self._in_flight += 1
+        refused = self._take_slot()
+        if refused is not None:
+            return refused
         try:
-            body = await self._read_body(request)
-            if isinstance(body, web.Response):
-                return body
-            admission = parse_review(body)
-            _check_namespaces(admission)
-        except ReviewError as error:
-            logger.info("malformed admission review", extra={"reason": str(error)})
-            return web.Response(status=400, text=f"{error}\n", content_type=_TEXT)
+            admission = await self._receive(request)
         finally:
             self._in_flight -= 1
+        if isinstance(admission, web.Response):
+            return admission
         try:
             response = await self._authorizer.review(admission)
         except Exception:
@@ -317,23 +344,13 @@ class WebhookServer:
                 text="prodready could not check the author's permissions; see the operator's log\n",
                 content_type=_TEXT,
             )
-        allowed = bool(response["allowed"])
-        self._metrics.record_webhook_request(
-            admission.metric_kind, admission.operation, allowed, self._clock() - started
+        return self._answer(
+            admission,
+            response,
+            started=started,
+            what="authorization",
+            user=admission.user.username,
         )
-        logger.log(
-            logging.INFO if not allowed else logging.DEBUG,
-            "authorization denied" if not allowed else "authorization allowed",
-            extra={
-                "kind": admission.kind,
-                "namespace": admission.namespace,
-                "object_name": admission.name,
-                "operation": admission.operation,
-                "user": admission.user.username,
-                "dry_run": admission.dry_run,
-            },
-        )
-        return web.json_response(review_response(response))
 
     async def _close_authorizer(self, _app: web.Application) -> None:
         if self._authorizer is not None:
