@@ -43,7 +43,7 @@ from prodready.rules.model import Environment, Severity
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
-OUTPUTS = ("table", "json", "sarif", "junit", "admission")
+OUTPUTS = ("table", "json", "sarif", "junit", "admission", "html")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -175,6 +175,10 @@ def run(args: argparse.Namespace) -> int:
             out.write(render_sarif(result))
         elif output == "junit":
             out.write(render_junit(result))
+        elif output == "html":
+            from prodready.rules.pages import render_html  # jinja2 only when asked for
+
+            out.write(render_html(result))
         else:
             out.write(render_admission(result, enforce=not args.warn_only))
         print(summary_line(result), file=err)
