@@ -21,12 +21,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("prodready.render.command", "render ProductionServices into Kubernetes objects"),
     "crds": ("prodready.api.command", "print the ProductionService CRD"),
     "validate": ("prodready.rules.command", "check workload manifests against the checklist"),
+    "fix": ("prodready.rules.fix_command", "apply the safe fixes of findings to manifest files"),
     "rules": ("prodready.rules.catalogue", "list the checklist rules"),
     "report": ("prodready.audit.command", "print the cluster's current findings"),
+    "dashboard": ("prodready.dashboard.command", "serve the cluster's readiness pages, read-only"),
     "webhook-config": (
         "prodready.webhook.command",
         "print the ValidatingWebhookConfiguration of the admission webhook",
     ),
+    "completion": ("prodready.completion", "print a shell completion script (bash, zsh, fish)"),
 }
 
 
