@@ -4,8 +4,22 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from prodready.rules import Finding, Result, Severity, evaluate, to_admission_response
-from prodready.rules.admission import MAX_WARNING_CHARS, MAX_WARNINGS_BYTES, limit_warnings
+import pytest
+
+from prodready.rules import (
+    Finding,
+    ObjectReport,
+    Result,
+    Severity,
+    evaluate,
+    to_admission_response,
+)
+from prodready.rules.admission import (
+    MAX_WARNING_CHARS,
+    MAX_WARNINGS_BYTES,
+    limit_warnings,
+    waits_on_other_objects,
+)
 from tests.unit.test_rules_checks import app, baseline, deployment, report_of, set_env
 
 
@@ -78,8 +92,87 @@ def test_limit_warnings_edge_cases() -> None:
 def test_rendered_findings_name_their_object() -> None:
     objects = baseline()
     deployment(objects)["metadata"]["name"] = "api"
-    (report,) = evaluate(objects)
+    (report,) = [r for r in evaluate(objects) if r.object.kind == "Deployment"]
     other = replace(report.object, name="child")
     finding = replace(report.findings[0], object=other, result=Result.WARN)
     response = to_admission_response(replace(report, findings=(finding,)), uid="u", enforce=False)
     assert "Deployment child" in response["warnings"][0]
+
+
+# -- admission never denies because of creation order (issue 15) -------------------------
+
+
+def _failing(rule_id: str, message: str) -> tuple[ObjectReport, Finding]:
+    report = report_of(baseline())
+    finding = Finding(
+        rule_id=rule_id,
+        title="t",
+        severity=Severity.ERROR,
+        result=Result.FAIL,
+        object=report.object,
+        container=None,
+        path="spec",
+        message=message,
+        fix="fix",
+    )
+    return replace(report, findings=(finding,)), finding
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "message", "waits"),
+    [
+        ("PR-MO-001", "no metrics endpoint is declared or scraped", True),
+        ("PR-MO-002", "no PrometheusRule in namespace shop alerts on api", True),
+        ("PR-CF-002", "Secret db does not exist", True),
+        ("PR-SC-001", "Service api is not TLS", True),
+        ("PR-RS-002", "no PodDisruptionBudget selects the pods", True),
+        ("PR-RS-002", "the HPA's minReplicas is 1; no PodDisruptionBudget selects the pods", True),
+        ("PR-RS-002", "PodDisruptionBudget api blocks every eviction (node drains hang)", True),
+        ("PR-RS-002", "replicas is 1; no PodDisruptionBudget selects the pods", False),
+        ("PR-RS-002", "a bare Pod is a single replica that nothing recreates", False),
+        ("PR-SC-002", "Ingress web allows CORS from any origin", True),
+        ("PR-SC-002", "container app: CORS_ALLOWED_ORIGINS is not set", False),
+        ("PR-HC-001", "container app has no livenessProbe", False),
+    ],
+)
+def test_what_waits_on_another_object_is_a_warning_in_enforce(
+    rule_id: str, message: str, waits: bool
+) -> None:
+    report, finding = _failing(rule_id, message)
+    assert waits_on_other_objects(report, finding) is waits
+    response = to_admission_response(report, uid="u", enforce=True)
+    assert response["allowed"] is waits
+    if waits:
+        assert response["warnings"] == [
+            f"{rule_id} (error, not denied: waits on another object, the audit checks it) "
+            f"{message} [spec]"
+        ]
+    else:
+        assert rule_id in response["status"]["message"]
+    # Audit mode: allowed and warned either way, unmarked.
+    audit = to_admission_response(report, uid="u", enforce=False)
+    assert audit["allowed"] is True
+    assert audit["warnings"][0].startswith(f"{rule_id} (error) ")
+
+
+def test_a_finding_about_another_object_never_denies_the_one_admitted() -> None:
+    report, finding = _failing("PR-HC-001", "x")
+    other = replace(finding, object=replace(report.object, kind="Service", name="api"))
+    assert waits_on_other_objects(report, other) is True
+    response = to_admission_response(replace(report, findings=(other,)), uid="u", enforce=True)
+    assert response["allowed"] is True
+
+
+def test_the_rules_own_messages_are_split_as_the_admission_expects() -> None:
+    """PR-RS-002's own text, from the check itself: replicas the object declares deny, a
+    missing PodDisruptionBudget alone does not (if its severity is raised to error)."""
+    objects = baseline()
+    objects = [o for o in objects if o.get("kind") != "PodDisruptionBudget"]
+    (report,) = [r for r in evaluate(objects) if r.object.kind == "Deployment"]
+    (missing,) = [f for f in report.findings if f.rule_id == "PR-RS-002"]
+    assert waits_on_other_objects(report, missing) is True
+    deployment(objects)["spec"]["replicas"] = 1
+    (report,) = [r for r in evaluate(objects) if r.object.kind == "Deployment"]
+    (both,) = [f for f in report.findings if f.rule_id == "PR-RS-002"]
+    assert both.failed
+    assert waits_on_other_objects(report, both) is False

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from prodready.cli import main
+from prodready.webhook.admission import CONTROLLER_OWNERS
 from prodready.webhook.certificates import generate_self_signed
 from prodready.webhook.configuration import (
     AUDIT_LABEL,
@@ -24,6 +25,13 @@ from prodready.webhook.configuration import (
 )
 
 CA = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+WORKLOAD_RESOURCES = [
+    ["deployments", "statefulsets", "daemonsets", "replicasets"],
+    ["jobs", "cronjobs"],
+    ["pods"],
+    ["pods/ephemeralcontainers"],
+    ["productionservices"],
+]
 
 
 def _by_name(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -66,21 +74,26 @@ def test_url_configuration_for_local_runs() -> None:
     enforce = entries["enforce.workloads.prodready.io"]
     assert enforce["clientConfig"]["url"] == "https://127.0.0.1:9443" + ENFORCE_PATH
     assert {"key": ENFORCE_LABEL, "operator": "In", "values": ["true"]} in _expressions(enforce)
-    assert enforce["rules"][0]["resources"] == ["deployments", "statefulsets", "daemonsets"]
-    assert enforce["objectSelector"]["matchExpressions"] == [
-        {"key": "app.kubernetes.io/managed-by", "operator": "NotIn", "values": ["prodready"]}
+    assert [rule["resources"] for rule in enforce["rules"]] == WORKLOAD_RESOURCES
+    # Whose object it is comes from who sends it (matchConditions), never from a label.
+    assert enforce["objectSelector"] == {}
+    assert [c["name"] for c in enforce["matchConditions"]] == [
+        "not-the-operator",
+        "not-a-controllers-own-object",
     ]
+    assert enforce["matchConditions"][0]["expression"] == (
+        "request.userInfo.username != 'system:serviceaccount:prodready:prodready'"
+    )
     audit = entries["audit.workloads.prodready.io"]
     assert audit["clientConfig"]["url"].endswith(AUDIT_PATH)
     assert {"key": AUDIT_LABEL, "operator": "In", "values": ["true"]} in _expressions(audit)
     assert {"key": ENFORCE_LABEL, "operator": "NotIn", "values": ["true"]} in _expressions(audit)
-    assert [rule["resources"] for rule in audit["rules"]] == [
-        ["deployments", "statefulsets", "daemonsets"],
-        ["productionservices"],
-    ]
+    assert [rule["resources"] for rule in audit["rules"]] == WORKLOAD_RESOURCES
+    assert audit["matchConditions"] == enforce["matchConditions"]
     services = entries["productionservices.prodready.io"]
     assert services["clientConfig"]["url"].endswith(ENFORCE_PATH)
     assert {"key": AUDIT_LABEL, "operator": "NotIn", "values": ["true"]} in _expressions(services)
+    assert {"key": ENFORCE_LABEL, "operator": "NotIn", "values": ["true"]} in _expressions(services)
     assert services["objectSelector"] == {}
     # The failure policy asked for applies to the enforce entries; audit never blocks, and
     # the authorization check never admits unchecked.
@@ -110,6 +123,7 @@ def test_url_configuration_for_local_runs() -> None:
         }
     ]
     assert authorize["objectSelector"] == {}
+    assert "matchConditions" not in authorize
 
 
 def test_enforce_entries_fail_closed_by_default() -> None:
@@ -244,3 +258,119 @@ def test_command_reports_invalid_arguments_and_settings(
     monkeypatch.setenv("PRODREADY_WEBHOOK_TIMEOUT_SECONDS", "99")
     assert main(["webhook-config", "--url", "https://h"]) == 2
     assert "PRODREADY_WEBHOOK_TIMEOUT_SECONDS" in capsys.readouterr().err
+
+
+# -- every combination of namespace labels reaches exactly one decision -------------------
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A label selector's matchExpressions, as the apiserver reads them."""
+    for requirement in selector.get("matchExpressions", []):
+        key, operator = requirement["key"], requirement["operator"]
+        values = requirement.get("values", [])
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def _sent_to(document: dict[str, Any], labels: dict[str, str], resource: str) -> list[str]:
+    """The paths of the checklist entries (not /authorize) a request is sent to."""
+    return [
+        entry["clientConfig"]["url"].removeprefix("https://h:1")
+        for entry in document["webhooks"]
+        if entry["name"] != "authorize.productionservices.prodready.io"
+        and _selects(entry["namespaceSelector"], labels)
+        and any(resource in rule["resources"] for rule in entry["rules"])
+    ]
+
+
+LABEL_VALUES = [None, "true", "false", ""]
+RESOURCES = [r for rules in WORKLOAD_RESOURCES for r in rules]
+
+
+@pytest.mark.parametrize("enforce", LABEL_VALUES)
+@pytest.mark.parametrize("audit", LABEL_VALUES)
+@pytest.mark.parametrize("resource", RESOURCES)
+def test_every_combination_of_namespace_labels_reaches_exactly_one_decision(
+    enforce: str | None, audit: str | None, resource: str
+) -> None:
+    document = render_webhook_configuration(operator_namespace="p", url="https://h:1")
+    labels = {"kubernetes.io/metadata.name": "shop"}
+    if enforce is not None:
+        labels[ENFORCE_LABEL] = enforce
+    if audit is not None:
+        labels[AUDIT_LABEL] = audit
+    if enforce == "true":  # enforcement wins over audit
+        expected = [ENFORCE_PATH]
+    elif audit == "true":
+        expected = [AUDIT_PATH]
+    elif resource == "productionservices":  # the operator's own API: always enforced
+        expected = [ENFORCE_PATH]
+    else:
+        expected = []  # the namespace has not opted in
+    assert _sent_to(document, labels, resource) == expected
+
+
+def test_the_operator_namespace_and_kube_system_reach_no_entry() -> None:
+    document = render_webhook_configuration(operator_namespace="p", url="https://h:1")
+    for namespace in ("p", "kube-system"):
+        labels = {"kubernetes.io/metadata.name": namespace, ENFORCE_LABEL: "true"}
+        assert not [e for e in document["webhooks"] if _selects(e["namespaceSelector"], labels)]
+
+
+def test_the_operator_is_known_by_its_username() -> None:
+    default = render_webhook_configuration(operator_namespace="ops", url="https://h:1")
+    chosen = render_webhook_configuration(
+        operator_namespace="ops", url="https://h:1", operator_user="admin"
+    )
+    for document, user in (
+        (default, "system:serviceaccount:ops:prodready"),
+        (chosen, "admin"),
+    ):
+        conditions = document["webhooks"][0]["matchConditions"]
+        assert conditions[0]["expression"] == f"request.userInfo.username != '{user}'"
+    with pytest.raises(ValueError, match="cannot be used in a matchCondition"):
+        render_webhook_configuration(
+            operator_namespace="ops", url="https://h:1", operator_user="it's"
+        )
+    with pytest.raises(ValueError, match="must not be empty"):
+        render_webhook_configuration(operator_namespace="ops", url="https://h:1", operator_user="")
+
+
+def test_controllers_own_objects_are_named_in_the_condition() -> None:
+    """The CEL names every owner kind and controller of `admission.CONTROLLER_OWNERS`; the
+    e2e test (tests/e2e/test_webhook_bypass.py) has the apiserver evaluate it."""
+    document = render_webhook_configuration(operator_namespace="p", url="https://h:1")
+    expression = document["webhooks"][0]["matchConditions"][1]["expression"]
+    for owner, controller in CONTROLLER_OWNERS.items():
+        assert f"'{owner}': '{controller}'" in expression
+    assert "request.subResource == 'ephemeralcontainers'" in expression
+    assert "'system:kube-controller-manager'" in expression
+    assert "'system:masters' in request.userInfo.groups" in expression
+
+
+@pytest.mark.parametrize(
+    ("arguments", "user"),
+    [
+        ([], "system:serviceaccount:ops:prodready"),
+        (["--operator-service-account", "guard"], "system:serviceaccount:ops:guard"),
+        (["--operator-user", "admin"], "admin"),
+    ],
+)
+def test_command_takes_the_operators_identity(
+    capsys: pytest.CaptureFixture[str], arguments: list[str], user: str
+) -> None:
+    code = main(["webhook-config", "--url", "https://h", "-n", "ops", *arguments])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "&id" not in out  # no YAML anchors for shared lists
+    document = yaml.safe_load(out)
+    condition = document["webhooks"][0]["matchConditions"][0]
+    assert condition["expression"] == f"request.userInfo.username != '{user}'"

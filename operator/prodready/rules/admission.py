@@ -10,12 +10,23 @@ must be left out, the last warning says how many. Only the warnings that can be 
 ever written out, and a denial lists at most `MAX_DENIAL_FINDINGS_PER_RULE` findings of
 each rule within `MAX_DENIAL_CHARS`: the cost of an answer does not grow with the number
 of findings (an object over a cap of `prodready.rules.limits` has one anyway).
+
+Admission never denies because of creation order. A failure the object alone cannot fix
+— it waits on another object: a ServiceMonitor or PodMonitor (PR-MO-001), a
+PrometheusRule (PR-MO-002), a Secret (PR-CF-002), a Service or Ingress (PR-SC-001, and
+PR-SC-002's wildcard Ingress), a PodDisruptionBudget or HorizontalPodAutoscaler (PR-RS-002
+when the replicas the object declares are enough), or a finding about another object
+altogether — is answered as a warning, even in enforce mode (`waits_on_other_objects`).
+Helm installs a chart's Deployment before its ServiceMonitor, and `kubectl apply -f dir/`
+goes in file order: denying the first would make the chart uninstallable. The audit and
+the workload's report, which see everything once it exists, still count it as failed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import itertools
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
 
 from prodready.rules.model import Finding, ObjectReport, Result
 
@@ -27,6 +38,33 @@ MAX_DENIAL_FINDINGS_PER_RULE = 5
 MAX_DENIAL_CHARS = 8192
 DENIED_CODE = 403
 _ELLIPSIS = "..."
+
+
+CROSS_OBJECT_RULES: Final[Mapping[str, str]] = {
+    "PR-MO-001": "a ServiceMonitor, PodMonitor or Service",
+    "PR-MO-002": "a PrometheusRule",
+    "PR-CF-002": "a Secret",
+    "PR-SC-001": "a Service or Ingress",
+}
+"""Rules whose every failure is about another object (what it waits on, for messages)."""
+# PR-RS-002 joins its problems with "; ": the object's own replicas (or a bare Pod's single
+# one) are its to fix, a missing or blocking PodDisruptionBudget and an HPA's minReplicas
+# are not.
+_OWN_REPLICA_PROBLEMS: Final = ("replicas is ", "a bare Pod ")
+_INGRESS_PREFIX: Final = "Ingress "
+
+
+def waits_on_other_objects(report: ObjectReport, finding: Finding) -> bool:
+    """Whether `finding` is one the object alone cannot fix (see the module docstring):
+    admission warns about it rather than deny."""
+    if finding.object != report.object or finding.rule_id in CROSS_OBJECT_RULES:
+        return True
+    if finding.rule_id == "PR-RS-002":
+        problems = finding.message.split("; ")
+        return not any(problem.startswith(_OWN_REPLICA_PROBLEMS) for problem in problems)
+    if finding.rule_id == "PR-SC-002":
+        return finding.message.startswith(_INGRESS_PREFIX)
+    return False
 
 
 def _clean(text: str) -> str:
@@ -47,12 +85,13 @@ def _where(report: ObjectReport, finding: Finding) -> str:
     return finding.path
 
 
-def warning_text(report: ObjectReport, finding: Finding) -> str:
-    """One finding as a warning line: `PR-ID (severity) message [path]`."""
-    return _shorten(
-        f"{finding.rule_id} ({finding.severity.value}) {finding.message} "
-        f"[{_where(report, finding)}]"
-    )
+def warning_text(report: ObjectReport, finding: Finding, *, waiting: bool = False) -> str:
+    """One finding as a warning line: `PR-ID (severity) message [path]`; `waiting` marks
+    an error admitted because it waits on another object (`waits_on_other_objects`)."""
+    severity = finding.severity.value
+    if waiting:
+        severity += ", not denied: waits on another object, the audit checks it"
+    return _shorten(f"{finding.rule_id} ({severity}) {finding.message} [{_where(report, finding)}]")
 
 
 def limit_warnings(lines: Iterable[str], total: int | None = None) -> list[str]:
@@ -114,19 +153,28 @@ def denial_message(report: ObjectReport, errors: list[Finding]) -> str:
 def to_admission_response(report: ObjectReport, *, uid: str, enforce: bool) -> dict[str, Any]:
     """The AdmissionReview `response` for `report`.
 
-    With `enforce`, a report with an error-severity failure is denied (HTTP 403, the
-    message listing rule IDs, fields and fixes) and its warning-severity failures are
-    returned as warnings. Without `enforce` everything is allowed and every failure,
-    errors first, becomes a warning.
+    With `enforce`, a report with an error-severity failure the object itself can fix is
+    denied (HTTP 403, the message listing rule IDs, fields and fixes) and its other
+    failures are returned as warnings: those waiting on another object (module docstring)
+    first, marked so. Without `enforce` everything is allowed and every failure, errors
+    first, becomes a warning.
     """
     errors = [f for f in report.findings if f.result is Result.FAIL]
     warned = [f for f in report.findings if f.result is Result.WARN]
-    denied = enforce and bool(errors)
-    response: dict[str, Any] = {"uid": uid, "allowed": not denied}
-    if denied:
-        response["status"] = {"code": DENIED_CODE, "message": denial_message(report, errors)}
-    shown = warned if denied else errors + warned
-    warnings = limit_warnings((warning_text(report, f) for f in shown), len(shown))
+    blocking: list[Finding] = []
+    waiting: list[Finding] = []
+    if enforce:
+        for finding in errors:
+            (waiting if waits_on_other_objects(report, finding) else blocking).append(finding)
+    response: dict[str, Any] = {"uid": uid, "allowed": not blocking}
+    if blocking:
+        response["status"] = {"code": DENIED_CODE, "message": denial_message(report, blocking)}
+    shown = warned if enforce else errors + warned
+    lines = itertools.chain(
+        (warning_text(report, f, waiting=True) for f in waiting),
+        (warning_text(report, f) for f in shown),
+    )
+    warnings = limit_warnings(lines, len(waiting) + len(shown))
     if warnings:
         response["warnings"] = warnings
     return response

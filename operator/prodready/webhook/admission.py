@@ -16,6 +16,31 @@ What is decided, and why:
   without either label are never sent to it at all.
 * DELETE and CONNECT are allowed at once; so is an object being deleted (its finalizers
   must be removable) and any kind the engine does not evaluate.
+* An object its controller creates or updates is allowed without evaluation
+  (`controlled_by_its_controller`): a Deployment's ReplicaSets, the Pods of a ReplicaSet,
+  StatefulSet, DaemonSet or Job, a CronJob's Jobs — their owner was checked when it was
+  admitted, and a rollout must not wait on the checklist once per pod. The owner counts
+  only when it is of a kind the webhook checks and the request comes from the controller
+  of that kind (kube-controller-manager; its per-controller ServiceAccount in kube-system;
+  or `system:masters`, who could delete this webhook anyway). Anyone else's object is
+  judged as if it had no owner, whatever ownerReferences it claims: a bare Pod is a bare
+  Pod. The configuration's matchConditions say the same, so such requests never reach
+  the webhook at all; this is the same rule where the configuration was hand-edited.
+  Residual risk: a controller of another kind (an operator whose Pods are owned by its
+  own custom resource) gets its Pods checked as bare Pods in an enforce namespace.
+* An unowned ReplicaSet is judged as the Deployment it could have been (same replicas and
+  pod template) by the rules that apply to StatefulSets too: the rules about a
+  Deployment's rollout strategy do not apply to a ReplicaSet, which has none.
+* An ephemeral container (`pods/ephemeralcontainers`, what `kubectl debug` adds to a
+  running pod) is judged on its own (`ephemeral_container_problems`): it must not be
+  privileged, allow privilege escalation or add capabilities (PR-SC-004), since it would
+  otherwise run with powers the pod's admitted template never asked for. The rest of the
+  pod was judged with its owner.
+* A finding the object alone cannot fix — it waits on another object (a ServiceMonitor,
+  PrometheusRule, PodDisruptionBudget, Service or Secret) — is a warning, never a denial
+  (`rules.admission.waits_on_other_objects`): Helm and `kubectl apply -f dir/` create a
+  Deployment before its ServiceMonitor. The audit and the workload's report still hold it
+  to the rule once everything exists.
 * An UPDATE that leaves `spec` as it was and fails no error rule the old object did not
   already fail is answered as in audit mode (allowed, with warnings). The Deployment
   controller updates annotations of Deployments that existed before their namespace
@@ -32,6 +57,7 @@ What is decided, and why:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -39,17 +65,49 @@ from enum import StrEnum
 from typing import Any, Final
 
 from prodready import rules
-from prodready.rules.admission import DENIED_CODE
+from prodready.rules.admission import DENIED_CODE, waits_on_other_objects
 
 ADMISSION_API_VERSION: Final = "admission.k8s.io/v1"
 REVIEW_KIND: Final = "AdmissionReview"
 EVALUATED_OPERATIONS: Final = frozenset({"CREATE", "UPDATE"})
 OPERATIONS: Final = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
 METRIC_KINDS: Final = frozenset(
-    {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod", "ProductionService"}
+    {
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "Job",
+        "CronJob",
+        "Pod",
+        "ProductionService",
+    }
 )
 """Kinds counted by name in metrics; anything else (sent by a hand-edited configuration or
 by a stray client) is counted as `other`, so labels stay bounded."""
+
+EPHEMERAL_CONTAINERS: Final = "ephemeralcontainers"
+CONTROLLER_MANAGER_USER: Final = "system:kube-controller-manager"
+CONTROLLER_SERVICE_ACCOUNT_PREFIX: Final = "system:serviceaccount:kube-system:"
+MASTERS_GROUP: Final = "system:masters"
+CONTROLLER_OWNERS: Final[Mapping[str, str]] = {
+    "apps/v1/Deployment": "deployment-controller",
+    "apps/v1/ReplicaSet": "replicaset-controller",
+    "apps/v1/StatefulSet": "statefulset-controller",
+    "apps/v1/DaemonSet": "daemon-set-controller",
+    "batch/v1/Job": "job-controller",
+    "batch/v1/CronJob": "cronjob-controller",
+}
+"""A controlling owner of a checked kind (`apiVersion/kind`) and the kube-controller-manager
+controller that creates what it owns, under its ServiceAccount in kube-system when the
+controller-manager runs with `--use-service-account-credentials`."""
+REPLICA_SET_KIND: Final = "ReplicaSet"
+# What an unowned ReplicaSet is judged as, and the rules that apply to it: a StatefulSet's
+# (a replicated pod template, without a Deployment's rollout strategy).
+_REPLICA_SET_AS: Final = "Deployment"
+_REPLICA_SET_RULES: Final = frozenset(
+    rule.id for rule in rules.RULES if "StatefulSet" in rule.kinds
+)
 
 
 class Mode(StrEnum):
@@ -109,6 +167,7 @@ class AdmissionRequest:
     old_object: Mapping[str, Any] | None
     dry_run: bool
     user: UserInfo = UserInfo()
+    sub_resource: str = ""
 
     @property
     def metric_kind(self) -> str:
@@ -164,6 +223,7 @@ def parse_review(body: bytes) -> AdmissionRequest:
         old_object=old,
         dry_run=bool(request.get("dryRun")),
         user=UserInfo.parse(request.get("userInfo")),
+        sub_resource=str(request.get("subResource") or ""),
     )
 
 
@@ -188,17 +248,124 @@ def evaluation_budget(timeout_seconds: float) -> float:
     return round(timeout_seconds * 0.6, 3)
 
 
+def controlled_by_its_controller(request: AdmissionRequest) -> bool:
+    """Whether the object is one its controller writes (see the module docstring): a
+    controlling ownerReference of a checked kind, sent by that kind's controller."""
+    if request.sub_resource == EPHEMERAL_CONTAINERS or request.object is None:
+        return False
+    user = request.user
+    for raw in _owner_references(request.object):
+        if not isinstance(raw, dict) or raw.get("controller") is not True:
+            continue
+        controller = CONTROLLER_OWNERS.get(f"{raw.get('apiVersion')}/{raw.get('kind')}")
+        if controller is None:
+            continue
+        if (
+            user.username
+            in (CONTROLLER_MANAGER_USER, CONTROLLER_SERVICE_ACCOUNT_PREFIX + controller)
+            or MASTERS_GROUP in user.groups
+        ):
+            return True
+    return False
+
+
+def _owner_references(obj: Mapping[str, Any]) -> list[Any]:
+    metadata = obj.get("metadata")
+    owners = metadata.get("ownerReferences") if isinstance(metadata, dict) else None
+    return owners if isinstance(owners, list) else []
+
+
+def _as_judged(obj: Mapping[str, Any], namespace: str) -> dict[str, Any]:
+    """The object as the rules judge it: in its request's namespace, without the owners it
+    claims (the engine leaves a Pod with a controller to its controller; here the claim
+    was not made by that controller), a ReplicaSet shaped as a Deployment."""
+    judged = _with_namespace(obj, namespace)
+    judged["metadata"].pop("ownerReferences", None)
+    if judged.get("kind") == REPLICA_SET_KIND:
+        judged["kind"] = _REPLICA_SET_AS
+    return judged
+
+
 def _report(
     obj: Mapping[str, Any],
     context: Iterable[Mapping[str, Any]],
     config: rules.RulesConfig | None,
     environment: str | None,
     deadline: rules.Deadline | None = None,
+    *,
+    kind: str = "",
 ) -> rules.ObjectReport | None:
     reports = rules.evaluate(
         [obj, *context], config=config, environment=environment, deadline=deadline
     )
-    return next((report for report in reports if report.input_index == 0), None)
+    report = next((report for report in reports if report.input_index == 0), None)
+    if report is None or kind != REPLICA_SET_KIND:
+        return report
+    ref = dataclasses.replace(report.object, api_version="apps/v1", kind=REPLICA_SET_KIND)
+    findings = tuple(
+        dataclasses.replace(finding, object=ref) if finding.object == report.object else finding
+        for finding in report.findings
+        if finding.rule_id in _REPLICA_SET_RULES
+    )
+    return dataclasses.replace(report, object=ref, findings=findings)
+
+
+def ephemeral_container_problems(request: AdmissionRequest) -> list[str]:
+    """What is wrong with the ephemeral containers a `pods/ephemeralcontainers` request
+    adds (those already in the old object were judged when they were added)."""
+    old_spec = (request.old_object or {}).get("spec")
+    old = old_spec.get("ephemeralContainers") if isinstance(old_spec, dict) else None
+    existing = (
+        {c.get("name") for c in old if isinstance(c, dict)} if isinstance(old, list) else set()
+    )
+    spec = (request.object or {}).get("spec")
+    containers = spec.get("ephemeralContainers") if isinstance(spec, dict) else None
+    problems: list[str] = []
+    for index, container in enumerate(containers if isinstance(containers, list) else []):
+        if not isinstance(container, dict) or container.get("name") in existing:
+            continue
+        context = container.get("securityContext")
+        context = context if isinstance(context, dict) else {}
+        capabilities = context.get("capabilities")
+        added = capabilities.get("add") if isinstance(capabilities, dict) else None
+        where = f"spec.ephemeralContainers[{index}].securityContext"
+        name = str(container.get("name"))[:63]
+        if context.get("privileged") is True:
+            problems.append(f"ephemeral container {name} is privileged [{where}.privileged]")
+        if context.get("allowPrivilegeEscalation") is True:
+            problems.append(
+                f"ephemeral container {name} allows privilege escalation "
+                f"[{where}.allowPrivilegeEscalation]"
+            )
+        if isinstance(added, list) and added:
+            shown = ", ".join(str(c) for c in added[:5])
+            problems.append(
+                f"ephemeral container {name} adds capabilities {shown} [{where}.capabilities.add]"
+            )
+    return problems
+
+
+def _ephemeral(request: AdmissionRequest, mode: Mode) -> dict[str, Any]:
+    problems = ephemeral_container_problems(request)
+    response: dict[str, Any] = {"uid": request.uid, "allowed": True}
+    if not problems:
+        return response
+    lines = [f"PR-SC-004 (error) {problem}" for problem in problems]
+    if mode is Mode.ENFORCE:
+        response["allowed"] = False
+        response["status"] = {
+            "code": DENIED_CODE,
+            "message": (
+                f"prodready denied the ephemeral container(s) added to Pod "
+                f"{request.namespace}/{request.name}: {'; '.join(problems)}. In a namespace "
+                "labelled prodready.io/enforce an ephemeral container may not be privileged, "
+                "allow privilege escalation or add capabilities (PR-SC-004). Fix: debug with "
+                "`kubectl debug --profile=restricted` (or `general`)"
+            ),
+        }
+        return response
+    response["warnings"] = rules.limit_warnings(lines)
+    return response
 
 
 def _timed_out(
@@ -221,7 +388,11 @@ def _timed_out(
 
 
 def _error_rules(report: rules.ObjectReport) -> set[str]:
-    return {f.rule_id for f in report.findings if f.result is rules.Result.FAIL}
+    return {
+        f.rule_id
+        for f in report.findings
+        if f.result is rules.Result.FAIL and not waits_on_other_objects(report, f)
+    }
 
 
 def decide(
@@ -244,19 +415,25 @@ def decide(
         return allowed
     if (request.object.get("metadata") or {}).get("deletionTimestamp"):
         return allowed
+    if request.sub_resource == EPHEMERAL_CONTAINERS:
+        return _ephemeral(request, mode)
+    if request.sub_resource or controlled_by_its_controller(request):
+        return allowed
     context = list(context)
-    obj = _with_namespace(request.object, request.namespace)
+    kind = str(request.object.get("kind") or "")
+    obj = _as_judged(request.object, request.namespace)
     enforce = mode is Mode.ENFORCE
     old = request.old_object if request.operation == "UPDATE" else None
     spec_unchanged = old is not None and old.get("spec") == obj.get("spec")
     try:
-        report = _report(obj, context, config, environment, deadline)
+        report = _report(obj, context, config, environment, deadline, kind=kind)
         if report is None:
             return allowed  # not a kind the checklist applies to
         if enforce and old is not None and spec_unchanged:
             before = _report(
-                _with_namespace(old, request.namespace), context, config, environment, deadline
-            )
+                _as_judged(old, request.namespace), context, config, environment, deadline,
+                kind=kind,
+            )  # fmt: skip
             if before is not None and _error_rules(report) <= _error_rules(before):
                 enforce = False
     except rules.DeadlineExceeded as exceeded:

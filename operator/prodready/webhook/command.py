@@ -7,6 +7,11 @@
     prodready webhook-config --service prodready-webhook --namespace prodready \
         --inject-ca-from prodready/prodready-webhook
 
+The operator's own writes are not sent to the webhook (a matchCondition on the request's
+user): `--operator-service-account` names its ServiceAccount in `--namespace` (default
+prodready), or `--operator-user` gives the whole username (a local run under a kubeconfig
+user).
+
 failurePolicy (of the enforce entries; default Fail) and timeoutSeconds default to the
 operator's settings (PRODREADY_WEBHOOK_FAILURE_POLICY, PRODREADY_WEBHOOK_TIMEOUT_SECONDS).
 The audit entry always ignores failures and the authorization entry (`/authorize`) always
@@ -25,7 +30,9 @@ import yaml
 from prodready.config import SettingsError, load_settings
 from prodready.webhook.configuration import (
     CERT_MANAGER_INJECT,
+    DEFAULT_SERVICE_ACCOUNT,
     ServiceTarget,
+    operator_username,
     render_webhook_configuration,
 )
 
@@ -69,6 +76,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAMESPACE",
         help="another namespace the webhook never sees (repeatable)",
     )
+    identity = parser.add_mutually_exclusive_group()
+    identity.add_argument(
+        "--operator-service-account",
+        default=DEFAULT_SERVICE_ACCOUNT,
+        metavar="NAME",
+        help="the operator's ServiceAccount in --namespace, whose writes the webhook leaves "
+        f"to the operator (default: {DEFAULT_SERVICE_ACCOUNT})",
+    )
+    identity.add_argument(
+        "--operator-user",
+        metavar="USERNAME",
+        help="the operator's whole username instead (e.g. a local run's kubeconfig user)",
+    )
     parser.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
 
 
@@ -107,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
             ),
             excluded_namespaces=args.exclude_namespace,
             annotations=annotations,
+            operator_user=args.operator_user
+            or operator_username(args.namespace, args.operator_service_account),
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -114,5 +136,6 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
-        sys.stdout.write(yaml.safe_dump(document, sort_keys=False))
+        # Through JSON first: entries share lists, which YAML would print as anchors.
+        sys.stdout.write(yaml.safe_dump(json.loads(json.dumps(document)), sort_keys=False))
     return EXIT_OK
