@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 LOCAL := .local
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv binaries lint unit test generate cluster cluster-down demo bench clean
+.PHONY: help venv binaries browser lint unit test generate cluster cluster-down demo bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -29,6 +29,17 @@ generate: venv binaries ## regenerate generated files (CRDs, chart CRDs, manifes
 	$(BIN)/python -m prodready crds > crds/prodready.io_productionservices.yaml
 	$(BIN)/python -m tests.generate
 
+browser: ## headless Chromium for the page tests: Debian's chromium + chromium-driver, installed when missing and apt-get is usable (else those tests skip)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "browser: $$(command -v chromium), $$(command -v chromedriver)"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y --no-install-recommends chromium chromium-driver \
+		|| { apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver; } \
+		|| echo "browser: apt-get could not install chromium; the browser tests will skip"; \
+	else \
+		echo "browser: no chromium and no apt-get as root; the browser tests will skip"; \
+	fi
+
 lint: venv ## ruff, ruff format, mypy --strict, import layers (lint-imports), hadolint, helm lint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -40,7 +51,7 @@ lint: venv ## ruff, ruff format, mypy --strict, import layers (lint-imports), ha
 unit: venv ## the fast tests (no cluster)
 	$(BIN)/pytest -q tests/unit
 
-test: venv binaries lint ## everything CI runs: lint, unit and e2e tests against the real control plane, coverage >= 90%
+test: venv binaries browser lint ## everything CI runs: lint, unit and e2e tests against the real control plane, coverage >= 90%
 	PRODREADY_BIN_DIR=$(CURDIR)/$(LOCAL)/bin $(BIN)/pytest --cov --cov-report=term tests
 
 cluster: venv binaries ## start the local control plane in the background; writes .local/kubeconfig
