@@ -72,11 +72,14 @@ def console_problems(driver: Any) -> list[str]:
     ]
 
 
-def screenshot(driver: Any, name: str) -> Path:
-    """Save the whole page as .local/artifacts/<name>.png; returns (and prints) the path."""
+def screenshot(driver: Any, name: str, *, height: int | None = None) -> Path:
+    """Save the page (all of it, or its top `height` pixels) as .local/artifacts/<name>.png;
+    returns (and prints) the path."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    driver.set_window_size(1280, min(max(height, 800), 4000))
+    if height is None:
+        full = int(driver.execute_script("return document.documentElement.scrollHeight"))
+        height = min(max(full, 800), 4000)
+    driver.set_window_size(1280, height)
     path = ARTIFACTS / f"{name}.png"
     driver.save_screenshot(str(path))
     print(f"screenshot: {path}")
