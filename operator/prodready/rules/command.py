@@ -1,6 +1,12 @@
 """`prodready validate`: check manifests against the checklist, offline, e.g. in CI.
 
+    prodready validate deploy/ charts/shop -f charts/shop/values-prod.yaml -o sarif
     helm template chart/ | prodready validate - --env prod -o sarif > prodready.sarif
+
+A directory with `Chart.yaml` is rendered with `helm template` (`--values`, `--set`), one
+with a kustomization with `kustomize build` or `kubectl kustomize` (binaries from PATH);
+see `prodready.rules.sources`. Without `--config`, the first `.prodready.yaml` found from
+the working directory upward is used.
 
 Exit codes: 0 — nothing fails at the `--fail-on` level; 1 — something does; 2 — a usage
 error, an unusable `--config`, or any input error (unreadable or malformed file, refused
@@ -23,6 +29,7 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 from prodready.rules.config import ConfigError, RulesConfig, load_config
@@ -37,13 +44,80 @@ from prodready.rules.formats import (
     render_table,
     summary_line,
 )
-from prodready.rules.loader import MAX_OBJECTS, MAX_TOTAL_BYTES, MIB, InputLimits, load_inputs
+from prodready.rules.limits import LIMITS_RULE_ID
+from prodready.rules.loader import (
+    MAX_OBJECTS,
+    MAX_TOTAL_BYTES,
+    MIB,
+    InputLimits,
+    LoadedObject,
+    LoadResult,
+    load_inputs,
+)
+from prodready.rules.locate import Locator
 from prodready.rules.model import Environment, Severity
+from prodready.rules.registry import RULES
+from prodready.rules.toolchain import Toolchain
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
+CONFIG_FILES = (".prodready.yaml", ".prodready.yml")
+HELM_HOOK_KEY = "helm.sh/hook"
 OUTPUTS = ("table", "json", "sarif", "junit", "admission", "html")
+
+
+def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments `validate` and `fix` share: environment, configuration, selection."""
+    parser.add_argument(
+        "--env",
+        choices=[e.value for e in Environment],
+        help="environment for objects that declare none (default: prod, the strictest)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="rules configuration file (YAML; default: the first .prodready.yaml found from "
+        "the working directory upward)",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="check only these rules: a rule ID (PR-HC-001), an ID prefix (PR-HC) or a "
+        "checklist section (3); repeatable or comma-separated",
+    )
+    parser.add_argument(
+        "--disable",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="do not check these rules (IDs, prefixes or sections, as --only)",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="skip files and directories matching this shell glob (e.g. 'tests/*'); repeatable",
+    )
+    parser.add_argument(
+        "-f",
+        "--values",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="Helm charts: a values file for helm template; repeatable",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="set_values",
+        help="Helm charts: a value for helm template (as helm --set); repeatable",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,12 +136,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="table",
         help="output format (default: table)",
     )
+    add_rule_arguments(parser)
     parser.add_argument(
-        "--env",
-        choices=[e.value for e in Environment],
-        help="environment for objects that declare none (default: prod, the strictest)",
+        "--min-score",
+        type=_score,
+        metavar="N",
+        help="exit 1 when the run's score (0-100) is below N, whatever fails",
     )
-    parser.add_argument("--config", metavar="FILE", help="rules configuration file (YAML)")
+    parser.add_argument(
+        "--color",
+        "--colour",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="table: colour the output (default: auto, when a terminal and NO_COLOR unset)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print findings and errors only: no notes, no summary line",
+    )
     parser.add_argument(
         "--fail-on",
         choices=[s.value for s in Severity],
@@ -117,9 +205,110 @@ def _positive(flag: str) -> Callable[[str], int]:
     return parse
 
 
-def _use_colour(stream: TextIO) -> bool:
+def _score(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"--min-score must be a number from 0 to 100: {text!r}")
+    return value
+
+
+def _use_colour(stream: TextIO, choice: str = "auto") -> bool:
+    if choice != "auto":
+        return choice == "always"
     # https://no-color.org: any non-empty NO_COLOR disables colour.
     return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+class SelectionError(ValueError):
+    """`--only`/`--disable` named something that is no rule, prefix or section."""
+
+
+def select_rules(selectors: list[str], *, flag: str) -> set[str]:
+    """The rule IDs that `selectors` (IDs, ID prefixes, section numbers) name."""
+    chosen: set[str] = set()
+    for raw in selectors:
+        for selector in filter(None, (part.strip() for part in raw.split(","))):
+            wanted = selector.upper()
+            matched = {
+                rule.id
+                for rule in RULES
+                if rule.id == wanted
+                or rule.id.startswith(wanted.rstrip("-") + "-")
+                or selector in (part.strip() for part in rule.section.split(","))
+            }
+            if not matched:
+                raise SelectionError(
+                    f"{flag} {selector}: no rule has this ID, ID prefix or section "
+                    "(see `prodready rules`)"
+                )
+            chosen |= matched
+    return chosen
+
+
+def find_config(start: Path) -> Path | None:
+    """The first `.prodready.yaml` (or `.yml`) in `start` or a directory above it."""
+    for directory in (start, *start.parents):
+        for name in CONFIG_FILES:
+            candidate = directory / name
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def resolve_config(args: argparse.Namespace, err: TextIO) -> RulesConfig | None:
+    """The rules configuration: `--config`, else one found upward, then the selection.
+
+    Prints the problem and returns None when it cannot be used.
+    """
+    path: str | Path | None = args.config
+    if path is None:
+        path = find_config(Path.cwd())
+        if path is not None and not getattr(args, "quiet", False):
+            print(f"note: using the configuration in {path}", file=err)
+    try:
+        config = load_config(path) if path is not None else RulesConfig()
+        only = select_rules(args.only, flag="--only")
+        disable = select_rules(args.disable, flag="--disable")
+    except (ConfigError, SelectionError) as error:
+        print(f"error: {error}", file=err)
+        return None
+    if only or disable:
+        off = set(config.disabled) | disable
+        if only:
+            off |= {rule.id for rule in RULES if rule.id not in only}
+        # The rule that bounds the work cannot be turned off (see rules.limits).
+        off.discard(LIMITS_RULE_ID)
+        config = config.model_copy(update={"disabled": sorted(off)})
+    return config
+
+
+def toolchain_of(args: argparse.Namespace) -> Toolchain:
+    """How charts are rendered for this run (values files and --set)."""
+    return Toolchain(values_files=tuple(args.values), set_values=tuple(args.set_values))
+
+
+def without_helm_tests(loaded: LoadResult) -> tuple[list[LoadedObject], int]:
+    """The loaded objects but Helm test hooks (`helm.sh/hook: test`), and how many those were.
+
+    A test hook runs once, by hand, to check a release: it is no workload. Other hooks
+    (a migration Job) run at every release and are checked as what they are.
+    """
+    kept: list[LoadedObject] = []
+    tests = 0
+    for item in loaded.objects:
+        metadata = item.obj.get("metadata")
+        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+        hook = annotations.get(HELM_HOOK_KEY) if isinstance(annotations, dict) else None
+        if isinstance(hook, str) and any(
+            phase.strip().startswith("test") for phase in hook.split(",")
+        ):
+            tests += 1
+            continue
+        kept.append(item)
+    return kept, tests
 
 
 def _ignored_note(kinds: Counter[str]) -> str:
@@ -132,42 +321,54 @@ def run(args: argparse.Namespace) -> int:
     """Run `validate`; returns the exit code."""
     out: TextIO = sys.stdout
     err: TextIO = sys.stderr
-    config = RulesConfig()
-    if args.config:
-        try:
-            config = load_config(args.config)
-        except ConfigError as error:
-            print(f"error: {error}", file=err)
-            return EXIT_ERROR
+    quiet: bool = args.quiet
+    config = resolve_config(args, err)
+    if config is None:
+        return EXIT_ERROR
     limits = InputLimits(max_bytes=args.max_input_mib * MIB, max_objects=args.max_objects)
     loaded = load_inputs(
-        list(args.paths), sys.stdin.buffer, limits=limits, follow_symlinks=args.follow_symlinks
+        list(args.paths),
+        sys.stdin.buffer,
+        limits=limits,
+        follow_symlinks=args.follow_symlinks,
+        toolchain=toolchain_of(args),
+        exclude=args.exclude,
     )
+    objects, helm_tests = without_helm_tests(loaded)
+    if helm_tests:
+        loaded.notes.append(
+            f"skipped {helm_tests} Helm test hook(s) (helm.sh/hook: test): run by "
+            "`helm test`, not workloads"
+        )
+    if quiet:
+        loaded.notes.clear()
     for note in loaded.notes:
         print(f"note: {note}", file=err)
     ignored: Counter[str] = Counter()
-    for item in loaded.objects:
+    for item in objects:
         if classify(item.obj) is ObjectRole.IGNORED:
             kind = kind_of(item.obj)
             ignored["Pod (owned by a controller)" if kind == "Pod" else kind] += 1
-    if ignored:
+    if ignored and not quiet:
         print(_ignored_note(ignored), file=err)
     for problem in loaded.errors:
         print(f"error: {problem}", file=err)
     try:
-        reports = evaluate(
-            [item.obj for item in loaded.objects], config=config, environment=args.env
-        )
+        reports = evaluate([item.obj for item in objects], config=config, environment=args.env)
     except Exception as bug:  # not a user error: say so, without a traceback
         print(f"error: internal error while checking: {type(bug).__name__}: {bug}", file=err)
         return EXIT_ERROR
-    result = Run(reports, loaded.objects, loaded.errors, Severity(args.fail_on))
-    if not reports and not loaded.over_limit:
+    result = Run(
+        reports, objects, loaded.errors, Severity(args.fail_on), locator=Locator(loaded.texts)
+    )
+    if not reports and not loaded.over_limit and not quiet:
         print("note: no workloads found in the input", file=err)
     output = args.output
     if output == "table":
-        out.write(render_table(result, colour=_use_colour(out), show_passed=args.show_passed))
-        print(summary_line(result), file=out)
+        colour = _use_colour(out, args.color)
+        out.write(render_table(result, colour=colour, show_passed=args.show_passed))
+        if not quiet:
+            print(summary_line(result), file=out)
     else:
         if output == "json":
             out.write(render_json(result))
@@ -181,8 +382,12 @@ def run(args: argparse.Namespace) -> int:
             out.write(render_html(result))
         else:
             out.write(render_admission(result, enforce=not args.warn_only))
-        print(summary_line(result), file=err)
+        if not quiet:
+            print(summary_line(result), file=err)
     out.flush()
     if loaded.errors:
         return EXIT_ERROR
+    if args.min_score is not None and result.score < args.min_score:
+        print(f"error: score {result.score:g}% is below --min-score {args.min_score:g}", file=err)
+        return EXIT_FINDINGS
     return EXIT_FINDINGS if result.failed else EXIT_OK

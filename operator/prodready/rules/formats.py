@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from prodready import __version__
@@ -43,11 +44,18 @@ from prodready.rules.loader import STDIN_NAME, InputError, LoadedObject
 from prodready.rules.model import Counts, Finding, ObjectReport, Result, Severity, score
 from prodready.rules.registry import RULES
 
+if TYPE_CHECKING:
+    from prodready.rules.locate import Locator
+
 TOOL_NAME = "prodready"
 JSON_SCHEMA_VERSION = 1
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
 FINGERPRINT_KEY = "prodready/v1"
+# Where each rule is documented: the catalogue, one heading per rule ID.
+RULES_DOC_URL = "https://github.com/prodready/prodready/blob/main/docs/rules.md"
+# SARIF results that carry a fix, at most: each costs a round trip of its document.
+MAX_SARIF_FIXES = 1000
 _UID_NAMESPACE = uuid.UUID("5f1c4f52-7a0e-4c55-9a3b-6b2f0c7a9e10")
 
 
@@ -59,6 +67,8 @@ class Run:
     sources: list[LoadedObject]
     errors: list[InputError] = field(default_factory=list)
     fail_on: Severity = Severity.ERROR
+    # Finds a finding's field in its file (SARIF regions and fixes); None: document lines.
+    locator: Locator | None = None
 
     def source_of(self, report: ObjectReport) -> LoadedObject:
         """Where the report's object was written."""
@@ -216,17 +226,29 @@ def artifact_uri(file: str) -> str:
     return quote(path.as_posix())
 
 
+def rule_name(title: str) -> str:
+    """A rule's title as an identifier (SARIF `name`): `Liveness probe set` → `LivenessProbeSet`."""
+    name = "".join(word[0].upper() + word[1:] for word in re.findall(r"[A-Za-z0-9]+", title))
+    return name if name[:1].isalpha() else f"Rule{name}"
+
+
+def rule_help_uri(rule_id: str) -> str:
+    """Where a rule is documented."""
+    return f"{RULES_DOC_URL}#{rule_id.lower()}"
+
+
 def _sarif_rule(rule_index: int) -> dict[str, Any]:
     rule = RULES[rule_index]
     return {
         "id": rule.id,
-        "name": "".join(word.capitalize() for word in rule.title.replace("-", " ").split()[:6]),
+        "name": rule_name(rule.title),
         "shortDescription": {"text": rule.title},
         "fullDescription": {"text": rule.why},
         "help": {
             "text": f"{rule.why} Fix: {rule.fix}",
             "markdown": f"{rule.why}\n\n**Fix:** {rule.fix}\n\nSeed section: {rule.section}.",
         },
+        "helpUri": rule_help_uri(rule.id),
         "defaultConfiguration": {"level": rule.severity.value},
         "properties": {"tags": ["kubernetes", "production-readiness"], "section": rule.section},
     }
@@ -241,8 +263,88 @@ def fingerprint(finding: Finding) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+def _region(run: Run, report: ObjectReport, finding: Finding) -> dict[str, int]:
+    source = run.source_of(report)
+    if run.locator is not None and finding.object == report.object:
+        found = run.locator.region(source, finding.path)
+        if found is not None:
+            return {"startLine": found[0], "startColumn": found[1]}
+    return {"startLine": source.line}
+
+
+def _text_region(text: str, start: int, end: int) -> dict[str, int]:
+    """A SARIF region of `text[start:end]`: lines, columns and character offsets."""
+
+    def position(offset: int) -> tuple[int, int]:
+        line_start = text.rfind("\n", 0, offset) + 1
+        return text.count("\n", 0, offset) + 1, offset - line_start + 1
+
+    start_line, start_column = position(start)
+    end_line, end_column = position(end)
+    return {
+        "startLine": start_line,
+        "startColumn": start_column,
+        "endLine": end_line,
+        "endColumn": end_column,
+        "charOffset": start,
+        "charLength": end - start,
+    }
+
+
+def _sarif_fix(run: Run, report: ObjectReport, finding: Finding) -> dict[str, Any] | None:
+    """The finding's patch as a SARIF fix: one replacement in its file, or None."""
+    source = run.source_of(report)
+    if (
+        run.locator is None
+        or not finding.patch
+        or not finding.failed
+        or finding.object != report.object
+        or source.rendered_by is not None
+        or source.file == STDIN_NAME
+        or source.file.lower().endswith(".json")
+    ):
+        return None
+    data = run.locator.texts.get(source.file)
+    if data is None:
+        return None
+    from prodready.rules.fixes import FixTarget, plan_file  # ruamel.yaml only when needed
+
+    text = data.decode("utf-8-sig")
+    plan = plan_file(text, [FixTarget(line=source.line, object=report.object, findings=(finding,))])
+    if not plan.fixed or not plan.changed:
+        return None
+    new = plan.text
+    start = 0
+    limit = min(len(text), len(new))
+    while start < limit and text[start] == new[start]:
+        start += 1
+    end_old, end_new = len(text), len(new)
+    while end_old > start and end_new > start and text[end_old - 1] == new[end_new - 1]:
+        end_old -= 1
+        end_new -= 1
+    return {
+        "description": {"text": finding.fix},
+        "artifactChanges": [
+            {
+                "artifactLocation": {"uri": artifact_uri(source.file)},
+                "replacements": [
+                    {
+                        "deletedRegion": _text_region(text, start, end_old),
+                        "insertedContent": {"text": new[start:end_new]},
+                    }
+                ],
+            }
+        ],
+    }
+
+
 def _sarif_result(
-    run: Run, report: ObjectReport, finding: Finding, index: dict[str, int]
+    run: Run,
+    report: ObjectReport,
+    finding: Finding,
+    index: dict[str, int],
+    *,
+    with_fix: bool = False,
 ) -> dict[str, Any]:
     source = run.source_of(report)
     ref = finding.object
@@ -256,7 +358,7 @@ def _sarif_result(
             {
                 "physicalLocation": {
                     "artifactLocation": {"uri": artifact_uri(source.file)},
-                    "region": {"startLine": source.line},
+                    "region": _region(run, report, finding),
                 },
                 "logicalLocations": [
                     {"name": ref.name, "fullyQualifiedName": qualified, "kind": "resource"}
@@ -265,6 +367,9 @@ def _sarif_result(
         ],
         "partialFingerprints": {FINGERPRINT_KEY: fingerprint(finding)},
     }
+    fix = _sarif_fix(run, report, finding) if with_fix else None
+    if fix is not None:
+        result["fixes"] = [fix]
     if finding.result is Result.SKIP:
         in_source = finding.path.endswith(EXEMPT_KEY)
         result["suppressions"] = [
@@ -276,12 +381,15 @@ def _sarif_result(
 def sarif_dict(run: Run) -> dict[str, Any]:
     """The SARIF 2.1.0 log: every rule as a descriptor; failures and skips as results."""
     index = {rule.id: position for position, rule in enumerate(RULES)}
-    results = [
-        _sarif_result(run, report, finding, index)
-        for report in run.reports
-        for finding in report.findings
-        if finding.result is not Result.PASS
-    ]
+    results: list[dict[str, Any]] = []
+    fixes = 0
+    for report in run.reports:
+        for finding in report.findings:
+            if finding.result is Result.PASS:
+                continue
+            result = _sarif_result(run, report, finding, index, with_fix=fixes < MAX_SARIF_FIXES)
+            fixes += "fixes" in result
+            results.append(result)
     notifications = [
         {
             "level": "error",

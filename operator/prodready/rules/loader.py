@@ -26,18 +26,29 @@ remaining input is still checked.
 from __future__ import annotations
 
 import errno
+import fnmatch
 import gc
 import json
 import os
 import re
 import stat
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import yaml
+
+from prodready.rules.sources import (
+    KustomizationIndex,
+    chart_directory,
+    helm_sources,
+    kustomization_file,
+    scan_kustomizations,
+    template_path,
+)
+from prodready.rules.toolchain import RenderError, Toolchain
 
 # libyaml's parser is several times faster than the pure-Python one; fall back if absent.
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -153,11 +164,18 @@ class _Tally:
 
 @dataclass(frozen=True, slots=True)
 class LoadedObject:
-    """One input object and where it was written."""
+    """One input object and where it was written.
+
+    `rendered_by` names the tool that produced the object from a chart or kustomization
+    (`helm template`, `kustomize build`); `file` is then the template it came from when
+    Helm's `# Source:` comment says (line 1: a template's lines are not the output's), or
+    the kustomization's directory. Rendered objects cannot be fixed in place.
+    """
 
     obj: dict[str, Any]
     file: str
     line: int
+    rendered_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +200,8 @@ class LoadResult:
     notes: list[str] = field(default_factory=list)
     # The input went past the run's `InputLimits`: `objects` is empty, `errors` says why.
     over_limit: bool = False
+    # The bytes of each input read as written (by its name), for `locate` and `fix`.
+    texts: dict[str, bytes] = field(default_factory=dict)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -621,6 +641,7 @@ def load_bytes(
         )
         return
     tally = tally if tally is not None else _Tally(InputLimits())
+    result.texts[name] = data
     parse = _json_documents if json_format else _yaml_documents
     before = (len(result.objects), len(result.errors), len(result.notes))
     for document, line, item_lines in parse(data, name, result, tally):
@@ -691,14 +712,104 @@ def _contains(root: str, path: str) -> bool:
 class _Reader:
     """One run's reading: the roots, the directories walked, and the run's tally."""
 
-    def __init__(self, result: LoadResult, limits: InputLimits, *, follow_symlinks: bool) -> None:
+    def __init__(
+        self,
+        result: LoadResult,
+        limits: InputLimits,
+        *,
+        follow_symlinks: bool,
+        toolchain: Toolchain | None = None,
+        exclude: Sequence[str] = (),
+    ) -> None:
         self.result = result
         self.tally = _Tally(limits)
         self.follow_symlinks = follow_symlinks
+        self.toolchain = toolchain
+        self.exclude = tuple(exclude)
         self.roots: list[str] = []
         self.walked: set[tuple[int, int]] = set()
+        self.kustomizations = KustomizationIndex()
         # The input being read, named in the error when the run's limits are exceeded.
         self.current = ""
+
+    def excluded(self, name: str) -> bool:
+        """Whether `--exclude` names this path (matched whole, by its name, or by a tail)."""
+        if not self.exclude:
+            return False
+        path = Path(name)
+        parts = path.parts
+        tails = ["/".join(parts[i:]) for i in range(len(parts))]
+        return any(
+            fnmatch.fnmatchcase(candidate, pattern)
+            for pattern in self.exclude
+            for candidate in (name, path.name, *tails)
+        )
+
+    def fragment(self, real: str, name: str) -> bool:
+        """A file that a kustomization lists as a patch (or, when rendering, a resource)."""
+        patched_by = self.kustomizations.patches.get(real)
+        if patched_by is not None:
+            self.result.notes.append(
+                f"{name}: a kustomize patch listed by {patched_by}; not checked as a whole object"
+            )
+            return True
+        # A resource of a kustomization is checked as that kustomization renders it.
+        return self.toolchain is not None and real in self.kustomizations.resources
+
+    def read_rendered(self, data: bytes, name: str, tool: str, chart: str | None) -> None:
+        """Parse a tool's output; objects point at their template (helm) or at `name`."""
+        self.tally.add_bytes(len(data))
+        rendered = LoadResult()
+        load_bytes(data, f"{name} ({tool})", rendered, tally=self.tally)
+        sources = helm_sources(data) if chart is not None else []
+        for item in rendered.objects:
+            source = next((s for line, s in reversed(sources) if line < item.line), None)
+            file = template_path(chart, source) if chart is not None and source else name
+            self.result.objects.append(LoadedObject(item.obj, file, 1, tool))
+        self.result.errors.extend(rendered.errors)
+        self.result.notes.extend(rendered.notes)
+        _settle()
+
+    def render(self, directory: Path, real: str) -> bool:
+        """Render `directory` if it is a chart or a root kustomization; whether it was one.
+
+        A kustomization another one includes is not rendered (it is, through that one).
+        """
+        if self.toolchain is None:
+            return False
+        name = str(directory)
+        if chart_directory(real):
+            self.current = name
+            try:
+                data = self.toolchain.helm(real)
+            except RenderError as error:
+                self.error(name, f"cannot render the Helm chart: {error}")
+                return True
+            self.read_rendered(data, name, "helm template", name)
+            return True
+        if kustomization_file(real) is None:
+            return False
+        self.kustomizations.add_directory(real)
+        kustomization = self.kustomizations.by_directory[real]
+        included_by = self.kustomizations.included_by.get(real)
+        if included_by is not None:
+            self.result.notes.append(
+                f"{name}: a kustomization included by {included_by}; checked as part of it"
+            )
+            return True
+        if kustomization.problem is not None:
+            self.error(
+                kustomization.file, f"cannot render the kustomization: {kustomization.problem}"
+            )
+            return True
+        self.current = name
+        try:
+            data = self.toolchain.kustomize(real)
+        except RenderError as error:
+            self.error(name, f"cannot render the kustomization: {error}")
+            return True
+        self.read_rendered(data, name, "kustomize build", None)
+        return True
 
     def error(self, name: str, message: str) -> None:
         self.result.errors.append(InputError(name, None, message))
@@ -785,8 +896,20 @@ class _Reader:
                 self.error(str(directory), f"cannot read the directory: {_reason(error)}")
                 continue
             subdirectories: list[tuple[Path, str]] = []
+            if self.render(directory, real):
+                read += 1
+                # A chart's subdirectories are its own (templates, subcharts); a
+                # kustomization's may hold independent ones.
+                if not os.path.isfile(os.path.join(real, "Chart.yaml")):
+                    for entry in entries:
+                        if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+                            subdirectories.append((directory / entry.name, entry.path))
+                pending[:0] = subdirectories
+                continue
             for entry in entries:
                 name = directory / entry.name
+                if self.excluded(str(name)):
+                    continue
                 manifest = entry.name.lower().endswith(MANIFEST_SUFFIXES)
                 if entry.is_symlink():
                     followed = self.symlink(name, entry.path, manifest=manifest)
@@ -799,6 +922,8 @@ class _Reader:
                     if not entry.name.startswith("."):
                         subdirectories.append((name, entry.path))
                 elif manifest:
+                    if self.fragment(os.path.realpath(entry.path), str(name)):
+                        continue
                     self.read_file(entry.path, str(name), follow_symlinks=False)
                     read += 1
             pending[:0] = subdirectories
@@ -843,6 +968,8 @@ def load_inputs(
     *,
     limits: InputLimits | None = None,
     follow_symlinks: bool = False,
+    toolchain: Toolchain | None = None,
+    exclude: Sequence[str] = (),
 ) -> LoadResult:
     """Read every path (file, directory, or `-` for stdin), in the order given.
 
@@ -851,18 +978,36 @@ def load_inputs(
     walking a directory are followed only to a target inside one of the directories
     given, unless `follow_symlinks`. Past one of `limits` the run stops reading: the
     result holds the one error that says so and no objects, so nothing is checked.
+
+    With a `toolchain`, a directory holding a Helm chart or a kustomization is rendered
+    instead of read (see `prodready.rules.sources`); without one, both are read as files.
+    Either way a file a kustomization in the input lists as a patch is not read as a whole
+    object. Paths matching an `exclude` glob are not read.
     """
     result = LoadResult()
-    reader = _Reader(result, limits or InputLimits(), follow_symlinks=follow_symlinks)
+    reader = _Reader(
+        result,
+        limits or InputLimits(),
+        follow_symlinks=follow_symlinks,
+        toolchain=toolchain,
+        exclude=exclude,
+    )
     reader.roots = [os.path.realpath(raw) for raw in paths if raw != "-" and os.path.isdir(raw)]
+    reader.kustomizations = scan_kustomizations(reader.roots)
+    for raw in paths:
+        if raw != "-" and os.path.isfile(raw):
+            reader.kustomizations.add_directory(os.path.dirname(os.path.abspath(raw)))
     try:
         for raw in paths:
             if raw == "-":
                 reader.read_stdin(stdin)
+            elif raw != "-" and reader.excluded(raw):
+                continue
             elif os.path.isdir(raw):
                 reader.read_directory(raw)
             elif os.path.exists(raw):
-                reader.read_file(raw, raw, follow_symlinks=True)
+                if not reader.fragment(os.path.realpath(raw), raw):
+                    reader.read_file(raw, raw, follow_symlinks=True)
             elif os.path.lexists(raw):
                 reader.error(raw, "cannot read: a symbolic link to nothing")
             else:
