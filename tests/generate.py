@@ -292,9 +292,17 @@ def readme_file() -> dict[Path, str]:
 # -- all ---------------------------------------------------------------------------------
 
 
+def validate_files() -> dict[Path, str]:
+    """The rules page SARIF's helpUri points at and the `.prodready.yaml` JSON Schema."""
+    from prodready.rules.ruledocs import RULES_DOC_PATH, render_rule_docs
+    from prodready.rules.schema import SCHEMA_PATH, config_schema_json
+
+    return {REPO / RULES_DOC_PATH: render_rule_docs(), REPO / SCHEMA_PATH: config_schema_json()}
+
+
 def generated_files() -> dict[Path, str]:
     """Every generated file and its expected content."""
-    return {**crd_files(), **manifest_files(), **readme_file()}
+    return {**crd_files(), **manifest_files(), **readme_file(), **validate_files()}
 
 
 def stale_files(files: Mapping[Path, str]) -> list[Path]:
