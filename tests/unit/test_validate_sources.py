@@ -258,3 +258,26 @@ def test_stdin_is_unaffected_by_rendering(capsys: pytest.CaptureFixture[str]) ->
         sys.stdin = sys.__stdin__
     assert code == 1
     assert "Deployment shop/web" in capsys.readouterr().out
+
+
+def test_files_given_one_by_one_as_pre_commit_does(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    template = str((CHART / "templates" / "deployment.yaml").relative_to(REPO))
+    kustomization = str((KUSTOMIZE / "overlays" / "prod" / "kustomization.yaml").relative_to(REPO))
+    resource = str((KUSTOMIZE / "base" / "deployment.yaml").relative_to(REPO))
+    code, document, err = _json(capsys, template, kustomization, resource)
+    # A template is not YAML and a kustomization no object: each is a note, not an error.
+    assert document["errors"] == []
+    assert f"{template}: a template of the Helm chart in" in err
+    assert f"{kustomization}: a kustomization; give its directory" in err
+    # A base's resource is a whole object: checked on its own when given on its own.
+    assert [o["source"]["file"] for o in document["objects"]] == [resource]
+    assert code == 1
+
+
+def test_a_kustomization_met_without_rendering_is_noted() -> None:
+    loaded = load_inputs([str(KUSTOMIZE / "base")], io.BytesIO())
+    assert any("a kustomization; give its directory" in note for note in loaded.notes)
+    assert {o.obj["kind"] for o in loaded.objects} == {"Deployment", "Service"}

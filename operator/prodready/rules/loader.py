@@ -41,6 +41,7 @@ from typing import Any, BinaryIO
 import yaml
 
 from prodready.rules.sources import (
+    KUSTOMIZATION_FILES,
     KustomizationIndex,
     chart_directory,
     helm_sources,
@@ -745,16 +746,42 @@ class _Reader:
             for candidate in (name, path.name, *tails)
         )
 
-    def fragment(self, real: str, name: str) -> bool:
-        """A file that a kustomization lists as a patch (or, when rendering, a resource)."""
+    def fragment(self, real: str, name: str, *, walked: bool = True) -> bool:
+        """A file that is part of something else, not objects of its own; says so.
+
+        A kustomization's patch; a kustomization or a chart's template given as a file;
+        while walking with a toolchain, a resource of a kustomization (checked as it
+        renders it).
+        """
         patched_by = self.kustomizations.patches.get(real)
         if patched_by is not None:
             self.result.notes.append(
                 f"{name}: a kustomize patch listed by {patched_by}; not checked as a whole object"
             )
             return True
-        # A resource of a kustomization is checked as that kustomization renders it.
+        if os.path.basename(real) in KUSTOMIZATION_FILES:
+            self.result.notes.append(
+                f"{name}: a kustomization; give its directory to check what it renders"
+            )
+            return True
+        if not walked:
+            return self.template(real, name)
         return self.toolchain is not None and real in self.kustomizations.resources
+
+    def template(self, real: str, name: str) -> bool:
+        """A file under a chart's `templates/` given on its own: not YAML until rendered."""
+        parts = Path(real).parts
+        if "templates" not in parts:
+            return False
+        at = len(parts) - 1 - parts[::-1].index("templates")
+        chart = Path(*parts[:at])
+        if not chart_directory(str(chart)):
+            return False
+        self.result.notes.append(
+            f"{name}: a template of the Helm chart in {chart}; give the chart's directory to "
+            "check what it renders"
+        )
+        return True
 
     def read_rendered(self, data: bytes, name: str, tool: str, chart: str | None) -> None:
         """Parse a tool's output; objects point at their template (helm) or at `name`."""
@@ -1006,7 +1033,7 @@ def load_inputs(
             elif os.path.isdir(raw):
                 reader.read_directory(raw)
             elif os.path.exists(raw):
-                if not reader.fragment(os.path.realpath(raw), raw):
+                if not reader.fragment(os.path.realpath(raw), raw, walked=False):
                     reader.read_file(raw, raw, follow_symlinks=True)
             elif os.path.lexists(raw):
                 reader.error(raw, "cannot read: a symbolic link to nothing")
