@@ -139,7 +139,7 @@ def test_what_waits_on_another_object_is_a_warning_in_enforce(
     rule_id: str, message: str, waits: bool
 ) -> None:
     report, finding = _failing(rule_id, message)
-    assert waits_on_other_objects(report, finding) is waits
+    assert waits_on_other_objects(finding) is waits
     response = to_admission_response(report, uid="u", enforce=True)
     assert response["allowed"] is waits
     if waits:
@@ -155,12 +155,24 @@ def test_what_waits_on_another_object_is_a_warning_in_enforce(
     assert audit["warnings"][0].startswith(f"{rule_id} (error) ")
 
 
-def test_a_finding_about_another_object_never_denies_the_one_admitted() -> None:
-    report, finding = _failing("PR-HC-001", "x")
-    other = replace(finding, object=replace(report.object, kind="Service", name="api"))
-    assert waits_on_other_objects(report, other) is True
-    response = to_admission_response(replace(report, findings=(other,)), uid="u", enforce=True)
-    assert response["allowed"] is True
+def test_a_production_services_rendered_children_are_its_own_to_fix() -> None:
+    service = {
+        "apiVersion": "prodready.io/v1alpha1",
+        "kind": "ProductionService",
+        "metadata": {"name": "shop", "namespace": "x"},
+        "spec": {
+            "image": "registry.example.com/shop/web:1.4.2",
+            "replicas": 2,
+            "environment": "prod",
+            "exposure": {"host": "shop.example.com", "tlsSecretName": "shop-tls"},
+        },
+    }
+    (report,) = evaluate([service])
+    failing = [f for f in report.findings if f.result is Result.FAIL]
+    assert failing
+    assert all(f.object.kind == "Deployment" for f in failing)  # its rendered child
+    assert not any(waits_on_other_objects(f) for f in failing)
+    assert to_admission_response(report, uid="u", enforce=True)["allowed"] is False
 
 
 def test_the_rules_own_messages_are_split_as_the_admission_expects() -> None:
@@ -170,9 +182,9 @@ def test_the_rules_own_messages_are_split_as_the_admission_expects() -> None:
     objects = [o for o in objects if o.get("kind") != "PodDisruptionBudget"]
     (report,) = [r for r in evaluate(objects) if r.object.kind == "Deployment"]
     (missing,) = [f for f in report.findings if f.rule_id == "PR-RS-002"]
-    assert waits_on_other_objects(report, missing) is True
+    assert waits_on_other_objects(missing) is True
     deployment(objects)["spec"]["replicas"] = 1
     (report,) = [r for r in evaluate(objects) if r.object.kind == "Deployment"]
     (both,) = [f for f in report.findings if f.rule_id == "PR-RS-002"]
     assert both.failed
-    assert waits_on_other_objects(report, both) is False
+    assert waits_on_other_objects(both) is False

@@ -374,3 +374,21 @@ def test_command_takes_the_operators_identity(
     document = yaml.safe_load(out)
     condition = document["webhooks"][0]["matchConditions"][0]
     assert condition["expression"] == f"request.userInfo.username != '{user}'"
+
+
+def test_the_chart_names_the_operator_by_its_service_account() -> None:
+    """The chart's entries equal the rendered ones (tests/unit/test_chart.py) with the
+    release's ServiceAccount as the operator's username, whatever it is named."""
+    from tests.unit.test_chart import NAMESPACE, RELEASE, one, render
+
+    objects = render({"serviceAccount": {"name": "guard"}})
+    configuration = one(objects, "ValidatingWebhookConfiguration")
+    bundles = {w["clientConfig"].get("caBundle") for w in configuration["webhooks"]}
+    expected = render_webhook_configuration(
+        operator_namespace=NAMESPACE,
+        service=ServiceTarget(RELEASE, NAMESPACE, 443),
+        ca_bundle=base64.b64decode(bundles.pop() or ""),
+        operator_user=f"system:serviceaccount:{NAMESPACE}:guard",
+    )
+    assert configuration["webhooks"] == expected["webhooks"]
+    assert one(objects, "ServiceAccount")["metadata"]["name"] == "guard"

@@ -15,8 +15,8 @@ Admission never denies because of creation order. A failure the object alone can
 — it waits on another object: a ServiceMonitor or PodMonitor (PR-MO-001), a
 PrometheusRule (PR-MO-002), a Secret (PR-CF-002), a Service or Ingress (PR-SC-001, and
 PR-SC-002's wildcard Ingress), a PodDisruptionBudget or HorizontalPodAutoscaler (PR-RS-002
-when the replicas the object declares are enough), or a finding about another object
-altogether — is answered as a warning, even in enforce mode (`waits_on_other_objects`).
+when the replicas the object declares are enough) — is answered as a warning, even in
+enforce mode (`waits_on_other_objects`).
 Helm installs a chart's Deployment before its ServiceMonitor, and `kubectl apply -f dir/`
 goes in file order: denying the first would make the chart uninstallable. The audit and
 the workload's report, which see everything once it exists, still count it as failed.
@@ -52,12 +52,21 @@ CROSS_OBJECT_RULES: Final[Mapping[str, str]] = {
 # are not.
 _OWN_REPLICA_PROBLEMS: Final = ("replicas is ", "a bare Pod ")
 _INGRESS_PREFIX: Final = "Ingress "
+_NOT_RENDERED_RULES: Final = frozenset({"PR-CF-002"})
+_RENDERING_KIND: Final = "ProductionService"
 
 
-def waits_on_other_objects(report: ObjectReport, finding: Finding) -> bool:
-    """Whether `finding` is one the object alone cannot fix (see the module docstring):
-    admission warns about it rather than deny."""
-    if finding.object != report.object or finding.rule_id in CROSS_OBJECT_RULES:
+def waits_on_other_objects(finding: Finding, *, renders_its_context: bool = False) -> bool:
+    """Whether `finding` is one its object alone cannot fix (see the module docstring):
+    admission warns about it rather than deny.
+
+    A ProductionService (`renders_its_context`) renders its own Service, ServiceMonitor,
+    PrometheusRule and PodDisruptionBudget, and its findings name those children: all of
+    them are its own to fix, but for the Secrets it references, which it does not create.
+    """
+    if renders_its_context:
+        return finding.rule_id in _NOT_RENDERED_RULES
+    if finding.rule_id in CROSS_OBJECT_RULES:
         return True
     if finding.rule_id == "PR-RS-002":
         problems = finding.message.split("; ")
@@ -65,6 +74,17 @@ def waits_on_other_objects(report: ObjectReport, finding: Finding) -> bool:
     if finding.rule_id == "PR-SC-002":
         return finding.message.startswith(_INGRESS_PREFIX)
     return False
+
+
+def blocking_errors(report: ObjectReport) -> list[Finding]:
+    """The error-severity failures that deny admission in enforce mode: those the object
+    can fix itself (`waits_on_other_objects`)."""
+    rendered = report.object.kind == _RENDERING_KIND
+    return [
+        f
+        for f in report.findings
+        if f.result is Result.FAIL and not waits_on_other_objects(f, renders_its_context=rendered)
+    ]
 
 
 def _clean(text: str) -> str:
@@ -161,11 +181,9 @@ def to_admission_response(report: ObjectReport, *, uid: str, enforce: bool) -> d
     """
     errors = [f for f in report.findings if f.result is Result.FAIL]
     warned = [f for f in report.findings if f.result is Result.WARN]
-    blocking: list[Finding] = []
-    waiting: list[Finding] = []
-    if enforce:
-        for finding in errors:
-            (waiting if waits_on_other_objects(report, finding) else blocking).append(finding)
+    blocking = blocking_errors(report) if enforce else []
+    blocked = {id(f) for f in blocking}  # by identity: a hundred thousand findings stay linear
+    waiting = [f for f in errors if id(f) not in blocked] if enforce else []
     response: dict[str, Any] = {"uid": uid, "allowed": not blocking}
     if blocking:
         response["status"] = {"code": DENIED_CODE, "message": denial_message(report, blocking)}

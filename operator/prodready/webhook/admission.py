@@ -65,7 +65,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from prodready import rules
-from prodready.rules.admission import DENIED_CODE, waits_on_other_objects
+from prodready.rules.admission import DENIED_CODE, blocking_errors
 
 ADMISSION_API_VERSION: Final = "admission.k8s.io/v1"
 REVIEW_KIND: Final = "AdmissionReview"
@@ -388,11 +388,7 @@ def _timed_out(
 
 
 def _error_rules(report: rules.ObjectReport) -> set[str]:
-    return {
-        f.rule_id
-        for f in report.findings
-        if f.result is rules.Result.FAIL and not waits_on_other_objects(report, f)
-    }
+    return {f.rule_id for f in blocking_errors(report)}
 
 
 def decide(
