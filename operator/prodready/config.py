@@ -154,6 +154,13 @@ class Settings(BaseSettings):
         le=65535,
         description="Port of /healthz (liveness), /readyz (readiness) and /metrics (Prometheus).",
     )
+    dashboard_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of the read-only readiness dashboard (HTTP, on the health server's "
+        "address), the pages of `prodready dashboard`; unset: not served.",
+    )
     metrics_auth: bool = Field(
         default=True,
         description="Serve /metrics only to a bearer token the apiserver authenticates "

@@ -210,6 +210,7 @@ LEFT_AT_DEFAULT = {
     "PRODREADY_WEBHOOK_HOST",
     "PRODREADY_KUBECONFIG",
     "PRODREADY_RULES_CONFIG_FILE",
+    "PRODREADY_DASHBOARD_PORT",  # set by readinessDashboard.enabled (off by default)
 }
 
 

@@ -116,7 +116,7 @@ async def test_unreadable_kinds_become_notes() -> None:
     fake.served["prodready.io/v1alpha1"] = {"productionservices", "readinessexceptions"}
     fake.fail["productionservices"] = ApiError(403, "Forbidden", "no", "GET", "/x")
     fake.fail["reports"] = ApiError(403, "Forbidden", "no", "GET", "/x")
-    client = await _client(fake, namespace=NAMESPACE, refresh_seconds=0)
+    client = await _client(fake, namespaces=[NAMESPACE], refresh_seconds=0)
     try:
         page = await (await client.get("/")).text()
         assert "the policy reports could not be read: 403 Forbidden" in page

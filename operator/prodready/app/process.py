@@ -17,6 +17,7 @@ from prodready import rules
 from prodready.app.policy import PolicyRuntime, register_handlers as register_policy_handlers
 from prodready.config import Settings
 from prodready.controller.operator import Operator, build_registry, kopf_settings
+from prodready.dashboard.serving import register as register_dashboard
 from prodready.kube.client import KubeClient
 
 
@@ -52,6 +53,8 @@ def assemble(settings: Settings) -> Assembly:
     assembly = Assembly(operator=operator, registry=registry)
     # The admission webhook's and the audit's watches, read through the same operator.
     register_policy_handlers(registry, lambda: assembly.policy)
+    # The readiness dashboard on a port of its own, when PRODREADY_DASHBOARD_PORT is set.
+    register_dashboard(registry, settings)
     return assembly
 
 

@@ -82,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot read the kubeconfig: {error}", file=err)
         return EXIT_ERROR
     server = DashboardServer(
-        KubeClient.login, namespace=args.namespace, refresh_seconds=args.refresh_seconds
+        KubeClient.login,
+        namespaces=[args.namespace] if args.namespace else [],
+        refresh_seconds=args.refresh_seconds,
     )
     try:
         asyncio.run(serve(server, args.host, args.port, sys.stdout))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 import aiohttp
@@ -38,13 +38,13 @@ class DashboardServer:
         self,
         client_factory: Callable[[], KubeClient],
         *,
-        namespace: str | None = None,
+        namespaces: Sequence[str] = (),
         refresh_seconds: float = DEFAULT_REFRESH_SECONDS,
     ) -> None:
         """`client_factory` is called once, on the serving loop (a client is loop-bound)."""
         self._client_factory = client_factory
         self._client: KubeClient | None = None
-        self._namespace = namespace
+        self._namespaces = tuple(namespaces)
         self._refresh = refresh_seconds
         self._state: ClusterState | None = None
         self._read_at = 0.0
@@ -72,7 +72,7 @@ class DashboardServer:
             if self._state is None or time.monotonic() - self._read_at >= self._refresh:
                 if self._client is None:
                     self._client = self._client_factory()
-                self._state = await read_cluster(self._client, self._namespace)
+                self._state = await read_cluster(self._client, self._namespaces)
                 self._read_at = time.monotonic()
             return self._state
 

@@ -9,6 +9,7 @@ page: the rest of the dashboard is still worth showing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -72,7 +73,7 @@ def _unreadable(what: str, error: ApiError) -> str:
 
 
 async def _list(
-    client: KubeClient, resource: Listed, namespace: str | None, notes: list[str]
+    client: KubeClient, resource: Listed, namespaces: Sequence[str], notes: list[str]
 ) -> list[dict[str, Any]]:
     served = await client.served_resources(resource.api_version)
     if served is None or resource.plural not in served:
@@ -82,18 +83,24 @@ async def _list(
         )
         return []
     try:
-        return await client.list(resource.path(namespace))
+        items: list[dict[str, Any]] = []
+        for namespace in namespaces or (None,):
+            items.extend(await client.list(resource.path(namespace)))
+        return items
     except ApiError as error:
         logger.warning("cannot list", extra={"resource": resource.plural, "status": error.status})
         notes.append(_unreadable(f"{resource.kind}s", error))
         return []
 
 
-async def read_cluster(client: KubeClient, namespace: str | None = None) -> ClusterState:
-    """Read everything the dashboard shows, in `namespace` or in every namespace."""
+async def read_cluster(client: KubeClient, namespaces: Sequence[str] = ()) -> ClusterState:
+    """Read everything the dashboard shows, in `namespaces` (none given: in all)."""
     notes: list[str] = []
     try:
-        flavor, bodies = await fetch_reports(client, namespace)
+        bodies: list[dict[str, Any]] = []
+        for namespace in namespaces or (None,):
+            flavor, listed = await fetch_reports(client, namespace)
+            bodies.extend(listed)
         run = to_run(flavor, bodies, Severity.ERROR)
         if not bodies:
             notes.append("no prodready reports yet: is the operator's audit running?")
@@ -103,6 +110,6 @@ async def read_cluster(client: KubeClient, namespace: str | None = None) -> Clus
     except ApiError as error:
         notes.append(_unreadable("the policy reports", error))
         run = Run([], [])
-    services = await _list(client, PRODUCTION_SERVICES, namespace, notes)
-    exceptions = await _list(client, READINESS_EXCEPTIONS, namespace, notes)
+    services = await _list(client, PRODUCTION_SERVICES, namespaces, notes)
+    exceptions = await _list(client, READINESS_EXCEPTIONS, namespaces, notes)
     return ClusterState(run=run, services=services, exceptions=exceptions, notes=notes)
