@@ -5,8 +5,9 @@
 
 What it writes, and from what:
 
-* `crds/prodready.io_productionservices.yaml` and the chart's copy in
-  `charts/prodready/crds/`: the CRD, from the pydantic models (`prodready crds`);
+* `crds/prodready.io_productionservices.yaml`, `crds/prodready.io_readinesspolicies.yaml`,
+  `crds/prodready.io_readinessexceptions.yaml` and the chart's copies in
+  `charts/prodready/crds/`: the CRDs, from the pydantic models (`prodready crds --all`);
 * `manifests/`: the chart rendered by the real helm binary with fixed values (the
   defaults, with the webhook certificate from cert-manager, since a static file cannot
   carry a generated one), the CRD and a kustomization, for `kubectl apply -k manifests/`;
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from prodready.api.crd import crd_yaml
+from prodready.api.crd import crd_files as api_crd_files, crd_yaml
 from prodready.config import settings_reference_markdown
 from prodready.rules.catalogue import render_markdown
 from tests.cluster.controlplane import default_bin_dir
@@ -124,9 +125,12 @@ def documents(text: str) -> list[dict[str, object]]:
 
 
 def crd_files() -> dict[Path, str]:
-    """The CRD, in crds/ and in the chart (Helm installs a chart's crds/ before anything)."""
-    text = crd_yaml()
-    return {CRD_FILE: text, CHART_CRD_FILE: text}
+    """The CRDs, in crds/ and in the chart (Helm installs a chart's crds/ before anything)."""
+    files: dict[Path, str] = {CRD_FILE: crd_yaml(), CHART_CRD_FILE: crd_yaml()}
+    for name, text in api_crd_files().items():
+        files[REPO / "crds" / name] = text
+        files[CHART / "crds" / name] = text
+    return files
 
 
 # -- manifests ---------------------------------------------------------------------------
@@ -153,7 +157,7 @@ def manifest_files() -> dict[Path, str]:
             {
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
-                "resources": ["namespace.yaml", CRD_NAME, "prodready.yaml"],
+                "resources": ["namespace.yaml", *api_crd_files(), "prodready.yaml"],
                 "labels": [
                     {
                         "pairs": {"app.kubernetes.io/managed-by": "kubectl"},
@@ -167,7 +171,7 @@ def manifest_files() -> dict[Path, str]:
     return {
         MANIFESTS / "kustomization.yaml": kustomization,
         MANIFESTS / "namespace.yaml": GENERATED_HEADER + yaml.safe_dump(namespace, sort_keys=False),
-        MANIFESTS / CRD_NAME: crd_yaml(),
+        **{MANIFESTS / name: text for name, text in api_crd_files().items()},
         MANIFESTS / "prodready.yaml": GENERATED_HEADER + rendered,
     }
 
