@@ -334,3 +334,15 @@ def test_helm_install_of_a_chart_with_a_service_monitor_succeeds(
     assert install.returncode == 0, install.stderr
     for obj in objects:
         assert get(cluster, obj["kind"].lower(), obj["metadata"]["name"], shop) is not None
+    # Once the ServiceMonitor exists the workload is compliant: judged again with the
+    # operator's view of the namespace, nothing is left to warn about.
+    deployment = objects[0]
+    probe = {**deployment, "metadata": {**deployment["metadata"], "name": "api-probe"}}
+
+    def compliant() -> bool:
+        result = _as(
+            cluster, "alice", "apply", "-n", shop, "--dry-run=server", "-f", "-", body=probe
+        )
+        return result.returncode == 0 and "Warning" not in result.stderr
+
+    wait_for(compliant, 30, "the Deployment judged compliant with its ServiceMonitor")
