@@ -1,4 +1,5 @@
-"""PolicyRuntime: inventory seeding, the webhook's TLS, start/stop, kopf handlers."""
+"""PolicyRuntime: the webhook's TLS, start/stop, store changes, kopf handlers; the store's
+seeding (kube/store.py `seed`) as the operator's start-up calls it."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ import pytest
 from prodready.app.policy import PolicyRuntime, default_environment, register_handlers
 from prodready.config import load_settings
 from prodready.kube.client import ApiError, KubeClient
+from prodready.kube.store import AUDITED_RESOURCES, ObjectStore, seed
 from prodready.observability.metrics import Metrics
 from prodready.webhook.certificates import generate_self_signed
 from tests.cluster.controlplane import free_port
 
 
 class SeedApi:
-    """Discovery and LISTs for the inventory's first fill."""
+    """Discovery and LISTs for the store's first fill."""
 
     def __init__(self) -> None:
         self.listed: list[str] = []
@@ -44,20 +46,28 @@ def _runtime(api: SeedApi, **environment: str) -> PolicyRuntime:
         {"PRODREADY_WEBHOOK_HOST": "127.0.0.1", "PRODREADY_WEBHOOK_PORT": str(free_port())}
         | environment
     )
-    return PolicyRuntime(
+    runtime = PolicyRuntime(
         settings,
         cast(KubeClient, api),
         Metrics(process_metrics=False),
+        store=ObjectStore(),
         is_leading=lambda: False,
     )
+    runtime.store.subscribe(runtime.on_change)
+    return runtime
 
 
-async def test_start_seeds_serves_a_generated_certificate_and_stop_cleans_up() -> None:
+async def _seed(runtime: PolicyRuntime, api: SeedApi) -> None:
+    await seed(cast(KubeClient, api), runtime.store, AUDITED_RESOURCES, runtime.settings.namespaces)
+
+
+async def test_seed_start_serves_a_generated_certificate_and_stop_cleans_up() -> None:
     api = SeedApi()
     runtime = _runtime(api)
+    await _seed(runtime, api)
     await runtime.start()
     try:
-        stored = runtime.inventory.get("Deployment", "shop", "api")
+        stored = runtime.store.get("Deployment", "shop", "api")
         assert stored is not None
         assert stored["kind"] == "Deployment"  # LIST items carry no kind: filled in
         assert "/apis/monitoring.coreos.com/v1/servicemonitors" not in api.listed  # not served
@@ -91,27 +101,29 @@ async def test_start_seeds_serves_a_generated_certificate_and_stop_cleans_up() -
 
 async def test_mounted_certificate_files_are_served_and_watched(tmp_path: Path) -> None:
     generated = generate_self_signed(tmp_path, ["127.0.0.1"])
+    api = SeedApi()
     runtime = _runtime(
-        SeedApi(),
+        api,
         PRODREADY_WEBHOOK_CERT_FILE=str(generated.cert_file),
         PRODREADY_WEBHOOK_KEY_FILE=str(generated.key_file),
         PRODREADY_NAMESPACES="shop,web",
         PRODREADY_ENVIRONMENT_DEFAULT="staging",
     )
+    await _seed(runtime, api)
     await runtime.start()
     try:
         assert runtime.generated is None
         assert runtime.tls is not None
         assert runtime.tls.cert_file == generated.cert_file
         assert [task.get_name() for task in runtime._tasks] == ["audit", "webhook-tls"]
-        assert runtime.inventory.namespaces() == ["shop", "web"]
+        assert runtime.store.namespaces() == ["shop", "web"]
         assert default_environment(runtime.settings) == "staging"
     finally:
         await runtime.stop()
     assert generated.cert_file.exists()  # mounted files are not ours to delete
 
 
-async def test_events_reach_the_inventory_and_the_audit() -> None:
+async def test_store_changes_reach_the_audit() -> None:
     runtime = _runtime(SeedApi())
     assert default_environment(runtime.settings) is None
     deployment = {
@@ -119,36 +131,31 @@ async def test_events_reach_the_inventory_and_the_audit() -> None:
         "kind": "Deployment",
         "metadata": {"name": "api", "namespace": "shop", "resourceVersion": "1"},
     }
-    runtime.on_event({"type": "ADDED", "object": deployment})
-    assert runtime.inventory.get("Deployment", "shop", "api") is not None
+    runtime.store.apply_event({"type": "ADDED", "object": deployment})
     assert "shop" in runtime.auditor._dirty
+    runtime.auditor._dirty.forget("shop")
+    # A rollout's progress (status only) is no change to the rules' view.
+    rollout = {**deployment, "metadata": {**deployment["metadata"], "resourceVersion": "2"}}
+    runtime.store.put({**rollout, "status": {"readyReplicas": 1}})
+    assert "shop" not in runtime.auditor._dirty
+    # Neither is a ProductionService (the controller's, not the audit's).
+    runtime.store.put({"kind": "ProductionService", "metadata": {"name": "a", "namespace": "x"}})
+    assert "x" not in runtime.auditor._dirty
     runtime.auditor._full_due = False
     runtime.on_report_crd_event()
     assert runtime.auditor._full_due is True
 
 
-async def test_registered_handlers_feed_the_runtime() -> None:
+async def test_the_report_crd_watch_asks_for_a_full_pass() -> None:
     runtime = _runtime(SeedApi())
     current: list[PolicyRuntime | None] = [None]
     registry = kopf.OperatorRegistry()
     register_handlers(registry, lambda: current[0])
     handlers = list(registry._watching.get_all_handlers())
-    plurals = {handler.selector.any_name for handler in handlers if handler.selector}
-    assert {"deployments", "cronjobs", "jobs", "services", "servicemonitors"} <= plurals
-    assert "customresourcedefinitions" in plurals
-    audited = next(h for h in handlers if h.selector and h.selector.any_name == "deployments")
-    crd = next(
-        h for h in handlers if h.selector and h.selector.any_name == "customresourcedefinitions"
-    )
-    event = {
-        "type": "ADDED",
-        "object": {"kind": "Deployment", "metadata": {"name": "a", "namespace": "shop"}},
-    }
-    await audited.fn(event=event)  # before start-up: no runtime yet, nothing happens
-    await crd.fn(event={"type": "ADDED"})
+    assert [h.selector.any_name for h in handlers if h.selector] == ["customresourcedefinitions"]
+    crd = handlers[0]
+    await crd.fn(event={"type": "ADDED"})  # before start-up: no runtime yet, nothing happens
     current[0] = runtime
-    await audited.fn(event=event)
-    assert runtime.inventory.get("Deployment", "shop", "a") is not None
     runtime.auditor._full_due = False
     await crd.fn(event={"type": None})  # kopf's initial listing: the start-up audit covers it
     assert runtime.auditor._full_due is False
@@ -156,7 +163,7 @@ async def test_registered_handlers_feed_the_runtime() -> None:
     assert runtime.auditor._full_due is True
 
 
-async def test_a_forbidden_kind_is_skipped_and_other_list_errors_raise() -> None:
+async def test_seeding_skips_a_forbidden_kind_and_raises_other_list_errors() -> None:
     api = SeedApi()
     original = api.list
 
@@ -166,16 +173,26 @@ async def test_a_forbidden_kind_is_skipped_and_other_list_errors_raise() -> None
         return await original(path, label_selector=label_selector)
 
     api.list = forbidden_services  # type: ignore[method-assign]
-    runtime = _runtime(api)
-    await runtime.seed_inventory()
-    assert runtime.inventory.get("Deployment", "shop", "api") is not None
+    store = ObjectStore()
+    await seed(cast(KubeClient, api), store, AUDITED_RESOURCES)
+    assert store.get("Deployment", "shop", "api") is not None
+
+    async def forbidden_deployments(path: str, *, label_selector: str | None = None) -> list[Any]:
+        raise ApiError(403, "Forbidden", "deployments is forbidden", "GET", path)
+
+    # ... unless the process cannot work without that kind.
+    api.list = forbidden_deployments  # type: ignore[method-assign]
+    with pytest.raises(ApiError):
+        await seed(
+            cast(KubeClient, api), store, AUDITED_RESOURCES, required=frozenset({"Deployment"})
+        )
 
     async def broken(path: str, *, label_selector: str | None = None) -> list[Any]:
         raise ApiError(500, "InternalError", "etcd", "GET", path)
 
     api.list = broken  # type: ignore[method-assign]
     with pytest.raises(ApiError):
-        await runtime.seed_inventory()
+        await seed(cast(KubeClient, api), store, AUDITED_RESOURCES)
 
 
 async def test_a_failed_start_removes_the_generated_certificate() -> None:

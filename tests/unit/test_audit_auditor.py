@@ -12,11 +12,12 @@ from typing import Any, cast
 import pytest
 import yaml
 
+from prodready.api.resource import Resource
 from prodready.audit.auditor import AuditConfig, Auditor
 from prodready.audit.reports import OPENREPORTS, POLICY_REPORT
-from prodready.kube.client import ApiError, KubeClient, Resource
+from prodready.kube.client import ApiError, KubeClient
 from prodready.kube.events import EventRecorder
-from prodready.kube.inventory import Inventory
+from prodready.kube.store import ObjectStore
 from prodready.observability.metrics import Metrics
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "rules" / "compliant.yaml"
@@ -47,6 +48,14 @@ class FakeApi:
             ):
                 found.append(copy.deepcopy(body))
         return found
+
+    async def list_with_version(
+        self, path: str, *, label_selector: str | None = None, metadata_only: bool = False
+    ) -> tuple[list[JSON], int | None]:
+        # The real pagination, over the fake `request` below.
+        return await KubeClient.list_with_version(
+            cast(KubeClient, self), path, label_selector=label_selector, metadata_only=metadata_only
+        )
 
     async def request(self, method: str, path: str, **kwargs: Any) -> JSON:
         if method == "POST" and path.endswith("/events"):
@@ -122,7 +131,7 @@ def _broken(namespace: str = "shop", version: str = "2") -> JSON:
 class Harness:
     def __init__(self, api: FakeApi | None = None, **config: Any) -> None:
         self.api = api or FakeApi()
-        self.inventory = Inventory()
+        self.store = ObjectStore()
         self.metrics = Metrics(process_metrics=False)
         self.clock = Clock()
         self.leading = True
@@ -135,7 +144,7 @@ class Harness:
         settings.update(config)
         client = cast(KubeClient, self.api)
         self.auditor = Auditor(
-            inventory=self.inventory,
+            store=self.store,
             client=client,
             metrics=self.metrics,
             events=EventRecorder(client, instance="test"),
@@ -147,13 +156,13 @@ class Harness:
 
     def put(self, *bodies: JSON) -> None:
         for body in bodies:
-            change = self.inventory.put(body)
-            if change.namespace is not None:
+            change = self.store.put(body)
+            if change is not None and change.content_changed:
                 self.auditor.mark(change.namespace)
 
     def remove(self, kind: str, name: str, namespace: str = "shop") -> None:
-        change = self.inventory.remove(kind, namespace, name)
-        assert change.namespace is not None
+        change = self.store.remove(kind, namespace, name)
+        assert change is not None
         self.auditor.mark(change.namespace)
 
     def violations(self) -> list[JSON]:
@@ -311,10 +320,10 @@ async def test_dirty_namespaces_wait_for_their_time() -> None:
     assert harness.api.report("prodready-deployment-api") is not None
 
 
-async def test_a_periodic_full_audit_repairs_the_inventory() -> None:
+async def test_a_periodic_full_audit_repairs_the_store() -> None:
     harness = Harness(interval_seconds=60.0)
     harness.put(_broken(), *_objects()[1:])
-    harness.auditor.inventory_listed()
+    harness.auditor.store_seeded()
     await harness.auditor.step()
     assert harness.api.report("prodready-deployment-api") is not None
 
@@ -325,8 +334,8 @@ async def test_a_periodic_full_audit_repairs_the_inventory() -> None:
     harness.api.names["/api/v1/services"] = [("shop", "api"), ("shop", "other")]
     harness.clock.now += 61
     await harness.auditor.step()
-    assert harness.inventory.get("Deployment", "shop", "api") is None
-    assert harness.inventory.get("Service", "shop", "api") is not None
+    assert harness.store.get("Deployment", "shop", "api") is None
+    assert harness.store.get("Service", "shop", "api") is not None
     assert harness.api.report("prodready-deployment-api") is None
 
 

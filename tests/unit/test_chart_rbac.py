@@ -19,13 +19,13 @@ from typing import Any, Final
 import pytest
 
 from prodready import render
+from prodready.api.resource import Resource
 from prodready.app.process import assemble
 from prodready.audit.reports import FLAVORS
 from prodready.config import load_settings
-from prodready.controller.leader import LEASE
 from prodready.controller.reconciler import PRODUCTION_SERVICE
-from prodready.kube.client import Resource
-from prodready.kube.inventory import AUDITED_RESOURCES
+from prodready.kube.leader import LEASE
+from prodready.kube.store import AUDITED_RESOURCES
 from tests.cluster.controlplane import default_bin_dir
 from tests.generate import documents, helm_template
 
@@ -46,7 +46,7 @@ def triples(resources: Iterable[Resource], verbs: Iterable[str], sub: str = "") 
     return {(r.group, r.plural + suffix, verb) for r in resources for verb in verbs}
 
 
-CHILDREN = [Resource(api_version, kind, plural) for api_version, kind, plural in render.CHILD_KINDS]
+CHILDREN = list(render.CHILD_KINDS)
 REPORTS = [flavor.resource for flavor in FLAVORS]
 SECRETS = Resource("v1", "Secret", "secrets")
 EVENTS = Resource("v1", "Event", "events")
@@ -57,8 +57,13 @@ EVENTS = Resource("v1", "Event", "events")
 # system:discovery and system:public-info-viewer roles.
 NAMESPACED_CALLS: dict[tuple[str, str], set[Triple]] = {
     # Cache warm-up: one LIST of ProductionServices and of each child kind.
-    ("controller/operator.py", "list"): triples([PRODUCTION_SERVICE, *CHILDREN], ["list"]),
-    ("controller/operator.py", "served_resources"): set(),
+    # The object store: seeded with one LIST per kind (what the controller reconciles from,
+    # what the audit and the webhook judge with), repaired from metadata-only LISTs.
+    ("kube/store.py", "list"): triples(
+        [PRODUCTION_SERVICE, *CHILDREN, *AUDITED_RESOURCES], ["list"]
+    ),
+    ("kube/store.py", "list_with_version"): triples(AUDITED_RESOURCES, ["list"]),
+    ("kube/store.py", "served_resources"): set(),
     ("controller/operator.py", "ping"): set(),
     # Server-side apply is a PATCH; one that creates the object is authorised as `create`
     # as well (the apiserver checks both). Pruning is a DELETE.
@@ -76,20 +81,16 @@ NAMESPACED_CALLS: dict[tuple[str, str], set[Triple]] = {
     ("controller/reconciler.py", "get"): triples([SECRETS], ["get"]),
     ("controller/reconciler.py", "served_resources"): set(),
     ("kube/events.py", "request POST"): triples([EVENTS], ["create"]),
-    # The audit: inventory LIST, metadata-only LIST to prune it, reports listed, applied
-    # and deleted.
-    ("app/policy.py", "list"): triples(AUDITED_RESOURCES, ["list"]),
-    ("app/policy.py", "served_resources"): set(),
-    ("audit/auditor.py", "request GET"): triples(AUDITED_RESOURCES, ["list"]),
+    # The audit: reports listed, applied and deleted.
     ("audit/auditor.py", "list"): triples(REPORTS, ["list"]),
     ("audit/auditor.py", "apply"): triples(REPORTS, ["patch", "create"]),
     ("audit/auditor.py", "delete"): triples(REPORTS, ["delete"]),
     ("audit/auditor.py", "served_resources"): set(),
 }
 LEASE_CALLS: dict[tuple[str, str], set[Triple]] = {
-    ("controller/leader.py", "get"): triples([LEASE], ["get"]),
-    ("controller/leader.py", "create"): triples([LEASE], ["create"]),
-    ("controller/leader.py", "request PUT"): triples([LEASE], ["update"]),
+    ("kube/leader.py", "get"): triples([LEASE], ["get"]),
+    ("kube/leader.py", "create"): triples([LEASE], ["create"]),
+    ("kube/leader.py", "request PUT"): triples([LEASE], ["update"]),
 }
 # Cluster-scoped reviews (granted by the ClusterRole in both modes): /metrics asks who holds
 # a scrape's token and whether they may get /metrics (metrics.authentication, on by default);
@@ -109,6 +110,7 @@ CLIENT_METHODS = {
     "get",
     "get_metadata",
     "list",
+    "list_with_version",
     "apply",
     "patch_status",
     "delete",

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from prodready.controller import conditions as cond
-from prodready.controller.cache import ObjectCache, owner_name
 from prodready.controller.drift import contains
 from prodready.controller.queue import DONE, ReconcileResult, WorkQueue
 from prodready.controller.reconciler import _rollout
+from prodready.kube.store import ObjectStore, owner_name
 
 # -- conditions -------------------------------------------------------------------------
 
@@ -114,8 +114,8 @@ def _child(kind: str, name: str, owner: str | None, version: str = "1") -> dict[
     return {"kind": kind, "metadata": metadata}
 
 
-def test_cache_indexes_children_by_owner_and_drops_managed_fields() -> None:
-    cache = ObjectCache("ProductionService")
+def test_store_indexes_children_by_owner_and_drops_managed_fields() -> None:
+    cache = ObjectStore()
     cache.put(_child("Deployment", "web", "web"))
     cache.put(_child("Service", "web", "web"))
     cache.put(_child("Service", "other", None))
@@ -129,8 +129,8 @@ def test_cache_indexes_children_by_owner_and_drops_managed_fields() -> None:
     assert list(cache.children("ns", "web")) == []
 
 
-def test_cache_ignores_stale_events() -> None:
-    cache = ObjectCache("ProductionService")
+def test_store_ignores_stale_events() -> None:
+    cache = ObjectStore()
     cache.put(_child("Deployment", "web", "web", version="10"))
     cache.put(_child("Deployment", "web", "web", version="9"))
     assert (cache.get("Deployment", "ns", "web") or {})["metadata"]["resourceVersion"] == "10"
@@ -258,6 +258,7 @@ async def test_the_heap_is_frozen_once_the_first_pass_is_done(
 
     frozen: list[int] = []
     monkeypatch.setattr(gc, "freeze", lambda: frozen.append(1))
+    monkeypatch.setattr(gc, "get_freeze_count", lambda: len(frozen))
     operator = Operator(Settings())
     operator.queue.add(("shop", "web"))
     waiting = asyncio.create_task(operator._freeze_when_warm())

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from prodready import api
-from prodready.controller.cache import ObjectCache
+from prodready.api.resource import Resource
 from prodready.controller.queue import DONE
 from prodready.controller.reconciler import (
     Conflict,
@@ -23,7 +23,8 @@ from prodready.controller.reconciler import (
     StepError,
     controller_uid,
 )
-from prodready.kube.client import ApiError, Resource
+from prodready.kube.client import ApiError
+from prodready.kube.store import ObjectStore
 from prodready.observability.metrics import Metrics
 from prodready.rules.grants import GrantPolicy
 
@@ -35,7 +36,7 @@ SECRET_VALUE = "s3cr3t-value-that-must-not-travel"
 class Api:
     """Objects by (kind, name) in namespace "shop"; records every write."""
 
-    def __init__(self, services: ObjectCache) -> None:
+    def __init__(self, services: ObjectStore) -> None:
         self.services = services
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.secrets: dict[str, dict[str, Any]] = {}
@@ -148,13 +149,12 @@ def _service(**spec: Any) -> dict[str, Any]:
 
 
 def _setup(**spec: Any) -> tuple[Reconciler, Api, Events]:
-    services, children = ObjectCache(api.KIND), ObjectCache(api.KIND)
+    services = ObjectStore()
     services.put(_service(**spec))
     client, events = Api(services), Events()
     reconciler = Reconciler(
         client=client,  # type: ignore[arg-type]
-        services=services,
-        children=children,
+        store=services,
         events=events,  # type: ignore[arg-type]
         metrics=Metrics(process_metrics=False),
     )
@@ -162,7 +162,7 @@ def _setup(**spec: Any) -> tuple[Reconciler, Api, Events]:
 
 
 def _conditions(reconciler: Reconciler) -> dict[str, dict[str, Any]]:
-    body = reconciler.services.get(api.KIND, *KEY)
+    body = reconciler.store.get(api.KIND, *KEY)
     assert body is not None
     return {c["type"]: c for c in (body.get("status") or {}).get("conditions") or ()}
 
@@ -192,7 +192,7 @@ async def test_a_name_held_by_another_object_is_left_alone_and_reported() -> Non
     warnings = [e for e in events.posted if e[1] == "NameConflict"]
     assert len(warnings) == 1
     assert "Service/web (no controller)" in warnings[0][2]
-    body = reconciler.services.get(api.KIND, *KEY)
+    body = reconciler.store.get(api.KIND, *KEY)
     assert body is not None
     assert {"kind": "Service", "name": "web", "apiVersion": "v1"} not in body["status"]["children"]
     assert outcome.requeue_after is not None  # looked at again soon, not only at resync
@@ -260,7 +260,7 @@ async def test_a_labelled_object_of_another_owner_is_not_ours() -> None:
     stray["metadata"]["name"] = "web-old"
     for obj in (stale, stray):
         client.put(obj)
-        reconciler.children.put(client.objects[(obj["kind"], obj["metadata"]["name"])])
+        reconciler.store.put(client.objects[(obj["kind"], obj["metadata"]["name"])])
     await reconciler.reconcile(KEY)
     assert not [w for w in client.writes if w[1] in ("Service/web", "web-old")]
     message = _conditions(reconciler)["Stalled"]["message"]
@@ -287,7 +287,7 @@ async def test_our_own_child_without_its_label_is_applied_not_created() -> None:
     reconciler, client, _events = _setup()
     await reconciler.reconcile(KEY)
     # Someone strips the label: the watch loses it, the cache forgets it.
-    reconciler.children.remove("Service", *KEY)
+    reconciler.store.remove("Service", *KEY)
     reconciler._verified.clear()
     client.writes.clear()
     await reconciler.reconcile(KEY)
@@ -299,7 +299,7 @@ async def test_our_own_child_without_its_label_is_applied_not_created() -> None:
 async def test_pruning_needs_our_uid_in_the_controller_reference() -> None:
     reconciler, client, _events = _setup()
     await reconciler.reconcile(KEY)
-    ours = copy.deepcopy(reconciler.children.get("Service", *KEY))
+    ours = copy.deepcopy(reconciler.store.get("Service", *KEY))
     assert ours is not None
     # A stray child whose first owner reference is ours but not the controller one.
     stray = copy.deepcopy(ours)
@@ -311,8 +311,8 @@ async def test_pruning_needs_our_uid_in_the_controller_reference() -> None:
     # And one that is ours: pruned.
     mine = copy.deepcopy(ours)
     mine["metadata"].update(name="web-mine", resourceVersion="998")
-    reconciler.children.put(stray)
-    reconciler.children.put(mine)
+    reconciler.store.put(stray)
+    reconciler.store.put(mine)
     await reconciler.reconcile(KEY)
     assert ("delete", "web-mine") in client.writes
     assert ("delete", "web-extra") not in client.writes
@@ -387,11 +387,11 @@ async def test_errors_in_status_name_the_step_not_the_apiservers_text(
 ) -> None:
     reconciler, client, events = _setup()
     await reconciler.reconcile(KEY)
-    body = copy.deepcopy(reconciler.services.get(api.KIND, *KEY))
+    body = copy.deepcopy(reconciler.store.get(api.KIND, *KEY))
     assert body is not None
     body["spec"]["replicas"] = 3
     body["metadata"].update(generation=2, resourceVersion=client._next())
-    reconciler.services.put(body)
+    reconciler.store.put(body)
     detail = 'Service "payments-db" in namespace "other" has clusterIP 10.0.0.7'
     client.fail_apply = ApiError(422, "Invalid", detail, "PATCH", "/apis/apps/v1/...")
     with pytest.raises(StepError):
@@ -412,11 +412,11 @@ async def test_a_free_text_reason_and_other_failures_stay_out_of_status() -> Non
     reconciler, client, _events = _setup()
     client.fail_apply = ApiError(403, "denied: see secret/x", "", "PATCH", "/x")
     await reconciler.reconcile(KEY)  # creates; the next apply fails
-    body = copy.deepcopy(reconciler.services.get(api.KIND, *KEY))
+    body = copy.deepcopy(reconciler.store.get(api.KIND, *KEY))
     assert body is not None
     body["spec"]["replicas"] = 4
     body["metadata"].update(generation=2, resourceVersion=client._next())
-    reconciler.services.put(body)
+    reconciler.store.put(body)
     with pytest.raises(StepError):
         await reconciler.reconcile(KEY)
     assert _conditions(reconciler)["Ready"]["message"] == ("apply Deployment/web failed: HTTP 403")
@@ -427,7 +427,7 @@ async def test_a_free_text_reason_and_other_failures_stay_out_of_status() -> Non
     client.apply = broken  # type: ignore[method-assign]
     body["spec"]["replicas"] = 5
     body["metadata"].update(generation=3, resourceVersion=client._next())
-    reconciler.services.put(body)
+    reconciler.store.put(body)
     with pytest.raises(KeyError):
         await reconciler.reconcile(KEY)
     message = _conditions(reconciler)["Ready"]["message"]
@@ -484,11 +484,11 @@ async def test_a_created_child_never_claimed_is_claimed_at_its_next_apply() -> N
     client.apply = apply  # type: ignore[method-assign]
     await reconciler.reconcile(KEY)  # created; the fake's claim after create does nothing
     client.claim_fields_for_apply = claim  # type: ignore[method-assign]
-    body = copy.deepcopy(reconciler.services.get(api.KIND, *KEY))
+    body = copy.deepcopy(reconciler.store.get(api.KIND, *KEY))
     assert body is not None
     body["spec"]["replicas"] = 3
     body["metadata"].update(generation=2, resourceVersion=client._next())
-    reconciler.services.put(body)
+    reconciler.store.put(body)
     client.writes.clear()
     await reconciler.reconcile(KEY)
     assert claims == ["Deployment"]

@@ -15,8 +15,8 @@ import pytest
 
 from prodready import api, render
 from prodready.controller import reconciler as reconciler_module
-from prodready.controller.cache import ObjectCache
 from prodready.controller.reconciler import Reconciler, _signature, _spec_key
+from prodready.kube.store import ObjectStore
 from prodready.observability.metrics import Metrics
 
 KEY = ("shop", "web")
@@ -25,7 +25,7 @@ KEY = ("shop", "web")
 class Client:
     """Answers applies and status patches the way the apiserver would, with new versions."""
 
-    def __init__(self, services: ObjectCache) -> None:
+    def __init__(self, services: ObjectStore) -> None:
         self.services = services
         self.version = 100
         self.applied: list[str] = []
@@ -101,13 +101,12 @@ def _service() -> dict[str, Any]:
 
 @pytest.fixture
 def setup(monkeypatch: pytest.MonkeyPatch) -> tuple[Reconciler, Client, list[int]]:
-    services, children = ObjectCache(api.KIND), ObjectCache(api.KIND)
+    services = ObjectStore()
     services.put(_service())
     client = Client(services)
     reconciler = Reconciler(
         client=client,  # type: ignore[arg-type]
-        services=services,
-        children=children,
+        store=services,
         events=Events(),  # type: ignore[arg-type]
         metrics=Metrics(process_metrics=False),
     )
@@ -124,7 +123,7 @@ def setup(monkeypatch: pytest.MonkeyPatch) -> tuple[Reconciler, Client, list[int
 
 def _roll_out(reconciler: Reconciler) -> None:
     """The Deployment controller's status update: every replica updated and available."""
-    live = reconciler.children.get("Deployment", "shop", "web")
+    live = reconciler.store.get("Deployment", "shop", "web")
     assert live is not None
     changed = copy.deepcopy(live)
     changed["metadata"]["resourceVersion"] = str(int(live["metadata"]["resourceVersion"]) + 50)
@@ -135,7 +134,7 @@ def _roll_out(reconciler: Reconciler) -> None:
         "updatedReplicas": replicas,
         "availableReplicas": replicas,
     }
-    reconciler.children.put(changed)
+    reconciler.store.put(changed)
 
 
 async def test_a_converged_pass_renders_nothing_and_writes_nothing(
@@ -162,7 +161,7 @@ async def test_rollout_steps_update_status_without_rendering(
     _roll_out(reconciler)
     await reconciler.reconcile(KEY)
     assert len(renders) == 1
-    service = reconciler.services.get(api.KIND, *KEY)
+    service = reconciler.store.get(api.KIND, *KEY)
     assert service is not None
     ready = next(c for c in service["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True"
@@ -185,7 +184,7 @@ async def test_any_change_that_could_matter_renders_again(
 ) -> None:
     reconciler, client, renders = setup
     await reconciler.reconcile(KEY)
-    services, children = reconciler.services, reconciler.children
+    services = children = reconciler.store
     body = copy.deepcopy(services.get(api.KIND, *KEY))
     assert body is not None
     body["metadata"]["resourceVersion"] = "900"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from prodready.controller.cache import ObjectCache
 from prodready.kube.interning import MAX_INTERNED_LENGTH, intern_in_place
-from prodready.kube.inventory import Inventory
+from prodready.kube.store import ObjectStore
 
 DOCUMENT = json.dumps(
     {
@@ -52,16 +51,16 @@ def test_a_body_seen_before_is_not_walked_again() -> None:
     assert body["spec"] is spec
 
 
-def test_both_caches_keep_one_copy_of_the_shared_event_body() -> None:
+def test_the_store_keeps_one_copy_of_each_string_and_the_values_equal() -> None:
     event_body = json.loads(DOCUMENT)
-    cache, inventory = ObjectCache("ProductionService"), Inventory()
-    cache.put(event_body)
-    inventory.put(event_body)
-    cached, listed = (
-        cache.get("Deployment", "shop", "web"),
-        inventory.get("Deployment", "shop", "web"),
-    )
-    assert cached is not None
-    assert listed is not None
-    assert cached["spec"] is listed["spec"]
-    assert cached == json.loads(DOCUMENT)
+    other_body = json.loads(DOCUMENT)
+    other_body["metadata"]["name"] = "api"
+    store = ObjectStore()
+    store.put(event_body)
+    store.put(other_body)
+    web, api = store.get("Deployment", "shop", "web"), store.get("Deployment", "shop", "api")
+    assert web is not None
+    assert api is not None
+    policy = web["spec"]["template"]["spec"]["dnsPolicy"]
+    assert policy is api["spec"]["template"]["spec"]["dnsPolicy"]
+    assert web == json.loads(DOCUMENT)

@@ -9,7 +9,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from prodready.kube.client import ApiError, KubeClient, Resource
+from prodready.api.resource import Resource
+from prodready.kube.client import ApiError, KubeClient
 from prodready.observability.metrics import Metrics
 
 DEPLOYMENTS = Resource(api_version="apps/v1", kind="Deployment", plural="deployments")

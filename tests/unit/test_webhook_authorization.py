@@ -23,7 +23,7 @@ import pytest
 from prodready import render
 from prodready.config import load_settings
 from prodready.kube.client import ApiError, KubeClient
-from prodready.kube.inventory import Inventory
+from prodready.kube.store import ObjectStore
 from prodready.observability.metrics import Metrics
 from prodready.rules.grants import GrantPolicy
 from prodready.webhook.admission import AdmissionRequest, ReviewError, UserInfo, parse_review
@@ -525,7 +525,7 @@ async def test_the_server_answers_authorize_on_its_own_thread(tmp_path: Path) ->
         host="127.0.0.1",
         port=0,
         tls=ReloadingTLS(generated.cert_file, generated.key_file),
-        inventory=Inventory(),
+        store=ObjectStore(),
         metrics=metrics,
         authorizer=Authorizer(policy=DEFAULTS, client_factory=lambda: cast(KubeClient, client)),
     )
@@ -560,7 +560,7 @@ async def test_without_an_authorizer_there_is_no_authorize_route(tmp_path: Path)
         host="127.0.0.1",
         port=0,
         tls=ReloadingTLS(generated.cert_file, generated.key_file),
-        inventory=Inventory(),
+        store=ObjectStore(),
         metrics=Metrics(process_metrics=False),
     )
     app = server.application()
@@ -579,7 +579,7 @@ async def test_an_unexpected_failure_is_a_500_and_the_apiserver_fails_closed(
         host="127.0.0.1",
         port=0,
         tls=ReloadingTLS(generated.cert_file, generated.key_file),
-        inventory=Inventory(),
+        store=ObjectStore(),
         metrics=Metrics(process_metrics=False),
         authorizer=Broken(policy=DEFAULTS),
     )

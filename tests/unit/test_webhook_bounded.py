@@ -18,7 +18,7 @@ import yaml
 from benchmarks.bounded import review, small_containers
 from benchmarks.measure import percentile
 
-from prodready.kube.inventory import Inventory
+from prodready.kube.store import ObjectStore
 from prodready.observability.metrics import Metrics
 from prodready.webhook.certificates import ReloadingTLS, generate_self_signed
 from prodready.webhook.server import WebhookServer
@@ -41,14 +41,14 @@ async def server(
     tmp_path: Path,
 ) -> AsyncIterator[tuple[WebhookServer, aiohttp.ClientSession, Path]]:
     generated = generate_self_signed(tmp_path, ["127.0.0.1"])
-    inventory = Inventory()
+    store = ObjectStore()
     for body in _compliant()[1:]:
-        inventory.put(body)
+        store.put(body)
     webhook = WebhookServer(
         host="127.0.0.1",
         port=0,
         tls=ReloadingTLS(generated.cert_file, generated.key_file),
-        inventory=inventory,
+        store=store,
         metrics=Metrics(process_metrics=False),
     )
     await webhook.start()

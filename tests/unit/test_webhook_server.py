@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 import yaml
 
-from prodready.kube.inventory import Inventory
+from prodready.kube.store import ObjectStore
 from prodready.observability.metrics import Metrics
 from prodready.webhook import server as server_module
 from prodready.webhook.certificates import ReloadingTLS, generate_self_signed
@@ -71,15 +71,15 @@ class Running:
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
     generated = generate_self_signed(tmp_path, ["127.0.0.1"])
-    inventory = Inventory()
+    store = ObjectStore()
     for body in _objects()[1:]:
-        inventory.put(body)
+        store.put(body)
     metrics = Metrics(process_metrics=False)
     server = WebhookServer(
         host="127.0.0.1",
         port=0,
         tls=ReloadingTLS(generated.cert_file, generated.key_file),
-        inventory=inventory,
+        store=store,
         metrics=metrics,
     )
     await server.start()
@@ -106,13 +106,13 @@ async def test_enforce_path_denies_and_counts(running: Running) -> None:
     assert running.count(kind="Deployment", operation="CREATE", allowed="false") == 1
 
 
-async def test_audit_path_allows_with_warnings_using_the_inventory(running: Running) -> None:
+async def test_audit_path_allows_with_warnings_using_the_store(running: Running) -> None:
     compliant = _objects()[0]
     status, text = await running.post("/validate/audit", json.dumps(_review(compliant)).encode())
     assert status == 200
     response = json.loads(text)["response"]
     assert response["allowed"] is True
-    assert "warnings" not in response  # its ServiceMonitor, PDB, ... are in the inventory
+    assert "warnings" not in response  # its ServiceMonitor, PDB, ... are in the store
     assert running.count(kind="Deployment", operation="CREATE", allowed="true") == 1
 
 
@@ -161,7 +161,7 @@ async def test_port_is_known_only_once_started(tmp_path: Path) -> None:
         host="127.0.0.1",
         port=0,
         tls=ReloadingTLS(generated.cert_file, generated.key_file),
-        inventory=Inventory(),
+        store=ObjectStore(),
         metrics=Metrics(process_metrics=False),
     )
     with pytest.raises(RuntimeError, match="not started"):
@@ -177,7 +177,7 @@ async def test_a_port_in_use_fails_start(tmp_path: Path) -> None:
             host="127.0.0.1",
             port=taken.getsockname()[1],
             tls=ReloadingTLS(generated.cert_file, generated.key_file),
-            inventory=Inventory(),
+            store=ObjectStore(),
             metrics=Metrics(process_metrics=False),
         )
         with pytest.raises(OSError, match="in use"):
@@ -190,18 +190,18 @@ async def test_a_port_in_use_fails_start(tmp_path: Path) -> None:
 
 @contextlib.asynccontextmanager
 async def _serving(tmp_path: Path, **limits: Any) -> AsyncIterator[tuple[WebhookServer, Path]]:
-    """A server with the fixture's inventory and the given limits; yields it and its CA."""
+    """A server with the fixture's store and the given limits; yields it and its CA."""
     generated = generate_self_signed(tmp_path / "serving", ["127.0.0.1"])
-    inventory = Inventory()
+    store = ObjectStore()
     for body in _objects()[1:]:
-        inventory.put(body)
+        store.put(body)
     server = WebhookServer(
         host="127.0.0.1",
         port=0,
         tls=ReloadingTLS(
             generated.cert_file, generated.key_file, client_ca_file=limits.pop("client_ca", None)
         ),
-        inventory=inventory,
+        store=store,
         metrics=Metrics(process_metrics=False),
         **limits,
     )
@@ -417,7 +417,7 @@ async def test_an_old_object_claiming_another_namespace_is_refused(running: Runn
 async def test_a_review_for_another_namespace_never_names_this_namespaces_services(
     running: Running,
 ) -> None:
-    # The inventory holds namespace shop's Service, PDB, ...: a review for namespace `other`
+    # The store holds namespace shop's Service, PDB, ...: a review for namespace `other`
     # is judged with other's (empty) context, so nothing of shop's shows in the answer.
     obj = copy.deepcopy(_objects()[0])
     obj["metadata"]["namespace"] = "other"
@@ -446,7 +446,7 @@ def test_limits_must_be_positive(tmp_path: Path) -> None:
             host="127.0.0.1",
             port=0,
             tls=ReloadingTLS(generated.cert_file, generated.key_file),
-            inventory=Inventory(),
+            store=ObjectStore(),
             metrics=Metrics(process_metrics=False),
             max_in_flight=0,
         )

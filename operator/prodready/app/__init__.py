@@ -5,7 +5,7 @@ one process over the shared `kube` layer.
 
 * `process.assemble` — the controller's `Operator` with the webhook and the audit beside
   it, and one kopf registry holding the watches of all three; `process.run` runs it.
-* `policy.PolicyRuntime` — the inventory, the webhook server and the audit loop, started
+* `policy.PolicyRuntime` — the webhook server and the audit loop, started
   and stopped with the operator.
 * `command` — `prodready run` (settings from flags and the environment, logging).
 """

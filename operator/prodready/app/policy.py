@@ -1,18 +1,15 @@
 """The admission webhook and the in-cluster audit inside the operator process.
 
-`PolicyRuntime` owns what the two share — the inventory of workloads and context that kopf
-watch events keep current — and starts and stops them with the operator:
+Both read the process's one object store (`prodready.kube.store`), which the operator's
+start-up has seeded before `PolicyRuntime` is created. `PolicyRuntime` starts and stops
+them with the operator:
 
-* `start()` fills the inventory with one LIST per kind (kopf's watches start only after the
-  operator's start-up, so the webhook never judges a Deployment without the ServiceMonitor
-  that exists), then serves the webhook and starts the audit loop and the certificate
-  reloader;
+* `start()` serves the webhook and starts the audit loop and the certificate reloader;
 * `stop()` stops them (in-flight admission reviews finish) and removes a generated
   certificate.
 
-`register_handlers` adds the kopf `on.event` watches that feed it. The handlers are
-coroutines on purpose: kopf runs plain functions in a thread pool, and the inventory and
-the audit's schedule belong to the event loop.
+`on_change` (subscribed to the store) marks the namespace of a changed audited object for
+the audit; `register_handlers` adds the watch on the report CRDs.
 """
 
 from __future__ import annotations
@@ -32,9 +29,9 @@ from prodready import rules
 from prodready.audit.auditor import AuditConfig, Auditor
 from prodready.audit.reports import REPORT_CRD_NAMES
 from prodready.config import Settings
-from prodready.kube.client import ApiError, KubeClient
+from prodready.kube.client import KubeClient
 from prodready.kube.events import EventRecorder
-from prodready.kube.inventory import AUDITED_RESOURCES, Inventory
+from prodready.kube.store import AUDITED_KINDS, Change, ObjectStore
 from prodready.observability.metrics import Metrics
 from prodready.rules.grants import GrantPolicy
 from prodready.webhook.admission import evaluation_budget
@@ -59,7 +56,7 @@ def default_environment(settings: Settings) -> str | None:
 
 
 class PolicyRuntime:
-    """The inventory, the audit loop and the webhook server of one operator process."""
+    """The audit loop and the webhook server of one operator process."""
 
     def __init__(
         self,
@@ -67,6 +64,7 @@ class PolicyRuntime:
         client: KubeClient,
         metrics: Metrics,
         *,
+        store: ObjectStore,
         is_leading: Callable[[], bool],
         rules_config: rules.RulesConfig | None = None,
     ) -> None:
@@ -75,9 +73,9 @@ class PolicyRuntime:
         self.client = client
         self.metrics = metrics
         self.rules_config = rules_config
-        self.inventory = Inventory()
+        self.store = store
         self.auditor = Auditor(
-            inventory=self.inventory,
+            store=store,
             client=client,
             metrics=metrics,
             events=EventRecorder(client),
@@ -99,14 +97,15 @@ class PolicyRuntime:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Fill the inventory, serve the webhook, start the audit."""
-        await self.seed_inventory()
+        """Serve the webhook, start the audit (the store is seeded already)."""
+        # The store was just filled from fresh LISTs: the first full pass need not prune.
+        self.auditor.store_seeded()
         self.tls = self._tls()
         self.webhook = WebhookServer(
             host=self.settings.webhook_host,
             port=self.settings.webhook_port,
             tls=self.tls,
-            inventory=self.inventory,
+            store=self.store,
             metrics=self.metrics,
             rules_config=self.rules_config,
             environment=default_environment(self.settings),
@@ -164,46 +163,11 @@ class PolicyRuntime:
             self.generated.cert_file, self.generated.key_file, client_ca_file=client_ca
         )
 
-    async def seed_inventory(self) -> None:
-        """One LIST per audited kind the apiserver serves, in the watched namespaces."""
-        served: dict[str, set[str] | None] = {}
-        scopes: list[str | None] = list(self.settings.namespaces) or [None]
-        for resource in AUDITED_RESOURCES:
-            if resource.api_version not in served:
-                served[resource.api_version] = await self.client.served_resources(
-                    resource.api_version
-                )
-            if resource.plural not in (served[resource.api_version] or set()):
-                continue
-            for scope in scopes:
-                try:
-                    bodies = await self.client.list(resource.path(scope))
-                except ApiError as error:
-                    if error.status != 403:
-                        raise
-                    # Missing RBAC for one kind should cost that kind, not the operator.
-                    logger.warning(
-                        "cannot list %s: the audit and the webhook will not see them: %s",
-                        resource.plural,
-                        error.message,
-                    )
-                    continue
-                for body in bodies:
-                    body.setdefault("kind", resource.kind)
-                    body.setdefault("apiVersion", resource.api_version)
-                    self.inventory.put(body)
-        self.auditor.inventory_listed()
-        logger.info(
-            "audit inventory listed",
-            extra={"objects": len(self.inventory), "namespaces": len(self.inventory.namespaces())},
-        )
-
     # -- kopf events -----------------------------------------------------------------------
 
-    def on_event(self, event: Mapping[str, Any]) -> None:
-        """An audited object changed: update the inventory, audit its namespace soon."""
-        change = self.inventory.apply_event(event)
-        if change.namespace is not None:
+    def on_change(self, change: Change) -> None:
+        """The store changed: audit the namespace soon if the rules' view of it changed."""
+        if change.kind in AUDITED_KINDS and change.content_changed:
             self.auditor.mark(change.namespace)
 
     def on_report_crd_event(self) -> None:
@@ -214,19 +178,12 @@ class PolicyRuntime:
 def register_handlers(
     registry: kopf.OperatorRegistry, runtime: Callable[[], PolicyRuntime | None]
 ) -> None:
-    """Add the watches that feed `runtime()` to a kopf registry.
+    """Add the watch on the report CRDs to a kopf registry (the store's watches feed the
+    rest).
 
     `runtime` is called per event: the runtime is created in the operator's start-up,
     after the registry (kopf starts watching only once start-up is done).
     """
-    for resource in AUDITED_RESOURCES:
-
-        @kopf.on.event(resource.group, resource.api_version.rpartition("/")[2], resource.plural,
-                       registry=registry)  # fmt: skip
-        async def _audited(event: Mapping[str, Any], **_: Any) -> None:
-            current = runtime()
-            if current is not None:
-                current.on_event(event)
 
     @kopf.on.event(
         "apiextensions.k8s.io",

@@ -1,9 +1,10 @@
 """One operator process: the controller, with the admission webhook and the audit beside it.
 
 The controller (`prodready.controller.operator`) owns kopf's start-up and clean-up; it
-starts the webhook and the audit once its caches are warm, through the companion factory
-given here, and stops them at clean-up. The kopf registry holds the controller's watches
-and the ones that feed the webhook's and the audit's inventory.
+seeds the process's one object store (`prodready.kube.store`), starts the webhook and the
+audit once the store is warm, through the companion factory given here, and stops them at
+clean-up. One watch per kind (`WATCHED`) feeds the store; the controller and the audit
+subscribe to its changes, and the webhook reads it.
 """
 
 from __future__ import annotations
@@ -14,11 +15,21 @@ from dataclasses import dataclass
 import kopf
 
 from prodready import rules
+from prodready.api.resource import Resource
 from prodready.app.policy import PolicyRuntime, register_handlers as register_policy_handlers
 from prodready.config import Settings
-from prodready.controller.operator import Operator, build_registry, kopf_settings
-from prodready.dashboard.serving import register as register_dashboard
+from prodready.controller.operator import (
+    CONTROLLER_RESOURCES,
+    Operator,
+    build_registry,
+    kopf_settings,
+)
 from prodready.kube.client import KubeClient
+from prodready.kube.store import AUDITED_RESOURCES
+
+WATCHED: tuple[Resource, ...] = tuple(dict.fromkeys(CONTROLLER_RESOURCES + AUDITED_RESOURCES))
+"""Every kind the store holds: what the controller reconciles from and what the audit and
+the webhook judge with, each listed and watched once."""
 
 
 @dataclass(frozen=True)
@@ -37,24 +48,25 @@ class Assembly:
 
 def assemble(settings: Settings) -> Assembly:
     """The operator, the factory of its webhook + audit, and the kopf handlers of all three."""
-    operator = Operator(settings)
+    operator = Operator(settings, watched=WATCHED)
 
     def policy_runtime(client: KubeClient, rules_config: rules.RulesConfig | None) -> PolicyRuntime:
-        return PolicyRuntime(
+        runtime = PolicyRuntime(
             settings,
             client,
             operator.metrics,
+            store=operator.store,
             rules_config=rules_config,
             is_leading=operator.is_leading,
         )
+        operator.store.subscribe(runtime.on_change)
+        return runtime
 
     operator.companion_factory = policy_runtime
     registry = build_registry(operator)
     assembly = Assembly(operator=operator, registry=registry)
-    # The admission webhook's and the audit's watches, read through the same operator.
+    # The watch on the report CRDs, read through the same operator.
     register_policy_handlers(registry, lambda: assembly.policy)
-    # The readiness dashboard on a port of its own, when PRODREADY_DASHBOARD_PORT is set.
-    register_dashboard(registry, settings)
     return assembly
 
 

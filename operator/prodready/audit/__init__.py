@@ -1,6 +1,6 @@
 """The in-cluster audit and the policy reports it writes.
 
-The inventory it reads (`prodready.kube.inventory`) and the event recorder it posts with
+The object store it reads (`prodready.kube.store`) and the event recorder it posts with
 (`prodready.kube.events`) live in `kube`; `prodready.app.policy` starts and stops the audit
 and the webhook with the operator.
 

@@ -1,13 +1,14 @@
 """The in-cluster audit: every workload of the watched namespaces, against the checklist.
 
-One loop, no timer per object. Watch events (through `Inventory`) mark namespaces dirty;
+One loop, no timer per object. Changes in the object store (`prodready.kube.store`) mark
+namespaces dirty;
 the loop evaluates a dirty namespace in one pass (`rules.evaluate` over all of its
 workloads and context, so a new ServiceMonitor fixes PR-MO-001 for every workload it
 scrapes), debounced by `DirtyNamespaces`. Every `interval_seconds` a full audit looks at
-every namespace, re-reads the reports that exist and drops inventory entries whose
+every namespace, re-reads the reports that exist and drops store entries whose
 deletion kopf missed; a converged cluster costs it a few LISTs and zero writes.
 
-Only the leader audits (the inventory is fed on every replica, so a new leader starts
+Only the leader audits (the store is fed on every replica, so a new leader starts
 warm). Each pass of a namespace:
 
 * sets the `prodready_findings` gauges of the namespace (`Metrics.set_namespace_findings`);
@@ -44,7 +45,7 @@ from prodready.audit.reports import (
 from prodready.audit.schedule import MIN_INTERVAL_SECONDS, SETTLE_SECONDS, DirtyNamespaces
 from prodready.kube.client import ApiError, KubeClient
 from prodready.kube.events import EventRecorder
-from prodready.kube.inventory import AUDITED_RESOURCES, Inventory
+from prodready.kube.store import AUDITED_RESOURCES, ObjectStore, list_present
 from prodready.observability.metrics import Metrics
 
 __all__ = ["AuditConfig", "Auditor"]
@@ -52,9 +53,6 @@ __all__ = ["AuditConfig", "Auditor"]
 logger = logging.getLogger("prodready.audit")
 
 JSON = dict[str, Any]
-METADATA_LIST: Final = (
-    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
-)
 VIOLATION_REASON: Final = "PolicyViolation"
 # The loop looks at leadership and due namespaces at least this often.
 _TICK: Final = 1.0
@@ -107,7 +105,7 @@ def _identity(body: Mapping[str, Any]) -> tuple[str, str, str]:
 class Auditor:
     """Audits dirty namespaces (and all of them periodically) while `is_leading()`."""
 
-    inventory: Inventory
+    store: ObjectStore
     client: KubeClient
     metrics: Metrics
     events: EventRecorder
@@ -143,8 +141,8 @@ class Auditor:
         self._full_due = True
         self._wake.set()
 
-    def inventory_listed(self) -> None:
-        """The inventory was just filled from fresh LISTs: the next full pass need not prune."""
+    def store_seeded(self) -> None:
+        """The store was just filled from fresh LISTs: the next full pass need not prune."""
         self._last_prune = self.clock()
 
     # -- the loop --------------------------------------------------------------------------
@@ -207,7 +205,7 @@ class Auditor:
             self._next_full = self.clock() + _FULL_PASS_RETRY
 
     async def full_pass(self) -> None:
-        """Re-read the reports, repair the inventory, and audit every namespace."""
+        """Re-read the reports, repair the store, and audit every namespace."""
         started = self.clock()
         flavor = await self._detect_flavor()
         if flavor != self.flavor or not self._flavor_detected:
@@ -221,11 +219,11 @@ class Auditor:
                 logger.info("writing policy reports", extra={"api": flavor.resource.api_version})
             self.flavor = flavor
         if self._last_prune is None or started - self._last_prune >= self.config.interval_seconds:
-            await self._prune_inventory()
+            await self._prune_store()
             self._last_prune = started
         self._known = await self._list_reports(flavor)
         namespaces = (
-            set(self.inventory.namespaces())
+            set(self.store.namespaces())
             | set(self._known)
             | set(self._failing)
             | self._with_findings
@@ -262,43 +260,11 @@ class Auditor:
                 known.setdefault(namespace, {})[str(metadata.get("name"))] = _known(body)
         return known
 
-    async def _prune_inventory(self) -> None:
-        served: dict[str, set[str] | None] = {}
-        for resource in AUDITED_RESOURCES:
-            if resource.api_version not in served:
-                served[resource.api_version] = await self.client.served_resources(
-                    resource.api_version
-                )
-            if resource.plural not in (served[resource.api_version] or set()):
-                continue
-            present: list[tuple[str, str]] = []
-            version: int | None = None
-            for scope in self._scopes():
-                names, listed = await self._list_names(resource.path(scope))
-                present.extend(names)
-                version = listed if version is None or listed is None else min(version, listed)
-            for namespace in self.inventory.prune(resource.kind, present, version):
+    async def _prune_store(self) -> None:
+        present = await list_present(self.client, AUDITED_RESOURCES, self.config.namespaces)
+        for resource, names, version in present:
+            for namespace in self.store.prune(resource.kind, names, version):
                 self._dirty.mark(namespace, self.clock())
-
-    async def _list_names(self, path: str) -> tuple[list[tuple[str, str]], int | None]:
-        """(namespace, name) of every object under `path`, metadata only, and the LIST's
-        resourceVersion."""
-        names: list[tuple[str, str]] = []
-        params = {"limit": "500"}
-        version: int | None = None
-        while True:
-            page = await self.client.request("GET", path, params=params, accept=METADATA_LIST)
-            list_metadata = page.get("metadata") or {}
-            if version is None:
-                with contextlib.suppress(ValueError):
-                    version = int(str(list_metadata.get("resourceVersion")))
-            for item in page.get("items") or ():
-                metadata = item.get("metadata") or {}
-                names.append((str(metadata.get("namespace") or ""), str(metadata.get("name"))))
-            token = list_metadata.get("continue")
-            if not token:
-                return names, version
-            params["continue"] = str(token)
 
     # -- one namespace ---------------------------------------------------------------------
 
@@ -325,7 +291,7 @@ class Auditor:
                 # The client counted the failed call in prodready_api_errors.
                 # A namespace being deleted refuses new reports until its workloads are
                 # gone and the pass has nothing left to write: expected, not a warning.
-                terminating = error.status == 403 and "being terminated" in error.message
+                terminating = error.namespace_terminating
                 logger.log(
                     logging.DEBUG if terminating else logging.WARNING,
                     "audit of a namespace failed; retrying",
@@ -343,7 +309,7 @@ class Auditor:
 
     async def audit_namespace(self, namespace: str) -> None:
         """Evaluate one namespace; update its metrics, events and reports."""
-        objects = self.inventory.objects(namespace)
+        objects = self.store.objects(namespace)
         reports: list[rules.ObjectReport] = []
         if objects:
             reports = await asyncio.to_thread(

@@ -41,7 +41,7 @@ from typing import Any, Final
 
 from prodready import rules
 from prodready.api.labels import DOMAIN, LABEL_MANAGED_BY, MANAGED_BY
-from prodready.kube.client import Resource
+from prodready.api.resource import Resource
 from prodready.rules.model import score as checklist_score
 
 __all__ = [

@@ -1,8 +1,9 @@
 """The controller: kopf watches, a work queue reconciles, one Lease picks the leader.
 
 kopf owns the event loop, the watches, the signals and the start-up/clean-up order. Its
-watch events only update caches and enqueue keys; the reconciling happens in our
-workers, which run on the leader only. Graceful shutdown is kopf's: on SIGTERM it stops
+watch events only update the process's object store (`prodready.kube.store`), whose
+changes enqueue keys here; the reconciling happens in our workers, which run on the
+leader only. Graceful shutdown is kopf's: on SIGTERM it stops
 watching and runs the clean-up handler below, which stops taking work, lets in-flight
 reconciles finish within the configured timeout, hands the Lease over and closes clients.
 The admission webhook and the audit run beside the controller in the same process, as its
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -24,30 +24,36 @@ from typing import Any, Protocol
 import kopf
 
 from prodready import api, render, rules
+from prodready.api.resource import Resource
 from prodready.config import Settings
-from prodready.controller.cache import ObjectCache, owner_name
-from prodready.controller.leader import LeaderElector
 from prodready.controller.queue import WorkQueue
 from prodready.controller.reconciler import (
     MONITORING_API,
-    PRODUCTION_SERVICE,
     Reconciler,
     ReconcilerConfig,
     ServiceKey,
-    child_resources,
 )
 from prodready.kube.access import metrics_access
 from prodready.kube.client import KubeClient
 from prodready.kube.events import EventRecorder
+from prodready.kube.leader import LeaderElector
+from prodready.kube.store import (
+    PRODUCTION_SERVICE,
+    Change,
+    ObjectStore,
+    owner_name,
+    register_watches,
+    seed,
+)
 from prodready.observability.health import HealthServer
 from prodready.observability.metrics import Metrics
 from prodready.rules.grants import GrantPolicy
 
 logger = logging.getLogger("prodready.operator")
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-MANAGED_BY = {"app.kubernetes.io/managed-by": "prodready"}
-LABEL_SELECTOR = "app.kubernetes.io/managed-by=prodready"
 WORKERS = 8
+CONTROLLER_RESOURCES: tuple[Resource, ...] = (PRODUCTION_SERVICE, *render.CHILD_KINDS)
+"""What the controller reads from the store: ProductionServices and the kinds they own."""
 
 
 class Companion(Protocol):
@@ -80,8 +86,10 @@ class Operator:
 
     settings: Settings
     metrics: Metrics = field(default_factory=Metrics)
-    services: ObjectCache = field(default_factory=lambda: ObjectCache(api.KIND))
-    children: ObjectCache = field(default_factory=lambda: ObjectCache(api.KIND))
+    store: ObjectStore = field(default_factory=ObjectStore)
+    # What the store is seeded with: at least CONTROLLER_RESOURCES; `prodready.app` adds
+    # what the webhook and the audit read, so that one LIST per kind serves all three.
+    watched: tuple[Resource, ...] = CONTROLLER_RESOURCES
     queue: WorkQueue[ServiceKey] = field(default_factory=WorkQueue)
     client: KubeClient | None = None
     reconciler: Reconciler | None = None
@@ -93,6 +101,9 @@ class Operator:
     workers: asyncio.Task[None] | None = None
     api_reachable: bool = False
     watching: bool = False
+
+    def __post_init__(self) -> None:
+        self.store.subscribe(self.on_change)
 
     # -- kopf activities -------------------------------------------------------------------
 
@@ -106,8 +117,7 @@ class Operator:
         )
         self.reconciler = Reconciler(
             client=self.client,
-            services=self.services,
-            children=self.children,
+            store=self.store,
             events=EventRecorder(self.client),
             metrics=self.metrics,
             config=ReconcilerConfig(
@@ -117,7 +127,16 @@ class Operator:
                 grants=GrantPolicy.from_settings(self.settings),
             ),
         )
-        await self._seed_caches()
+        await seed(self.client, self.store, self.watched, self.settings.namespaces)
+        self.watching = True
+        logger.info(
+            "store warm",
+            extra={
+                "services": self.store.count([api.KIND]),
+                "objects": len(self.store),
+                "namespaces": len(self.store.namespaces()),
+            },
+        )
         # The admission webhook and the in-cluster audit: serving before /readyz says ready.
         if self.companion_factory is not None:
             self.companion = self.companion_factory(self.client, rules_config)
@@ -138,7 +157,7 @@ class Operator:
         self.tasks.append(asyncio.create_task(self._probe_api(), name="api-probe"))
         self.tasks.append(asyncio.create_task(self._resync(), name="resync"))
         self.tasks.append(asyncio.create_task(self._freeze_when_warm(), name="gc-freeze"))
-        gc.freeze()  # what start-up loaded (modules, clients) lives as long as the process
+        self.store.freeze()  # what start-up loaded (modules, clients, the seeded store) stays
         if self.settings.standalone:
             await self.start_leading()
         else:
@@ -148,35 +167,6 @@ class Operator:
                     self.elector.run(self.start_leading, self.stop_leading), name="leader"
                 )
             )
-
-    async def _seed_caches(self) -> None:
-        # kopf's watches begin with a listing too, but nothing tells us when it is done;
-        # one LIST per kind here makes "caches warm" a fact before /readyz says so.
-        assert self.client is not None
-        namespaces: list[str | None] = list(self.settings.namespaces) or [None]
-        resources = [PRODUCTION_SERVICE, *child_resources().values()]
-        served: dict[str, set[str] | None] = {}
-        for resource in resources:
-            if resource.api_version not in served:
-                served[resource.api_version] = await self.client.served_resources(
-                    resource.api_version
-                )
-            if resource.plural not in (served[resource.api_version] or set()):
-                continue
-            selector = None if resource is PRODUCTION_SERVICE else LABEL_SELECTOR
-            for namespace in namespaces:
-                for body in await self.client.list(
-                    resource.path(namespace), label_selector=selector
-                ):
-                    body.setdefault("kind", resource.kind)
-                    body.setdefault("apiVersion", resource.api_version)
-                    cache = self.services if resource is PRODUCTION_SERVICE else self.children
-                    cache.put(body)
-        self.watching = True
-        logger.info(
-            "caches warm",
-            extra={"services": len(self.services), "children": len(self.children)},
-        )
 
     async def cleanup(self) -> None:
         """Graceful stop: no new work, in-flight reconciles finish, clients closed."""
@@ -201,7 +191,7 @@ class Operator:
         """Begin reconciling: every known ProductionService is looked at once."""
         assert self.reconciler is not None
         self.queue = WorkQueue()
-        for key in self.services.keys(api.KIND):
+        for key in self.store.keys(api.KIND):
             self.queue.add(key)
         self.workers = asyncio.create_task(
             self.queue.run(self.reconciler.reconcile, workers=WORKERS), name="workers"
@@ -250,63 +240,52 @@ class Operator:
 
     async def _freeze_when_warm(self) -> None:
         """Once the first pass over every service is done, move what the process holds
-        into the collector's permanent generation (`gc.freeze`).
-
-        The cyclic garbage collector stops every thread while it scans, the webhook's
-        too; a full collection scans every container object, and at thousands of cached
-        objects that is a pause long enough to hold up admission reviews. Frozen objects
-        are never scanned again; they are still freed as usual when the caches drop them
-        (cached objects are JSON trees, without cycles), so the cost is at most the cyclic
-        garbage alive at this one moment.
+        into the collector's permanent generation (`ObjectStore.freeze` says why), so
+        the cost is at most the cyclic garbage alive at this one moment.
         """
         while True:  # polled: the queue has no "drained" event, and once a second is plenty
             await asyncio.sleep(1.0)
             if self.workers is not None and self.queue.idle:
                 break
-        gc.freeze()
-        logger.debug("heap frozen", extra={"objects": gc.get_freeze_count()})
+        logger.debug("heap frozen", extra={"objects": self.store.freeze()})
 
     async def _resync(self) -> None:
         # One loop for all objects, not a timer per object: at thousands of services a
         # per-object timer is thousands of tasks waking up on their own schedules.
         while True:
             await asyncio.sleep(self.settings.resync_interval_seconds)
-            for key in self.services.keys(api.KIND):
+            for key in self.store.keys(api.KIND):
                 self.queue.add(key)
 
     # -- kopf watch events -----------------------------------------------------------------
 
-    def on_service_event(self, event: Mapping[str, Any]) -> None:
-        """A ProductionService changed: cache it and reconcile it."""
-        body = event["object"]
-        metadata = body["metadata"]
-        key = (metadata["namespace"], metadata["name"])
-        if event.get("type") == "DELETED":
-            self.services.remove(api.KIND, *key)
-            return
-        previous = self.services.get(api.KIND, *key)
-        self.services.put(body)
-        if previous is not None and _only_status_changed(previous, body):
-            return  # our own status write coming back: nothing to reconcile
-        self.queue.add(key)
+    def on_change(self, change: Change) -> None:
+        """The store changed: reconcile the ProductionService it concerns, if any.
 
-    def on_child_event(self, event: Mapping[str, Any]) -> None:
-        """A child changed (rollout progress, drift, deletion): reconcile its owner."""
-        body = event["object"]
-        metadata = body["metadata"]
-        if event.get("type") == "DELETED":
-            self.children.remove(body["kind"], metadata["namespace"], metadata["name"])
-        else:
-            self.children.put(body)
-        owner = owner_name(body, api.KIND)
+        A ProductionService itself, unless only its status changed (our own status write
+        coming back); the owner of a child, on any change (rollout progress, drift, deletion).
+        What the reconciler wrote itself is no news to it (the watch event follows).
+        """
+        if change.written:
+            return
+        if change.kind == api.KIND:
+            previous, current = change.previous, change.current
+            if current is None:
+                return  # deleted: owner references let the garbage collector remove children
+            if previous is not None and _only_status_changed(previous, current):
+                return
+            self.queue.add((change.namespace, change.name))
+            return
+        body = change.current if change.current is not None else change.previous
+        owner = owner_name(body) if body is not None else None
         if owner is not None:
-            self.queue.add((metadata["namespace"], owner))
+            self.queue.add((change.namespace, owner))
 
     def on_monitoring_crd_event(self) -> None:
         """The monitoring CRDs appeared or went: look at every service again."""
         if self.reconciler is not None:
             self.reconciler.forget_discovery()
-        for key in self.services.keys(api.KIND):
+        for key in self.store.keys(api.KIND):
             self.queue.add(key)
 
 
@@ -321,8 +300,9 @@ def _only_status_changed(before: Mapping[str, Any], after: Mapping[str, Any]) ->
 
 
 def build_registry(operator: Operator) -> kopf.OperatorRegistry:
-    """The controller's kopf handlers bound to one Operator (no global registry: tests build
-    their own; `prodready.app` adds the webhook's and the audit's watches to it)."""
+    """The controller's kopf handlers bound to one Operator, and the watches of every kind
+    it stores (`Operator.watched`). No global registry: tests build their own;
+    `prodready.app` adds the audit's watch on the report CRDs to it."""
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -338,16 +318,9 @@ def build_registry(operator: Operator) -> kopf.OperatorRegistry:
     async def _cleanup(**_: Any) -> None:
         await operator.cleanup()
 
-    @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL, registry=registry)
-    async def _service(event: Mapping[str, Any], **_: Any) -> None:
-        operator.on_service_event(event)
-
-    for api_version, _kind, plural in render.CHILD_KINDS:
-        group, _, version = api_version.rpartition("/")
-
-        @kopf.on.event(group, version, plural, labels=MANAGED_BY, registry=registry)
-        async def _child(event: Mapping[str, Any], **_: Any) -> None:
-            operator.on_child_event(event)
+    # One watch per stored kind feeds the store; the operator hears of changes as its
+    # subscriber (and so does whatever `prodready.app` subscribes).
+    register_watches(registry, operator.watched, operator.store)
 
     monitoring_group = MONITORING_API.split("/")[0]
 

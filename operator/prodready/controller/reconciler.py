@@ -1,7 +1,7 @@
 """Reconcile one ProductionService: render, compare, apply, prune, and report status.
 
 Level-triggered, as controller-runtime reconcilers are: every pass starts from the
-ProductionService and the cached children and converges them, whatever event caused it.
+ProductionService and its children in the object store and converges them, whatever event caused it.
 Nothing is written when nothing changed: children are applied only when the live object
 no longer contains the rendered one, and status only when it differs.
 """
@@ -21,12 +21,13 @@ from typing import Any
 
 from prodready import api, render, rules
 from prodready.api.errors import SpecError
+from prodready.api.resource import Resource
 from prodready.controller import conditions as cond
-from prodready.controller.cache import JSON, ObjectCache
 from prodready.controller.drift import contains
 from prodready.controller.queue import DONE, ReconcileResult
-from prodready.kube.client import ApiError, KubeClient, Resource
+from prodready.kube.client import ApiError, KubeClient
 from prodready.kube.events import EventRecorder
+from prodready.kube.store import PRODUCTION_SERVICE, ObjectStore
 from prodready.observability.logging import reconcile_context
 from prodready.observability.metrics import Metrics
 from prodready.render.secrets import USAGE_TLS
@@ -34,7 +35,7 @@ from prodready.rules.grants import GrantPolicy, check as check_grants
 
 logger = logging.getLogger("prodready.reconciler")
 
-PRODUCTION_SERVICE = Resource(api.API_VERSION, api.KIND, api.PLURAL)
+JSON = dict[str, Any]
 MONITORING_API = "monitoring.coreos.com/v1"
 MONITORING_CRD_MISSING = "MonitoringCRDMissing"
 # How long a discovery answer about the monitoring CRDs is trusted; a CRD watch event
@@ -62,10 +63,7 @@ NOT_PERMITTED = "NotPermitted"
 
 def child_resources() -> dict[str, Resource]:
     """Every kind the renderer may produce, by kind."""
-    return {
-        kind: Resource(api_version, kind, plural)
-        for api_version, kind, plural in render.CHILD_KINDS
-    }
+    return {resource.kind: resource for resource in render.CHILD_KINDS}
 
 
 @dataclass
@@ -169,11 +167,10 @@ class Verified:
 
 @dataclass
 class Reconciler:
-    """Reconciles ProductionServices from caches kopf keeps current."""
+    """Reconciles ProductionServices from the object store kopf's watches keep current."""
 
     client: KubeClient
-    services: ObjectCache
-    children: ObjectCache
+    store: ObjectStore
     events: EventRecorder
     metrics: Metrics
     config: ReconcilerConfig = field(default_factory=ReconcilerConfig)
@@ -204,7 +201,7 @@ class Reconciler:
     async def reconcile(self, key: ServiceKey) -> ReconcileResult:
         """One pass for one ProductionService; the queue retries on exceptions."""
         namespace, name = key
-        body = self.services.get(api.KIND, namespace, name)
+        body = self.store.get(api.KIND, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
             # Deleted: owner references let the garbage collector remove the children.
             self._retries.pop(key, None)
@@ -348,7 +345,7 @@ class Reconciler:
     def _child_signatures(self, namespace: str, owner: str) -> frozenset[tuple[str, str, str]]:
         return frozenset(
             (child["kind"], child["metadata"]["name"], _signature(child))
-            for child in self.children.children(namespace, owner)
+            for child in self.store.children(namespace, owner)
         )
 
     # -- inputs ----------------------------------------------------------------------------
@@ -449,7 +446,7 @@ class Reconciler:
             wanted_keys.add((kind, child))
             resource = self._resources[kind]
             label = f"{kind}/{child}"
-            live = self.children.get(kind, namespace, child)
+            live = self.store.get(kind, namespace, child)
             exists = live is not None
             if live is not None and controller_uid(live) != uid:
                 conflicts.append(self._conflict(kind, child, _controller_text(live)))
@@ -484,7 +481,7 @@ class Reconciler:
                     conflicts.append(self._conflict(kind, child, "unknown"))
                     continue
                 answer = created
-            self.children.put(answer)
+            self.store.put(answer, written=True)
             seen.add((kind, child, _signature(answer)))
             if live is not None and spec_settled:
                 drifted.append(label)
@@ -493,7 +490,7 @@ class Reconciler:
                 applied.append(label)
             self.metrics.children_applied.labels(kind=kind).inc()
         pruned = []
-        for live in list(self.children.children(namespace, name)):
+        for live in list(self.store.children(namespace, name)):
             kind, child = live["kind"], live["metadata"]["name"]
             if (kind, child) in wanted_keys:
                 continue
@@ -511,7 +508,7 @@ class Reconciler:
             if deleted:
                 pruned.append(f"{kind}/{child}")
                 self.metrics.children_pruned.labels(kind=kind).inc()
-            self.children.remove(kind, namespace, child)
+            self.store.remove(kind, namespace, child, written=True)
         return applied, drifted, pruned, conflicts, frozenset(seen)
 
     async def _apply(self, resource: Resource, target: JSON, label: str) -> JSON:
@@ -599,7 +596,7 @@ class Reconciler:
     ) -> tuple[list[cond.Condition], JSON]:
         namespace = body["metadata"]["namespace"]
         wanted: list[cond.Condition] = []
-        live = self.children.get("Deployment", namespace, summary.deployment) or {}
+        live = self.store.get("Deployment", namespace, summary.deployment) or {}
         if any(c.kind == "Deployment" for c in conflicts):
             live = {}  # another object's rollout is not ours to report
         rollout = _rollout(live)
@@ -707,7 +704,7 @@ class Reconciler:
             if error.cause.not_found:
                 return False  # deleted while we worked
             raise
-        self.services.put(answer)
+        self.store.put(answer, written=True)
         return True
 
     async def _announce(

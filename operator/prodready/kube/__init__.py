@@ -1,9 +1,11 @@
 """The only code that talks to the apiserver, and the state the process shares.
 
-* `client.KubeClient` — login, requests, server-side apply, discovery; `Resource`.
-* `inventory.Inventory` — workloads and their context by namespace, fed by kopf watches;
-  the audit evaluates it and the admission webhook judges requests with it.
+* `client.KubeClient` — login, requests, server-side apply, discovery.
+* `store.ObjectStore` — the one object store: every watched object, fed by kopf watches,
+  seeded once per kind, indexed by namespace, kind and controlling owner; the controller,
+  the audit and the admission webhook all read it.
+* `leader.LeaderElector` — one Lease picks the replica that reconciles and audits.
 * `events.EventRecorder` — core/v1 Events on the objects the operator acts on.
 * `access` — who may read /metrics (TokenReview, SubjectAccessReview).
-* `interning` — one copy of the strings every cached object repeats.
+* `interning` — one copy of the strings every stored object repeats.
 """

@@ -13,21 +13,24 @@ import json
 import logging
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp
 import kopf
 
+from prodready.api.resource import Resource
 from prodready.observability.metrics import Metrics
 
 JSON = dict[str, Any]
+JSONList = list[JSON]  # named here: inside KubeClient, `list` is the method
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 # Ask the apiserver for metadata only: no Secret value ever reaches this process this way.
 PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+PARTIAL_METADATA_LIST = (
+    "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+)
 
 TRANSIENT_RETRIES = 5
 
@@ -77,34 +80,6 @@ class ApiError(Exception):
     def namespace_terminating(self) -> bool:
         """Creating in a namespace that is being deleted: nothing to do but wait for it."""
         return self.status == 403 and "being terminated" in self.message
-
-
-@dataclass(frozen=True)
-class Resource:
-    """Where a kind lives in the API: group/version, plural, and whether it is namespaced."""
-
-    api_version: str
-    kind: str
-    plural: str
-    namespaced: bool = True
-
-    @property
-    def group(self) -> str:
-        return self.api_version.rpartition("/")[0]
-
-    def path(
-        self, namespace: str | None = None, name: str | None = None, subresource: str | None = None
-    ) -> str:
-        """The REST path of the collection, an object, or an object's subresource."""
-        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
-        if self.namespaced and namespace:
-            base += f"/namespaces/{quote(namespace)}"
-        base += f"/{self.plural}"
-        if name:
-            base += f"/{quote(name)}"
-            if subresource:
-                base += f"/{subresource}"
-        return base
 
 
 class KubeClient:
@@ -234,17 +209,38 @@ class KubeClient:
 
     async def list(self, path: str, *, label_selector: str | None = None) -> list[JSON]:
         """LIST a collection (all pages)."""
-        items: list[JSON] = []
+        items, _ = await self.list_with_version(path, label_selector=label_selector)
+        return items
+
+    async def list_with_version(
+        self, path: str, *, label_selector: str | None = None, metadata_only: bool = False
+    ) -> tuple[JSONList, int | None]:
+        """LIST a collection (all pages, 500 at a time) and the resourceVersion of the list.
+
+        `metadata_only` asks for PartialObjectMetadata: names and versions without the
+        objects' contents (what a repair pass needs, at a fraction of the bytes).
+        """
+        items: JSONList = []
         params: dict[str, str] = {"limit": "500"}
         if label_selector:
             params["labelSelector"] = label_selector
+        accept = PARTIAL_METADATA_LIST if metadata_only else "application/json"
+        version: int | None = None
+        first = True
         while True:
-            page = await self.request("GET", path, params=params)
+            page = await self.request("GET", path, params=params, accept=accept)
+            list_metadata = page.get("metadata") or {}
+            if first:
+                first = False
+                try:
+                    version = int(str(list_metadata.get("resourceVersion")))
+                except ValueError:
+                    version = None
             items.extend(page.get("items") or [])
-            token = (page.get("metadata") or {}).get("continue")
+            token = list_metadata.get("continue")
             if not token:
-                return items
-            params["continue"] = token
+                return items, version
+            params["continue"] = str(token)
 
     async def apply(
         self, resource: Resource, body: JSON, *, field_manager: str, force: bool = True

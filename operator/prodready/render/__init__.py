@@ -8,10 +8,11 @@ server-side apply sees no change when nothing changed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from prodready.api.models import ProductionService
 from prodready.api.parse import parse_production_service
+from prodready.api.resource import Resource
 from prodready.render.deployment import render_deployment
 from prodready.render.hpa import render_horizontal_pod_autoscaler
 from prodready.render.ingress import render_ingress
@@ -22,24 +23,15 @@ from prodready.render.secrets import SecretReference, referenced_secrets
 from prodready.render.service import render_service
 from prodready.render.servicemonitor import render_service_monitor
 
-
-class ChildKind(NamedTuple):
-    """A kind of object `render` may produce."""
-
-    api_version: str
-    kind: str
-    plural: str
-
-
 # In the order `render` emits them: what is referenced before what refers to it.
 CHILD_KINDS: Final = (
-    ChildKind("v1", "Service", "services"),
-    ChildKind("apps/v1", "Deployment", "deployments"),
-    ChildKind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
-    ChildKind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-    ChildKind("networking.k8s.io/v1", "Ingress", "ingresses"),
-    ChildKind("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
-    ChildKind("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
+    Resource("v1", "Service", "services"),
+    Resource("apps/v1", "Deployment", "deployments"),
+    Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
+    Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    Resource("networking.k8s.io/v1", "Ingress", "ingresses"),
+    Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
+    Resource("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
 )
 """Every (apiVersion, kind, plural) `render` may produce; the controller prunes by these."""
 
@@ -86,7 +78,6 @@ def parse(obj: Mapping[str, Any]) -> ProductionService:
 __all__ = [
     "CHILD_KINDS",
     "SELECTOR_LABEL_KEYS",
-    "ChildKind",
     "SecretReference",
     "parse",
     "referenced_secrets",

@@ -77,9 +77,7 @@ CLOSING: Final = "a ProductionService cannot grant what its author lacks"
 AUTHORIZED_KINDS: Final = frozenset(
     {"Deployment", "Service", "Ingress", "PodDisruptionBudget", "HorizontalPodAutoscaler"}
 )
-_GROUP_RESOURCE: Final = {
-    child.kind: (child.api_version.rpartition("/")[0], child.plural) for child in render.CHILD_KINDS
-}
+_GROUP_RESOURCE: Final = {child.kind: (child.group, child.plural) for child in render.CHILD_KINDS}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,8 +3,8 @@
 Why not kopf's admission support: it would tie the webhook to kopf's handler machinery
 (one kopf handler per resource, its own server and configuration management) and its
 self-signed certificates need kopf's `[dev]` extra, which pulls in oscrypto — broken on
-OpenSSL 3. A plain aiohttp server is a few dozen lines, shares the operator's inventory of
-namespace context (`prodready.kube.inventory`) and its metrics, and decides with the same
+OpenSSL 3. A plain aiohttp server is a few dozen lines, shares the operator's object store
+(`prodready.kube.store`: the namespace's context) and its metrics, and decides with the same
 rules engine as `prodready validate`.
 
 It serves from a thread and event loop of its own (`ThreadedSite`). The apiserver waits
@@ -15,7 +15,7 @@ awaits, and every review that arrives meanwhile waits for all of it (the webhook
 under that load is in benchmarks/RESULTS.md). Python still runs one thread at a time, but
 the interpreter switches threads every few milliseconds, so a busy operator delays a
 review by that much, not by its whole burst. What the thread shares with the loop is
-read-only from here: the inventory hands out copies (`Inventory.objects`), the metrics are
+read-only from here: the store hands out copies (`ObjectStore.objects`), the metrics are
 thread-safe, and a reloaded certificate is a new `SSLContext`, swapped in one assignment.
 
 Routes: `POST /validate/enforce` and `POST /validate/audit` (see
@@ -61,7 +61,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from prodready import rules
-from prodready.kube.inventory import Inventory
+from prodready.kube.store import ObjectStore
 from prodready.observability.metrics import Metrics
 from prodready.observability.serving import ThreadedSite
 from prodready.webhook.admission import (
@@ -106,7 +106,7 @@ class WebhookServer:
         host: str,
         port: int,
         tls: ReloadingTLS,
-        inventory: Inventory,
+        store: ObjectStore,
         metrics: Metrics,
         rules_config: rules.RulesConfig | None = None,
         environment: str | None = None,
@@ -124,7 +124,7 @@ class WebhookServer:
         self._host = host
         self._requested_port = port
         self._tls = tls
-        self._inventory = inventory
+        self._store = store
         self._metrics = metrics
         self._rules_config = rules_config
         self._environment = environment
@@ -281,7 +281,7 @@ class WebhookServer:
             if admission.operation not in EVALUATED_OPERATIONS:
                 response = decide(admission, mode)
             else:
-                context = self._inventory.context(admission.namespace)
+                context = self._store.context(admission.namespace)
                 try:
                     # On a pool thread, not on this loop: the interpreter still runs one
                     # thread at a time, but it switches every few milliseconds, so an
