@@ -162,18 +162,22 @@ def test_compliant_deployment_is_admitted_with_its_context_from_the_cluster(
     webhook(operator, enforce_namespace)
     objects = compliant_objects(enforce_namespace)
     deployment, context = objects[0], objects[1:]
-    # Without its ServiceMonitor the Deployment fails PR-MO-001: denied.
+    # Without its ServiceMonitor the Deployment fails PR-MO-001, which waits on another
+    # object: admitted with a warning saying so (the audit holds it to the rule).
     alone = kubectl_apply(cluster, enforce_namespace, deployment)
-    assert alone.returncode != 0
-    assert "PR-MO-001" in alone.stderr
-    # With the context applied first, the webhook judges it with that context (the
-    # operator's store learns of it through its watches).
+    assert alone.returncode == 0, alone.stderr
+    assert "PR-MO-001 (error, not denied: waits on another object" in alone.stderr
+    # With the context applied, the webhook judges it with that context (the operator's
+    # store learns of it through its watches): no PR-MO-001 any more.
     assert kubectl_apply(cluster, enforce_namespace, *context).returncode == 0
-    wait_for(
-        lambda: kubectl_apply(cluster, enforce_namespace, deployment).returncode == 0,
-        30,
-        "the compliant Deployment to be admitted",
-    )
+
+    def admitted_without_warning() -> bool:
+        # A server-side dry run of a new name: always sent, even when nothing changed.
+        probe = {**deployment, "metadata": {**deployment["metadata"], "name": "api-probe"}}
+        result = kubectl_apply(cluster, enforce_namespace, probe, extra=("--dry-run=server",))
+        return result.returncode == 0 and "PR-MO-001" not in result.stderr
+
+    wait_for(admitted_without_warning, 30, "the Deployment judged with its ServiceMonitor")
     assert get(cluster, "deployment", "api", enforce_namespace) is not None
 
 
@@ -226,7 +230,9 @@ def test_non_compliant_production_service_is_denied(
     webhook(operator, namespace)
     # ProductionServices are held to the checklist in every namespace not in audit mode.
     cluster.kubectl("label", "namespace", namespace, "prodready.io/enforce-")
-    bad = _production_service("shop", environment="prod")  # prod without CORS origins
+    exposure = {"host": "shop.example.com", "tlsSecretName": "shop-tls"}
+    # Exposed in prod without CORS origins (CORS applies to exposed workloads only).
+    bad = _production_service("shop", environment="prod", exposure=exposure)
     result = kubectl_apply(cluster, namespace, bad)
     assert result.returncode != 0
     assert 'admission webhook "productionservices.prodready.io" denied the request' in (
@@ -236,6 +242,7 @@ def test_non_compliant_production_service_is_denied(
     good = _production_service(
         "shop",
         environment="prod",
+        exposure=exposure,
         security={"corsAllowedOrigins": ["https://shop.example.com"], "rateLimit": "100/minute"},
     )
     result = kubectl_apply(cluster, namespace, good)

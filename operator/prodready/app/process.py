@@ -24,6 +24,7 @@ from prodready.controller.operator import (
     build_registry,
     kopf_settings,
 )
+from prodready.dashboard.serving import register as register_dashboard
 from prodready.kube.client import KubeClient
 from prodready.kube.store import AUDITED_RESOURCES
 
@@ -67,6 +68,8 @@ def assemble(settings: Settings) -> Assembly:
     assembly = Assembly(operator=operator, registry=registry)
     # The watch on the report CRDs, read through the same operator.
     register_policy_handlers(registry, lambda: assembly.policy)
+    # The readiness dashboard on a port of its own, when PRODREADY_DASHBOARD_PORT is set.
+    register_dashboard(registry, settings)
     return assembly
 
 
