@@ -460,3 +460,20 @@ def test_what_the_object_can_fix_itself_still_denies_without_its_context() -> No
     assert answer["allowed"] is False
     assert "1 rule(s) failed. PR-HC-001" in answer["status"]["message"]
     assert any("PR-MO-001 (error, not denied" in w for w in answer["warnings"])
+
+
+def test_a_denial_names_at_most_ten_ephemeral_containers() -> None:
+    pod = _pod()
+    debugged = copy.deepcopy(pod)
+    debugged["spec"]["ephemeralContainers"] = [
+        {"name": f"d{i}", "image": "busybox:1.36", "securityContext": {"privileged": True}}
+        for i in range(25)
+    ]
+    request = _request(
+        debugged, operation="UPDATE", old=pod, kind="Pod", sub_resource="ephemeralcontainers"
+    )
+    assert len(ephemeral_container_problems(request)) == 25
+    message = decide(request, Mode.ENFORCE)["status"]["message"]
+    assert "container d9 is privileged" in message
+    assert "container d10 " not in message
+    assert "and 15 more" in message

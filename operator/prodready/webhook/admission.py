@@ -33,9 +33,9 @@ What is decided, and why:
   Deployment's rollout strategy do not apply to a ReplicaSet, which has none.
 * An ephemeral container (`pods/ephemeralcontainers`, what `kubectl debug` adds to a
   running pod) is judged on its own (`ephemeral_container_problems`): it must not be
-  privileged, allow privilege escalation or add capabilities (PR-SC-004), since it would
-  otherwise run with powers the pod's admitted template never asked for. The rest of the
-  pod was judged with its owner.
+  privileged, allow privilege escalation or add capabilities — PR-SC-004's hardening, held
+  as an error here, since such a container would run with powers the pod's admitted
+  template never asked for. The rest of the pod was judged with its owner.
 * A finding the object alone cannot fix — it waits on another object (a ServiceMonitor,
   PrometheusRule, PodDisruptionBudget, Service or Secret) — is a warning, never a denial
   (`rules.admission.waits_on_other_objects`): Helm and `kubectl apply -f dir/` create a
@@ -105,6 +105,8 @@ REPLICA_SET_KIND: Final = "ReplicaSet"
 # What an unowned ReplicaSet is judged as, and the rules that apply to it: a StatefulSet's
 # (a replicated pod template, without a Deployment's rollout strategy).
 _REPLICA_SET_AS: Final = "Deployment"
+# Problems with ephemeral containers named in one denial.
+_MAX_LISTED: Final = 10
 _REPLICA_SET_RULES: Final = frozenset(
     rule.id for rule in rules.RULES if "StatefulSet" in rule.kinds
 )
@@ -345,6 +347,14 @@ def ephemeral_container_problems(request: AdmissionRequest) -> list[str]:
     return problems
 
 
+def _listed(problems: list[str]) -> str:
+    # A denial stays a screenful however many containers a request adds.
+    shown = "; ".join(problems[:_MAX_LISTED])
+    if len(problems) > _MAX_LISTED:
+        shown += f"; and {len(problems) - _MAX_LISTED} more"
+    return shown
+
+
 def _ephemeral(request: AdmissionRequest, mode: Mode) -> dict[str, Any]:
     problems = ephemeral_container_problems(request)
     response: dict[str, Any] = {"uid": request.uid, "allowed": True}
@@ -357,7 +367,7 @@ def _ephemeral(request: AdmissionRequest, mode: Mode) -> dict[str, Any]:
             "code": DENIED_CODE,
             "message": (
                 f"prodready denied the ephemeral container(s) added to Pod "
-                f"{request.namespace}/{request.name}: {'; '.join(problems)}. In a namespace "
+                f"{request.namespace}/{request.name}: {_listed(problems)}. In a namespace "
                 "labelled prodready.io/enforce an ephemeral container may not be privileged, "
                 "allow privilege escalation or add capabilities (PR-SC-004). Fix: debug with "
                 "`kubectl debug --profile=restricted` (or `general`)"
@@ -426,10 +436,8 @@ def decide(
         if report is None:
             return allowed  # not a kind the checklist applies to
         if enforce and old is not None and spec_unchanged:
-            before = _report(
-                _as_judged(old, request.namespace), context, config, environment, deadline,
-                kind=kind,
-            )  # fmt: skip
+            judged_before = _as_judged(old, request.namespace)
+            before = _report(judged_before, context, config, environment, deadline, kind=kind)
             if before is not None and _error_rules(report) <= _error_rules(before):
                 enforce = False
     except rules.DeadlineExceeded as exceeded:
