@@ -78,8 +78,20 @@ def locate_in(root: yaml.Node, path: str) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
 
 
-def _roots(data: bytes) -> dict[int, yaml.Node]:
-    """Each document's (and each List item's) root node, by the line the loader gave it."""
+_DOCUMENT_MARKER = re.compile(rb"^(?:---|\.\.\.)(?=[ \t\r\n]|$)", re.MULTILINE)
+# Composed documents kept per run: SARIF visits a file's findings document by document.
+_CACHED_DOCUMENTS = 8
+
+
+def _segments(data: bytes) -> list[tuple[int, int, int]]:
+    """(first line, start, end) of each stretch between document markers."""
+    starts = [0, *(m.start() for m in _DOCUMENT_MARKER.finditer(data) if m.start() > 0)]
+    ends = [*starts[1:], len(data)]
+    return [(data.count(b"\n", 0, s) + 1, s, e) for s, e in zip(starts, ends, strict=True)]
+
+
+def _roots(data: bytes, first_line: int) -> dict[int, yaml.Node]:
+    """Each document's (and List item's) root node in `data`, by its line in the file."""
     roots: dict[int, yaml.Node] = {}
     loader = _Composer(data)
     try:
@@ -87,12 +99,12 @@ def _roots(data: bytes) -> dict[int, yaml.Node]:
             node = loader.get_node()
             if node is None:
                 continue
-            roots[node.start_mark.line + 1] = node
+            roots[first_line + node.start_mark.line] = node
             if isinstance(node, yaml.MappingNode):
                 for key, value in node.value:
                     if key.value == "items" and isinstance(value, yaml.SequenceNode):
                         for item in value.value:
-                            roots.setdefault(item.start_mark.line + 1, item)
+                            roots.setdefault(first_line + item.start_mark.line, item)
     except yaml.YAMLError:
         pass  # the loader reported it; what was composed before still counts
     finally:
@@ -101,25 +113,47 @@ def _roots(data: bytes) -> dict[int, yaml.Node]:
 
 
 class Locator:
-    """Finds fields in the loaded inputs (`LoadResult.texts`), caching each file's tree."""
+    """Finds fields in the loaded inputs (`LoadResult.texts`).
+
+    Only the document a finding is in is composed (a node tree is many times the size of
+    its text), and only the last few are kept, so a large file costs little memory.
+    """
 
     def __init__(self, texts: Mapping[str, bytes]) -> None:
         self.texts = texts
-        self.trees: dict[str, dict[int, yaml.Node]] = {}
+        self.segments: dict[str, list[tuple[int, int, int]]] = {}
+        self.documents: dict[tuple[str, int], dict[int, yaml.Node]] = {}
 
-    def root(self, source: LoadedObject) -> yaml.Node | None:
-        """The node of `source`'s document, or None (rendered, or its text not kept)."""
+    def root(self, source: LoadedObject) -> tuple[yaml.Node, int] | None:
+        """The node of `source`'s document and the lines before its stretch, or None
+        (rendered, or its text not kept): a node's marks count from its stretch."""
         if source.rendered_by is not None:
             return None
         data = self.texts.get(source.file)
         if data is None:
             return None
-        tree = self.trees.get(source.file)
-        if tree is None:
-            tree = self.trees[source.file] = _roots(data)
-        return tree.get(source.line)
+        segments = self.segments.get(source.file)
+        if segments is None:
+            segments = self.segments[source.file] = _segments(data)
+        first_line, start, end = max(
+            (segment for segment in segments if segment[0] <= source.line),
+            default=segments[0],
+        )
+        key = (source.file, start)
+        roots = self.documents.pop(key, None)
+        if roots is None:
+            roots = _roots(data[start:end], first_line)
+        self.documents[key] = roots  # most recent last
+        while len(self.documents) > _CACHED_DOCUMENTS:
+            del self.documents[next(iter(self.documents))]
+        node = roots.get(source.line)
+        return None if node is None else (node, first_line - 1)
 
     def region(self, source: LoadedObject, path: str) -> tuple[int, int] | None:
         """(line, column) of `path` in `source`'s document, or None when it cannot tell."""
-        root = self.root(source)
-        return None if root is None else locate_in(root, path)
+        found = self.root(source)
+        if found is None:
+            return None
+        node, lines_before = found
+        line, column = locate_in(node, path)
+        return line + lines_before, column
