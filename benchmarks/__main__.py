@@ -4,6 +4,7 @@
     python -m benchmarks --only validate --sizes 1000
     python -m benchmarks --services 200 --no-slow-tests --no-write
     python -m benchmarks --only bounded --no-write    # one very large object, seconds
+    python -m benchmarks --only pages --no-write      # the dashboard and -o html, minutes
 
 Figures are measured in this run, on this machine, and written into the generated block
 of benchmarks/RESULTS.md (unless --no-write).
@@ -21,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import bounded, operator, report, validate
+from benchmarks import bounded, operator, pages, report, validate
 from benchmarks.report import Run, SlowTests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
         "--only",
-        choices=("validate", "bounded", "operator", "slow-tests"),
+        choices=("validate", "bounded", "pages", "operator", "slow-tests"),
         action="append",
         default=[],
     )
@@ -105,13 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a timeout, Ctrl-C in make) unwinds like an exception, so every control
     # plane and operator started is stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    wanted = set(args.only) or {"validate", "bounded", "operator", "slow-tests"}
+    wanted = set(args.only) or {"validate", "bounded", "pages", "operator", "slow-tests"}
     if args.no_slow_tests:
         wanted.discard("slow-tests")
     os.environ.setdefault("PRODREADY_BIN_DIR", str(REPO / ".local" / "bin"))
 
     started = time.monotonic()
-    validate_results = operator_results = slow = bounded_results = None
+    validate_results = operator_results = slow = bounded_results = pages_results = None
     if "validate" in wanted:
         sizes = [int(size) for size in args.sizes.split(",") if size]
         validate_results = validate.run(
@@ -120,11 +121,20 @@ def main(argv: list[str] | None = None) -> int:
     if "bounded" in wanted:
         log("bounded work: one very large object")
         bounded_results = bounded.run(log, repeat=max(args.repeat, 3))
+    if "pages" in wanted:
+        pages_results = pages.run(log, repeat=args.repeat)
     if "operator" in wanted:
         operator_results = operator.run(args.services, log)
     if "slow-tests" in wanted:
         slow = run_slow_tests(timeout=1200)
-    run = Run(validate_results, operator_results, slow, time.monotonic() - started, bounded_results)
+    run = Run(
+        validate_results,
+        operator_results,
+        slow,
+        time.monotonic() - started,
+        bounded_results,
+        pages_results,
+    )
 
     log("")
     log(report.table(run))
