@@ -145,14 +145,16 @@ def test_staging_keeps_error_severities_but_not_prod_only_rules() -> None:
 def test_annotation_exemption_is_reported_as_skip_with_reason() -> None:
     objects = baseline()
     deployment(objects)["spec"]["replicas"] = 1
+    # Each rule its own reason (issue 15): `RULE: reason` entries.
     deployment(objects)["metadata"]["annotations"] = {
         "prodready.io/exempt": "PR-RS-002, PR-SC-004",
-        "prodready.io/exempt-reason": "singleton leader",
+        "prodready.io/exempt-reason": "PR-RS-002: singleton leader; PR-SC-004: vendor image",
     }
     report = report_of(objects)
     (skip,) = [f for f in report.findings if f.rule_id == "PR-RS-002"]
     assert skip.result is Result.SKIP
     assert "singleton leader" in skip.message
+    assert "vendor image" not in skip.message
     assert "would warn: replicas is 1" in skip.message
     assert skip.path == "metadata.annotations.prodready.io/exempt"
     assert report.counts.skipped == 2
@@ -166,15 +168,15 @@ def test_template_annotation_exemption_and_missing_reason() -> None:
         "prodready.io/exempt": "PR-LG-001"
     }
     report = report_of(objects)
-    (skip,) = [f for f in report.findings if f.rule_id == "PR-LG-001"]
-    assert skip.result is Result.SKIP
-    assert "pod template annotation" in skip.message
-    assert "no reason given" in skip.message
-    assert skip.path == "spec.template.metadata.annotations.prodready.io/exempt"
+    # An exemption without a reason exempts nothing (issue 15); the failure says why.
+    (failure,) = [f for f in report.findings if f.rule_id == "PR-LG-001"]
+    assert failure.result is Result.FAIL
+    assert "not exempted" in failure.message
+    assert "no reason of its own" in failure.message
     (meta,) = [f for f in report.findings if f.rule_id == "PR-EX-001"]
     assert meta.failed
     assert "without a prodready.io/exempt-reason" in meta.message
-    assert report.compliant  # the exempted error no longer counts
+    assert not report.compliant
 
 
 def test_exemption_annotation_naming_nothing() -> None:

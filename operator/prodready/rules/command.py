@@ -56,6 +56,13 @@ from prodready.rules.loader import (
 )
 from prodready.rules.locate import Locator
 from prodready.rules.model import Environment, Severity
+from prodready.rules.policy import (
+    PolicyError,
+    PolicySet,
+    default_policy,
+    load_policy_file,
+    with_disabled,
+)
 from prodready.rules.registry import RULES
 from prodready.rules.toolchain import Toolchain
 
@@ -122,6 +129,13 @@ def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare `validate`'s arguments."""
+    parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="ReadinessPolicy and ReadinessException objects (one YAML file, several "
+        "documents): check as the cluster does, each workload under the policy that "
+        "selects it (Namespace objects in the input give the namespace labels)",
+    )
     parser.add_argument(
         "paths",
         nargs="+",
@@ -317,6 +331,31 @@ def _ignored_note(kinds: Counter[str]) -> str:
     return f"note: ignored {total} object(s) of kinds that are not checked: {listed}"
 
 
+def _policies(
+    args: argparse.Namespace, config: RulesConfig, err: TextIO
+) -> tuple[bool, PolicySet | None]:
+    """(usable, `--policy FILE` as a PolicySet or None without the flag); prints problems."""
+    if not args.policy:
+        return True, None
+    if args.config:
+        print(
+            "error: --config and --policy both give the rules' settings; use --policy (a "
+            "ReadinessPolicy says everything a --config file says)",
+            file=err,
+        )
+        return False, None
+    only = select_rules(args.only, flag="--only")
+    off = select_rules(args.disable, flag="--disable")
+    if only:
+        off |= {rule.id for rule in RULES if rule.id not in only}
+    try:
+        policies = load_policy_file(args.policy, default=default_policy(config))
+    except PolicyError as error:
+        print(f"error: {error}", file=err)
+        return False, None
+    return True, with_disabled(policies, off)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run `validate`; returns the exit code."""
     out: TextIO = sys.stdout
@@ -353,8 +392,16 @@ def run(args: argparse.Namespace) -> int:
         print(_ignored_note(ignored), file=err)
     for problem in loaded.errors:
         print(f"error: {problem}", file=err)
+    usable, policies = _policies(args, config, err)
+    if not usable:
+        return EXIT_ERROR
     try:
-        reports = evaluate([item.obj for item in objects], config=config, environment=args.env)
+        reports = evaluate(
+            [item.obj for item in objects],
+            config=None if policies is not None else config,
+            policies=policies,
+            environment=args.env,
+        )
     except Exception as bug:  # not a user error: say so, without a traceback
         print(f"error: internal error while checking: {type(bug).__name__}: {bug}", file=err)
         return EXIT_ERROR

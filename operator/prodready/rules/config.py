@@ -1,5 +1,10 @@
 """The rules configuration file (`prodready validate --config FILE`, the operator's settings).
 
+Still read as it always was; a `ReadinessPolicy` (`prodready.api.policy`, `validate --policy
+FILE`) says everything this file says, per selected namespace and workload, plus a mode
+(`rules.policy.compile_policy` maps a policy onto a `RulesConfig`). A policy file given to
+`--config` is refused with a message naming `--policy`.
+
 ```yaml
 severity:                 # override a rule's severity in every environment
   PR-SC-005: error
@@ -11,6 +16,7 @@ exemptions:               # reported as `skip` with the reason, never dropped
     namespace: "preview-*"  # shell-style globs; "*" (the default) matches anything
     name: "*"
     kind: Deployment
+    image: "*"              # matches when every container's image matches
     reason: preview environments run one replica
 sensitive_names: [password, token]   # replaces the default list (PR-LG-003, PR-CF-001)
 secrets_complete: false   # true: a referenced Secret absent from the input is missing
@@ -81,7 +87,8 @@ class Exemption(BaseModel):
     namespace: str = "*"
     name: str = "*"
     kind: str = "*"
-    reason: str = Field(min_length=1)
+    image: str = "*"
+    reason: str = Field(min_length=1, pattern=r"\S")
 
 
 class RulesConfig(BaseModel):
@@ -115,6 +122,10 @@ def parse_config(data: object, *, source: str = "<config>") -> RulesConfig:
     if not isinstance(data, dict):
         raise ConfigError(
             f"{source}: the configuration must be a mapping, not {type(data).__name__}"
+        )
+    if data.get("kind") in ("ReadinessPolicy", "ReadinessException"):
+        raise ConfigError(
+            f"{source}: holds a {data['kind']}, not a rules configuration: use --policy {source}"
         )
     try:
         return RulesConfig.model_validate(data)

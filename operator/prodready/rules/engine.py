@@ -3,14 +3,16 @@
 Environment, in order of precedence (the first valid declaration wins):
 ProductionService `spec.environment`; the workload's `prodready.io/environment` label,
 then annotation; the same on the pod template; the container variable named by
-`env_vars.environment` (ENVIRONMENT); the Namespace's label or annotation (when the
-Namespace object is in the input); then the caller's `environment` argument (the CLI's
+`env_vars.environment` (ENVIRONMENT); then the caller's `environment` argument (the CLI's
 `--env`), which is a *default* for objects that declare none, never an override — a
 manifest that says `dev` is checked as dev even in a prod pipeline, and PR-CF-003 still
 reports that the object itself declares nothing. With no declaration and no argument the
 workload is checked as **prod**: an undeclared workload may well be a production one, and
 checking it leniently would let production workloads pass by omission; PR-CF-003 warns
-so the fix is one label away.
+so the fix is one label away. The deciding policy's environment, or the Namespace's
+label or annotation (when the Namespace object is in the input), is a **floor** over all
+of these: a workload may declare a stricter environment, never a laxer one
+(`prodready.rules.policy`).
 
 Bounded work: a workload whose pod template goes over a cap of `Limits` (containers, env
 entries, ports, …) is not evaluated rule by rule; its report holds one PR-LM-001 error
@@ -19,18 +21,28 @@ is what bounds the work. A `Deadline`, when given, is checked between objects an
 `DeadlineExceeded` propagates to the caller, which decides what a timeout means (the
 webhook denies in enforce mode). See `prodready.rules.limits`.
 
-Exemptions come from the `prodready.io/exempt` annotation (on the workload or on its pod
-template; explicit rule IDs only, reason in `prodready.io/exempt-reason`) and from the
-configuration's `exemptions`. An exempted rule that has something to report yields one
-`skip` finding carrying the reason — and what it would otherwise have said.
+Policies (`prodready.rules.policy`): `evaluate(..., policies=PolicySet)` resolves, for each
+workload, the policy that decides (reported in `ObjectReport.policy` and `.mode`); with
+`config=` (the old rules file) every workload gets those settings in Audit mode. A
+workload whose policy is Off gets a report with no findings.
+
+Exemptions, in this order: a ReadinessException that applies (the `skip` names it, who
+approved it and until when); the policy's `exemptions` (namespace, name, kind and image
+globs); the workload's own `prodready.io/exempt` annotation (on the workload or on its pod
+template), which counts only for a rule the policy lets annotations exempt and that has
+its own reason (`policy.exemption_reasons`). An exempted rule that has something to
+report yields one `skip` finding carrying the reason — and what it would otherwise have
+said. A refused annotation exemption is named in the failing finding's message.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from prodready.rules.config import RulesConfig
@@ -42,7 +54,10 @@ from prodready.rules.context import (
     ObjectRole,
     Workload,
     classify,
+    kind_of,
     mapping,
+    name_of,
+    namespace_key,
     normalise_environment,
     pod_spec_of,
     ref_of,
@@ -52,12 +67,21 @@ from prodready.rules.limits import DEFAULT_LIMITS, LIMITS_RULE_ID, Deadline, Exc
 from prodready.rules.model import (
     Environment,
     Finding,
+    Mode,
     ObjectRef,
     ObjectReport,
     Result,
     Severity,
     count,
     score,
+)
+from prodready.rules.policy import (
+    EffectivePolicy,
+    PolicySet,
+    default_policy,
+    exemption_reasons,
+    resolve,
+    stricter,
 )
 from prodready.rules.registry import RULES, RULES_BY_ID, Rule
 from prodready.rules.subject import EnvironmentDecision, RuleSettings, Subject
@@ -71,17 +95,23 @@ class _ConfigExemption:
     kind: re.Pattern[str]
     namespace: re.Pattern[str]
     name: re.Pattern[str]
+    image: re.Pattern[str] | None  # None: any image
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """A `RulesConfig` turned into plain lookups, once per `evaluate` call."""
+    """A `RulesConfig` turned into plain lookups, once per `evaluate` call.
+
+    `enforce_settings` are `settings` for a workload in Enforce: a ConfigMap the input
+    does not hold does not exist (its variables are missing, not unknown).
+    """
 
     rules: tuple[Rule, ...]
     disabled: frozenset[str]
     severity: dict[str, Severity]
     settings: RuleSettings
+    enforce_settings: RuleSettings
     exemptions: tuple[_ConfigExemption, ...]
 
 
@@ -105,7 +135,12 @@ def _plan(config: RulesConfig) -> _Plan:
     disabled = set(config.disabled)
     exemptions = tuple(
         _ConfigExemption(
-            frozenset(e.rules), _glob(e.kind), _glob(e.namespace), _glob(e.name), e.reason
+            frozenset(e.rules),
+            _glob(e.kind),
+            _glob(e.namespace),
+            _glob(e.name),
+            None if e.image == "*" else _glob(e.image),
+            e.reason,
         )
         for e in config.exemptions
     )
@@ -114,11 +149,77 @@ def _plan(config: RulesConfig) -> _Plan:
         disabled=frozenset(disabled),
         severity=dict(config.severity),
         settings=settings,
+        enforce_settings=dataclasses.replace(settings, config_maps_complete=True),
         exemptions=exemptions,
     )
 
 
-_DEFAULT_PLAN = _plan(RulesConfig())
+_DEFAULT_CONFIG = RulesConfig()
+_DEFAULT_PLAN = _plan(_DEFAULT_CONFIG)
+
+
+class _Plans:
+    """One `_Plan` per distinct configuration met in an `evaluate` call."""
+
+    def __init__(self) -> None:
+        self._plans: dict[int, tuple[RulesConfig, _Plan]] = {
+            id(_DEFAULT_CONFIG): (_DEFAULT_CONFIG, _DEFAULT_PLAN)
+        }
+
+    def get(self, config: RulesConfig) -> _Plan:
+        found = self._plans.get(id(config))
+        if found is None:
+            # The config is kept beside its plan so its id() cannot be reused meanwhile.
+            found = (config, _plan(config))
+            self._plans[id(config)] = found
+        return found[1]
+
+
+_LEGACY = PolicySet()
+"""No policy: the built-in settings in Audit, and the namespace labels as candidates."""
+
+
+def _labels(metadata: Mapping[str, Any], field: str) -> dict[str, str]:
+    return {str(k): str(v) for k, v in mapping(metadata.get(field)).items()}
+
+
+def _effective(
+    policies: PolicySet, obj: Mapping[str, Any], context: Context, now: datetime
+) -> EffectivePolicy:
+    """`policy.resolve` for one input object, its Namespace read from the input."""
+    metadata = mapping(obj.get("metadata"))
+    namespace = namespace_key(obj)
+    namespace_metadata = mapping(mapping(context.namespaces.get(namespace)).get("metadata"))
+    return resolve(
+        policies,
+        kind=kind_of(obj),
+        namespace=namespace,
+        name=name_of(obj),
+        labels=_labels(metadata, "labels"),
+        namespace_labels=_labels(namespace_metadata, "labels"),
+        namespace_annotations=_labels(namespace_metadata, "annotations"),
+        now=now,
+    )
+
+
+def _floorless(context: Context, workload: Workload) -> EffectivePolicy:
+    """Without a policy set, the Namespace's environment is still the floor."""
+    return _effective(_LEGACY, workload.obj, context, datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """What one `evaluate` call shares between its objects."""
+
+    policies: PolicySet
+    now: datetime
+    plans: _Plans
+    default: Environment | None
+    limits: Limits
+    deadline: Deadline | None
+
+    def settings(self, plan: _Plan, effective: EffectivePolicy) -> RuleSettings:
+        return plan.enforce_settings if effective.mode is Mode.ENFORCE else plan.settings
 
 
 def _declarations(
@@ -141,15 +242,27 @@ def _declarations(
             value = entry.get("value")
             if entry.get("name") == settings.environment and isinstance(value, str) and value:
                 declared.append(("container-env", value))
-    namespace = workload.context.namespaces.get(workload.namespace)
-    if namespace is not None:
-        metadata = mapping(namespace.get("metadata"))
-        for field in ("labels", "annotations"):
-            value = mapping(metadata.get(field)).get(ENVIRONMENT_KEY)
-            if isinstance(value, str) and value:
-                declared.append(("namespace", value))
-                break
     return declared
+
+
+def _with_floor(
+    declared: list[tuple[str, str]], default: Environment | None, effective: EffectivePolicy
+) -> EnvironmentDecision:
+    """The first valid declaration, raised to the policy's or Namespace's floor."""
+    if effective.environment_declared is not None:
+        declared = [*declared, (effective.environment_source, effective.environment_declared)]
+    floor = effective.environment
+    for source, value in declared:
+        environment = normalise_environment(value)
+        if environment is not None and source != effective.environment_source:
+            if floor is not None and stricter(floor, environment) is not environment:
+                return EnvironmentDecision(floor, effective.environment_source, tuple(declared))
+            return EnvironmentDecision(environment, source, tuple(declared))
+    if floor is not None:
+        return EnvironmentDecision(floor, effective.environment_source, tuple(declared))
+    if default is not None:
+        return EnvironmentDecision(default, "argument", tuple(declared))
+    return EnvironmentDecision(Environment.PROD, "default", tuple(declared))
 
 
 def decide_environment(
@@ -157,21 +270,17 @@ def decide_environment(
     settings: RuleSettings,
     default: Environment | None,
     spec_environment: object = None,
+    effective: EffectivePolicy | None = None,
 ) -> EnvironmentDecision:
     """The profile `workload` is evaluated under (see the module docstring)."""
     declared = _declarations(workload, settings, spec_environment)
-    for source, value in declared:
-        environment = normalise_environment(value)
-        if environment is not None:
-            return EnvironmentDecision(environment, source, tuple(declared))
-    if default is not None:
-        return EnvironmentDecision(default, "argument", tuple(declared))
-    return EnvironmentDecision(Environment.PROD, "default", tuple(declared))
+    return _with_floor(declared, default, effective or _floorless(workload.context, workload))
 
 
-def _annotation_exemptions(workload: Workload) -> dict[str, tuple[str, str]]:
-    """rule ID -> (reason, path of the annotation), from the workload and its pod template."""
-    exempt: dict[str, tuple[str, str]] = {}
+def _annotation_exemptions(workload: Workload) -> dict[str, tuple[str | None, str]]:
+    """rule ID -> (reason or None when it has none of its own, path of the annotation),
+    from the workload and its pod template; the policy decides which count."""
+    exempt: dict[str, tuple[str | None, str]] = {}
     places = [("annotation", "metadata", workload.metadata)]
     if workload.template_metadata is not workload.metadata:
         template_path = workload.pod_path.removesuffix(".spec") + ".metadata"
@@ -181,12 +290,11 @@ def _annotation_exemptions(workload: Workload) -> dict[str, tuple[str, str]]:
         listed = annotations.get(EXEMPT_KEY)
         if listed is None:
             continue
-        reason = str(annotations.get(EXEMPT_REASON_KEY, "")).strip() or "no reason given"
-        for listed_id in str(listed).split(","):
-            rule_id = listed_id.strip()
-            if rule_id in RULES_BY_ID and rule_id not in exempt:
+        reasons = exemption_reasons(str(listed), str(annotations.get(EXEMPT_REASON_KEY, "")))
+        for rule_id, reason in reasons.items():
+            if rule_id in RULES_BY_ID and exempt.get(rule_id, (None, ""))[0] is None:
                 exempt[rule_id] = (
-                    f"{where} {EXEMPT_KEY}: {reason}",
+                    None if reason is None else f"{where} {EXEMPT_KEY}: {reason}",
                     f"{prefix}.annotations.{EXEMPT_KEY}",
                 )
     return exempt
@@ -199,12 +307,25 @@ def _config_exemptions(plan: _Plan, workload: Workload) -> dict[str, tuple[str, 
             exemption.kind.match(workload.kind)
             and exemption.namespace.match(workload.namespace)
             and exemption.name.match(workload.ref.name)
+            and (exemption.image is None or _images_match(exemption.image, workload))
         ):
             for rule_id in exemption.rules:
                 exempt.setdefault(
                     rule_id, (f"configuration exemption: {exemption.reason}", "metadata")
                 )
     return exempt
+
+
+def _images_match(pattern: re.Pattern[str], workload: Workload) -> bool:
+    """Every container (init ones too) runs an image the glob matches; none: no match."""
+    images = [container.spec.get("image") for container in workload.all_containers]
+    return bool(images) and all(isinstance(i, str) and pattern.match(i) for i in images)
+
+
+def _refusal(effective: EffectivePolicy, reason: str | None) -> str:
+    if reason is None:
+        return f"the {EXEMPT_KEY} annotation gives this rule no reason of its own"
+    return f"{effective.describe()} does not let the {EXEMPT_KEY} annotation exempt this rule"
 
 
 def _result(severity: Severity, passed: bool) -> Result:
@@ -214,14 +335,21 @@ def _result(severity: Severity, passed: bool) -> Result:
 
 
 def _evaluate_rules(
-    plan: _Plan, subject: Subject, ref: ObjectRef, deadline: Deadline | None
+    plan: _Plan,
+    effective: EffectivePolicy,
+    subject: Subject,
+    ref: ObjectRef,
+    deadline: Deadline | None,
 ) -> list[Finding]:
     workload = subject.workload
     environment = subject.environment.environment
-    exempt = _annotation_exemptions(workload)
+    exempt: dict[str, tuple[str, str]] = {
+        rule_id: (grant.describe(), "metadata") for rule_id, grant in effective.excepted.items()
+    }
     if plan.exemptions:
         for rule_id, entry in _config_exemptions(plan, workload).items():
             exempt.setdefault(rule_id, entry)
+    annotated = _annotation_exemptions(workload)
     findings: list[Finding] = []
     for rule in plan.rules:
         if rule.check is None or workload.kind not in rule.kinds:
@@ -234,6 +362,13 @@ def _evaluate_rules(
             deadline.check(ref)
         outcomes = rule.check(subject)
         exemption = exempt.get(rule.id)
+        refused: str | None = None
+        if exemption is None and rule.id in annotated:
+            reason, path = annotated[rule.id]
+            if reason is not None and effective.annotation_may_exempt(rule.id, severity):
+                exemption = (reason, path)
+            else:
+                refused = _refusal(effective, reason)
         if exemption is not None:
             outcomes = list(outcomes)
             if not outcomes:
@@ -259,6 +394,9 @@ def _evaluate_rules(
             )
             continue
         for outcome in outcomes:
+            message = outcome.message
+            if refused is not None and not outcome.passed:
+                message = f"{message} (not exempted: {refused})"
             findings.append(
                 Finding(
                     rule_id=rule.id,
@@ -268,7 +406,7 @@ def _evaluate_rules(
                     object=ref,
                     container=outcome.container,
                     path=outcome.path,
-                    message=outcome.message,
+                    message=message,
                     fix=rule.fix,
                     patch=outcome.patch,
                 )
@@ -277,7 +415,11 @@ def _evaluate_rules(
 
 
 def _report(
-    ref: ObjectRef, decision: EnvironmentDecision, findings: list[Finding], index: int
+    ref: ObjectRef,
+    decision: EnvironmentDecision,
+    findings: list[Finding],
+    index: int,
+    effective: EffectivePolicy,
 ) -> ObjectReport:
     frozen = tuple(findings)
     return ObjectReport(
@@ -289,6 +431,9 @@ def _report(
         score=score(frozen),
         compliant=not any(f.result is Result.FAIL for f in frozen),
         input_index=index,
+        policy=effective.policy,
+        policy_source=effective.source,
+        mode=effective.mode,
     )
 
 
@@ -313,7 +458,10 @@ def _over_limits(obj: Mapping[str, Any], limits: Limits) -> Excess | None:
 
 
 def _declared_decision(
-    obj: Mapping[str, Any], default: Environment | None, spec_environment: object = None
+    obj: Mapping[str, Any],
+    default: Environment | None,
+    effective: EffectivePolicy,
+    spec_environment: object = None,
 ) -> EnvironmentDecision:
     """The environment of an object that is not evaluated rule by rule (over a cap): what
     the spec or its own labels and annotations declare, without reading its containers."""
@@ -325,13 +473,7 @@ def _declared_decision(
         value = mapping(metadata.get(field)).get(ENVIRONMENT_KEY)
         if isinstance(value, str) and value:
             declared.append((source, value))
-    for source, value in declared:
-        environment = normalise_environment(value)
-        if environment is not None:
-            return EnvironmentDecision(environment, source, tuple(declared))
-    if default is not None:
-        return EnvironmentDecision(default, "argument", tuple(declared))
-    return EnvironmentDecision(Environment.PROD, "default", tuple(declared))
+    return _with_floor(declared, default, effective)
 
 
 def _spec_finding(ref: ObjectRef, error: Exception) -> Finding:
@@ -371,11 +513,18 @@ def evaluate(
     objects: Iterable[Mapping[str, Any]],
     *,
     config: RulesConfig | None = None,
+    policies: PolicySet | None = None,
+    now: datetime | None = None,
     environment: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
     deadline: Deadline | None = None,
 ) -> list[ObjectReport]:
     """Check every workload among `objects`; the other objects are context.
+
+    `policies` decide, workload by workload, the mode, settings, environment floor and
+    exceptions (`prodready.rules.policy.resolve`, with `now`, the current time when
+    None); `config` instead gives every workload the same settings in Audit mode (the
+    old rules file). Not both: `ValueError`.
 
     Returns one report per workload (Deployment, StatefulSet, DaemonSet, Job, CronJob, a
     Pod no controller owns) and per ProductionService, in input order. `environment` is
@@ -389,7 +538,18 @@ def evaluate(
         default = normalise_environment(environment)
         if default is None:
             raise ValueError(f"unknown environment {environment!r}: use dev, staging or prod")
-    plan = _DEFAULT_PLAN if config is None else _plan(config)
+    if config is not None and policies is not None:
+        raise ValueError("give evaluate() either config or policies, not both")
+    if policies is None:
+        policies = _LEGACY if config is None else PolicySet(default=default_policy(config))
+    run = _Run(
+        policies=policies,
+        now=now or datetime.now(UTC),
+        plans=_Plans(),
+        default=default,
+        limits=limits,
+        deadline=deadline,
+    )
     inputs = list(objects)
     roles = [classify(obj) for obj in inputs]
     context = Context.build(
@@ -407,84 +567,71 @@ def evaluate(
     for index, role in enumerate(roles):
         obj = inputs[index]
         if role is ObjectRole.WORKLOAD:
-            reports.append(
-                _workload_report(
-                    plan,
-                    obj,
-                    context=context,
-                    default=default,
-                    index=index,
-                    limits=limits,
-                    deadline=deadline,
-                )
-            )
+            reports.append(_workload_report(run, obj, context=context, index=index))
         elif role is ObjectRole.PRODUCTION_SERVICE:
             reports.append(
                 _production_service_report(
-                    plan,
-                    obj=obj,
-                    rendered=rendered[index],
-                    context=context,
-                    default=default,
-                    index=index,
-                    limits=limits,
-                    deadline=deadline,
+                    run, obj=obj, rendered=rendered[index], context=context, index=index
                 )
             )
     return reports
 
 
 def _workload_report(
-    plan: _Plan,
-    obj: Mapping[str, Any],
-    *,
-    context: Context,
-    default: Environment | None,
-    index: int,
-    limits: Limits,
-    deadline: Deadline | None,
+    run: _Run, obj: Mapping[str, Any], *, context: Context, index: int
 ) -> ObjectReport:
-    over = _over_limits(obj, limits)
+    effective = _effective(run.policies, obj, context, run.now)
+    if effective.mode is Mode.OFF:
+        return _report(
+            ref_of(obj), _declared_decision(obj, run.default, effective), [], index, effective
+        )
+    over = _over_limits(obj, run.limits)
     if over is not None:
         ref = ref_of(obj)
-        decision = _declared_decision(obj, default)
-        return _report(ref, decision, [_limits_finding(ref, over)], index)
+        decision = _declared_decision(obj, run.default, effective)
+        return _report(ref, decision, [_limits_finding(ref, over)], index, effective)
+    plan = run.plans.get(effective.config)
+    settings = run.settings(plan, effective)
     workload = Workload(obj, context)
-    decision = decide_environment(workload, plan.settings, default)
-    subject = Subject(workload, decision, plan.settings)
-    return _report(
-        workload.ref, decision, _evaluate_rules(plan, subject, workload.ref, deadline), index
-    )
+    decision = decide_environment(workload, settings, run.default, effective=effective)
+    subject = Subject(workload, decision, settings)
+    findings = _evaluate_rules(plan, effective, subject, workload.ref, run.deadline)
+    return _report(workload.ref, decision, findings, index, effective)
 
 
-def _spec_decision(spec_environment: object, default: Environment | None) -> EnvironmentDecision:
+def _spec_decision(
+    spec_environment: object, default: Environment | None, effective: EffectivePolicy
+) -> EnvironmentDecision:
     """The environment of a ProductionService judged without any rendered workload."""
-    environment = normalise_environment(spec_environment)
-    if environment is not None:
-        return EnvironmentDecision(environment, "spec", (("spec", str(spec_environment)),))
-    if default is not None:
-        return EnvironmentDecision(default, "argument")
-    return EnvironmentDecision(Environment.PROD, "default")
+    declared = [("spec", spec_environment)] if isinstance(spec_environment, str) else []
+    return _with_floor(declared, default, effective)
 
 
 def _production_service_report(
-    plan: _Plan,
+    run: _Run,
     *,
     obj: Mapping[str, Any],
     rendered: tuple[list[dict[str, Any]] | None, Exception | None],
     context: Context,
-    default: Environment | None,
     index: int,
-    limits: Limits,
-    deadline: Deadline | None,
 ) -> ObjectReport:
     ref = ref_of(obj)
     spec_environment = mapping(obj.get("spec")).get("environment")
+    # The ProductionService itself is what policies select and exceptions name: its
+    # rendered children carry its name and labels.
+    effective = _effective(run.policies, obj, context, run.now)
+    default, limits = run.default, run.limits
+    if effective.mode is Mode.OFF:
+        return _report(
+            ref, _spec_decision(spec_environment, default, effective), [], index, effective
+        )
+    plan = run.plans.get(effective.config)
+    settings = run.settings(plan, effective)
     children, error = rendered
     if children is None:
         assert error is not None
-        decision = _spec_decision(spec_environment, default)
-        return _report(ref, decision, [_spec_finding(ref, error)], index)
+        decision = _spec_decision(spec_environment, default, effective)
+        return _report(ref, decision, [_spec_finding(ref, error)], index, effective)
     spec_rule = RULES_BY_ID[SPEC_RULE_ID]
     findings: list[Finding] = []
     if SPEC_RULE_ID not in plan.disabled:
@@ -507,14 +654,17 @@ def _production_service_report(
             continue
         over = _over_limits(child, limits)
         if over is not None:
-            first = first or _declared_decision(child, default, spec_environment)
+            first = first or _declared_decision(child, default, effective, spec_environment)
             findings.append(_limits_finding(ref_of(child), over))
             continue
         workload = Workload(child, context)
-        child_decision = decide_environment(workload, plan.settings, default, spec_environment)
+        child_decision = decide_environment(
+            workload, settings, default, spec_environment, effective
+        )
         first = first or child_decision
         # Patches against rendered objects would be overwritten by the operator: the user
         # changes the spec instead, so `rendered=True` suppresses them.
-        subject = Subject(workload, child_decision, plan.settings, rendered=True)
-        findings.extend(_evaluate_rules(plan, subject, workload.ref, deadline))
-    return _report(ref, first or _spec_decision(spec_environment, default), findings, index)
+        subject = Subject(workload, child_decision, settings, rendered=True)
+        findings.extend(_evaluate_rules(plan, effective, subject, workload.ref, run.deadline))
+    decision = first or _spec_decision(spec_environment, default, effective)
+    return _report(ref, decision, findings, index, effective)

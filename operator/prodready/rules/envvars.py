@@ -5,6 +5,12 @@ key wins. A value is *literal* when the manifest (or a ConfigMap in the input) s
 *unknown* when it comes from somewhere the rules cannot or will not read (a Secret, a
 ConfigMap that is not in the input, a `fieldRef`), and *missing* when nothing can set it.
 Unknown values never fail a rule: "set but unknown" is documented behaviour.
+
+With `config_maps_complete` (the engine sets it for a workload whose policy is in
+Enforce, where the caller passes every ConfigMap of the namespace) a ConfigMap absent from
+the input does not exist: a `configMapKeyRef` to it is missing and an `envFrom` of it
+sets nothing, so `optional: true` on a ConfigMap that does not exist cannot hide a
+missing variable.
 """
 
 from __future__ import annotations
@@ -85,7 +91,14 @@ def env_entries(container: Container) -> list[tuple[int, Mapping[str, Any]]]:
     return container.env_entries()
 
 
-def resolve(container: Container, name: str, context: Context, namespace: str) -> EnvValue:
+def resolve(
+    container: Container,
+    name: str,
+    context: Context,
+    namespace: str,
+    *,
+    config_maps_complete: bool = False,
+) -> EnvValue:
     """Resolve the variable `name` of `container` (see the module docstring)."""
     found = container.env_entry(name)
     if found is not None:
@@ -100,7 +113,7 @@ def resolve(container: Container, name: str, context: Context, namespace: str) -
             visible, value = _config_map_value(context, namespace, ref.get("name"), ref.get("key"))
             if visible and value is not None:
                 return EnvValue(ValueState.LITERAL, value, f"ConfigMap {ref.get('name')}", index)
-            if visible:
+            if visible or config_maps_complete:
                 return EnvValue(ValueState.MISSING, None, f"ConfigMap {ref.get('name')}", index)
             return EnvValue(ValueState.UNKNOWN, None, f"ConfigMap {ref.get('name')}", index)
         secret_ref = mapping(value_from.get("secretKeyRef"))
@@ -117,6 +130,8 @@ def resolve(container: Container, name: str, context: Context, namespace: str) -
         if config_map_ref:
             ref_name = config_map_ref.get("name")
             visible, value = _config_map_value(context, namespace, ref_name, key)
+            if not visible and config_maps_complete:
+                continue
             if not visible:
                 return EnvValue(ValueState.UNKNOWN, None, f"ConfigMap {ref_name}")
             if value is not None:

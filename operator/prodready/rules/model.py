@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-# The checklist's profiles are the environments a ProductionService declares: one enum,
-# defined in the layer below and re-exported here for the engine.
+# A policy's mode and the checklist's profiles (the environments a ProductionService
+# declares): one enum each, defined in the layer below and re-exported for the engine.
+from prodready.api.enforcement import Mode as Mode  # noqa: PLC0414 - re-export
 from prodready.api.environment import Environment as Environment  # noqa: PLC0414 - re-export
 
 
@@ -138,7 +139,12 @@ class ObjectReport:
     caller that knows where each input came from (a file and line) can map reports back.
     `environment_source` says where the environment came from: `spec`, `label`,
     `annotation`, `template-label`, `template-annotation`, `container-env`, `namespace`,
-    `argument` (the caller's default, e.g. `--env`) or `default` (none declared: prod).
+    `argument` (the caller's default, e.g. `--env`), `default` (none declared: prod) or
+    `policy` (the deciding ReadinessPolicy's environment, a floor).
+    `policy` names the ReadinessPolicy that decided (None: none did), `policy_source` says
+    what decided in words (`ReadinessPolicy production`, `namespace label
+    prodready.io/enforce`, `default`) and `mode` is its mode: the webhook denies only in
+    Enforce, and a workload in Off has no findings.
     """
 
     object: ObjectRef
@@ -149,6 +155,9 @@ class ObjectReport:
     score: float
     compliant: bool
     input_index: int
+    policy: str | None = None
+    policy_source: str = "default"
+    mode: Mode = Mode.AUDIT
 
     def failures(self) -> list[Finding]:
         """Findings whose result is `fail` or `warn`, in report order."""

@@ -41,6 +41,8 @@ class RuleSettings:
     shutdown_timeout: str = "SHUTDOWN_TIMEOUT"
     sensitive_names: Sequence[str] = DEFAULT_SENSITIVE_NAMES
     secrets_complete: bool = False
+    # True in Enforce: a ConfigMap absent from the input does not exist (rules.envvars).
+    config_maps_complete: bool = False
     _names: SensitiveNames = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -74,6 +76,7 @@ SOURCE_NAMES = {
     "template-annotation": f"pod template annotation {ENVIRONMENT_KEY}",
     "container-env": "container environment variable",
     "namespace": f"Namespace label {ENVIRONMENT_KEY}",
+    "policy": "ReadinessPolicy environment",
     "argument": "caller's default (--env)",
     "default": "default (prod)",
 }
@@ -121,7 +124,13 @@ class Subject:
         key = (container.init, container.index, name)
         value = self._env_cache.get(key)
         if value is None:
-            value = resolve(container, name, self.workload.context, self.workload.namespace)
+            value = resolve(
+                container,
+                name,
+                self.workload.context,
+                self.workload.namespace,
+                config_maps_complete=self.settings.config_maps_complete,
+            )
             self._env_cache[key] = value
         return value
 
