@@ -43,7 +43,7 @@ def container(index: int, *, env: int = 4, ports: int = 2) -> dict[str, Any]:
     return {
         "name": f"c{index}",
         "image": f"registry.example.com/app:1.{index}",
-        "ports": [{"name": f"p{index}-{j}", "containerPort": 8000 + j} for j in range(ports)],
+        "ports": [{"name": f"http-{index}-{j}", "containerPort": 8000 + j} for j in range(ports)],
         "env": variables,
         "livenessProbe": {"httpGet": {"path": "/livez", "port": 8000}, "initialDelaySeconds": 5},
         "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8000}},

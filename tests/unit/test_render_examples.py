@@ -76,8 +76,11 @@ def test_rendered_prod_example_passes_the_whole_checklist() -> None:
     from prodready.rules.engine import evaluate
 
     objects = render(load("fastapi-postgres-redis.yaml"))
-    (report,) = evaluate(objects)
+    # The rendered Ingress is checked on its own too (PR-SC-006, issue 17).
+    report, *others = evaluate(objects)
     assert report.object.kind == "Deployment"
+    assert [o.object.kind for o in others] == ["Ingress"]
+    assert all(o.compliant for o in others), [f.message for o in others for f in o.failures()]
     assert report.environment.value == "prod"
     assert report.compliant
     assert [(f.rule_id, f.message) for f in report.failures()] == []

@@ -123,7 +123,7 @@ def test_report_shape() -> None:
     }
     first = body["results"][0]  # failures first
     assert first["policy"] == "PR-HC-001"
-    assert first["rule"] == "every serving container has a liveness probe"
+    assert first["rule"] == "every long-running container has a liveness probe"
     assert first["category"] == "Health checks"
     assert first["severity"] == "high"
     assert first["result"] == "fail"

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from prodready.rules import RULES, Finding, ObjectReport, Result, evaluate
+from prodready.rules.context import WORKLOAD_KINDS
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "rules"
 _BASELINE: list[dict[str, Any]] = [
@@ -62,8 +63,13 @@ def drop(objects: Objects, kind: str) -> None:
 
 
 def report_of(objects: Objects, environment: str | None = None) -> ObjectReport:
-    """The single report for `objects`."""
-    reports = evaluate(objects, environment=environment)
+    """The single workload report for `objects` (an Ingress, a LoadBalancer Service or a
+    ConfigMap in the context gets a report of its own, which these tests do not read)."""
+    reports = [
+        r
+        for r in evaluate(objects, environment=environment)
+        if r.object.kind in WORKLOAD_KINDS or r.object.kind == "ProductionService"
+    ]
     assert len(reports) == 1
     return reports[0]
 
@@ -108,9 +114,11 @@ def test_every_rule_documents_itself() -> None:
 # ------------------------------------------------------------------ individual rules
 
 
-def test_liveness_patch_uses_the_seed_health_endpoint() -> None:
+def test_liveness_patch_uses_the_declared_health_path() -> None:
+    # Issue 17: a fix never guesses an endpoint; the workload declares it by annotation.
     objects = baseline()
     _probe_removed("livenessProbe")(objects)
+    deployment(objects)["metadata"]["annotations"] = {"prodready.io/health-path": "/livez"}
     (finding,) = [f for f in findings(objects, "PR-HC-001") if f.failed]
     assert finding.container == "app"
     assert finding.path == "spec.template.spec.containers[0].livenessProbe"
@@ -119,7 +127,7 @@ def test_liveness_patch_uses_the_seed_health_endpoint() -> None:
             "op": "add",
             "path": "/spec/template/spec/containers/0/livenessProbe",
             "value": {
-                "httpGet": {"path": "/health", "port": "http"},
+                "httpGet": {"path": "/livez", "port": "http"},
                 "initialDelaySeconds": 10,
                 "periodSeconds": 30,
             },
@@ -127,13 +135,27 @@ def test_liveness_patch_uses_the_seed_health_endpoint() -> None:
     ]
 
 
-def test_workers_need_no_probes() -> None:
+def test_without_a_declared_health_path_the_probe_finding_says_what_to_set() -> None:
+    # The seed used to patch in /health on the first port, which would restart-loop any
+    # image that does not serve it (stock nginx answers 404 there).
+    objects = baseline()
+    _probe_removed("livenessProbe")(objects)
+    (finding,) = [f for f in findings(objects, "PR-HC-001") if f.failed]
+    assert finding.patch is None
+    assert "prodready.io/health-path" in finding.message
+
+
+def test_workers_need_liveness_but_no_readiness() -> None:
+    # Issue 17: a long-running worker (no Service, no HTTP port) deadlocks like a server.
     objects = baseline()
     drop(objects, "Service")
     drop(objects, "Ingress")
     del app(objects)["ports"]
     _probe_removed("livenessProbe")(objects)
-    assert findings(objects, "PR-HC-001") == []
+    _probe_removed("readinessProbe")(objects)
+    (finding,) = [f for f in findings(objects, "PR-HC-001") if f.failed]
+    assert "runs continuously but has no livenessProbe" in finding.message
+    assert findings(objects, "PR-HC-002") == []
 
 
 def test_init_containers_never_need_probes() -> None:

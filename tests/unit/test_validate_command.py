@@ -73,7 +73,7 @@ def test_output_matches_golden(
     if REGENERATE:
         path.write_text(out)
     assert out == path.read_text()
-    summary = "2 objects checked: 17 passed, 8 failed, 6 warnings, 1 skipped; score 50.8%"
+    summary = "3 objects checked: 17 passed, 8 failed, 7 warnings, 1 skipped; score 50%"
     assert summary in (out if output == "table" else err)
     assert "ignored 1 object(s) of kinds that are not checked: ServiceAccount (1)" in err
 
@@ -119,7 +119,12 @@ def test_junit_shape(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = _run(capsys, "input", "-o", "junit", "--fail-on", "warning")
     root = ET.fromstring(out)  # noqa: S314 - our own output, not untrusted input
     suites = root.findall("testsuite")
-    assert [s.get("name") for s in suites] == ["Deployment shop/web", "CronJob shop/nightly"]
+    # The LoadBalancer Service is checked on its own (PR-SC-007, issue 17).
+    assert [s.get("name") for s in suites] == [
+        "Deployment shop/web",
+        "Service shop/web",
+        "CronJob shop/nightly",
+    ]
     web = suites[0]
     assert web.get("failures") == "14"  # with --fail-on warning, warnings fail too
     assert web.get("skipped") == "1"
@@ -352,7 +357,8 @@ def test_cli_through_a_real_process(tmp_path: Path) -> None:
     )
     assert process.returncode == 1, process.stderr
     document = json.loads(process.stdout)
-    assert document["summary"]["objects"] == 1
+    # The Deployment, and its LoadBalancer Service checked on its own (PR-SC-007).
+    assert document["summary"]["objects"] == 2
     assert document["objects"][0]["source"] == {"file": "<stdin>", "line": 2}
-    assert b"1 object checked" in process.stderr
+    assert b"2 objects checked" in process.stderr
     assert SECRET_VALUE.encode() not in process.stdout + process.stderr

@@ -20,6 +20,8 @@ exemptions:               # reported as `skip` with the reason, never dropped
     reason: preview environments run one replica
 sensitive_names: [password, token]   # replaces the default list (PR-LG-003, PR-CF-001)
 secrets_complete: false   # true: a referenced Secret absent from the input is missing
+third_party_images: ["docker.io/library/*", "quay.io/prometheus/*"]  # not the app's conventions
+health_path: /healthz     # what a probe fix points at when the workload declares none
 ```
 
 pydantic validates the file once at load; the engine turns it into plain lookups so
@@ -104,6 +106,13 @@ class RulesConfig(BaseModel):
         default_factory=lambda: list(DEFAULT_SENSITIVE_NAMES), min_length=1
     )
     secrets_complete: bool = False
+    # Images the team does not build (shell-style globs, e.g. "docker.io/library/*"): the
+    # rules reading the app's own variables (LOG_FORMAT, LOG_LEVEL, DEBUG, CORS) note them
+    # as not applicable instead of failing them.
+    third_party_images: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    # The health endpoint a probe fix points at when a workload declares none (annotation
+    # prodready.io/health-path); unset, a missing probe is reported without a patch.
+    health_path: str | None = Field(default=None, pattern=r"^/[^\s]*$")
 
 
 def _format_validation_error(source: str, error: ValidationError) -> str:

@@ -10,13 +10,22 @@ Decisions documented here because every rule relies on them:
   `default` (what `kubectl apply` without `-n` does), so a Helm chart rendered without
   namespaces still links its Service to its Deployment.
 * **Serving containers.** Job and CronJob pods never serve. Otherwise a container serves if
-  it declares a `containerPort`, or if a Service in the input selects the pod and one of the
-  Service's `targetPort`s names or numbers that container's port; when a selecting
-  Service's target port matches no declared port, the first container is taken to serve it.
-  A pod that no Service selects and that declares no ports is a worker, not a server.
-  Init containers (native sidecars included) never count as serving: they never need probes.
-* **Exposed.** A workload is exposed when a Service of type LoadBalancer or NodePort
-  selects its pods, or an Ingress routes to a Service that does.
+  a Service in the input selects the pod and one of the Service's `targetPort`s names or
+  numbers that container's port (when a selecting Service's target port matches no declared
+  port, the first container is taken to serve it), or if it declares a port named for HTTP
+  or gRPC (`http`, `https`, `web`, `grpc`, `http-api`, …, or `appProtocol` http/grpc). A
+  port named `metrics`, `postgres` or left unnamed does not make a server of a pod that no
+  Service selects: it is a worker (or scraped), and the traffic rules leave it alone.
+  Init containers (native sidecars included) never count as serving.
+* **Long-running containers** (every app container of a Deployment, StatefulSet, DaemonSet
+  or bare Pod) are expected to have a liveness probe whether or not they serve.
+* **Exposed.** A workload is exposed outside the cluster when a Service of type
+  LoadBalancer or NodePort selects its pods, or an Ingress or a Gateway API route
+  (HTTPRoute, GRPCRoute) sends traffic to a Service that does. Browser-facing rules (CORS,
+  rate limiting, TLS) apply only to exposed workloads.
+* **Objects checked on their own.** An Ingress, an HTTPRoute or GRPCRoute, a LoadBalancer
+  Service and a ConfigMap are context for the workloads and also get their own
+  report (TLS, source ranges, secrets in data): a file holding only an Ingress is checked.
 * **Settings from ConfigMaps and Secrets.** A variable set from a ConfigMap that is in the
   input is read; one from a ConfigMap or Secret that is not (or from any Secret: the
   rules never read secret values) is "set but unknown" and does not fail a rule.
@@ -24,6 +33,7 @@ Decisions documented here because every rule relies on them:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -48,6 +58,9 @@ CONTEXT_KINDS = frozenset(
         "ServiceMonitor",
         "PodMonitor",
         "Ingress",
+        "HTTPRoute",
+        "GRPCRoute",
+        "Gateway",
         "PrometheusRule",
         "HorizontalPodAutoscaler",
         "Secret",
@@ -59,12 +72,20 @@ CONTEXT_KINDS = frozenset(
     }
 )
 EXPOSING_SERVICE_TYPES = frozenset({"LoadBalancer", "NodePort"})
+ROUTE_KINDS = frozenset({"HTTPRoute", "GRPCRoute"})
+# Context objects that are also checked on their own (`checked_on_its_own`).
+STANDALONE_KINDS = frozenset({"Ingress", "Service", "ConfigMap", *ROUTE_KINDS})
+# Port names (and appProtocols) that say the port serves requests rather than metrics,
+# a database protocol or a cluster's gossip.
+_SERVING_PORT_NAME = re.compile(r"^(https?|web|grpcs?|h2c?|http2|api|www)(-.*)?$|.*-(https?|grpc)$")
 
 # The label and annotation keys are the API's contract (prodready.api.labels).
 ENVIRONMENT_KEY = LABEL_ENVIRONMENT
 EXEMPT_KEY = ANNOTATION_EXEMPT
 EXEMPT_REASON_KEY = ANNOTATION_EXEMPT_REASON
 DEPENDENCIES_KEY = ANNOTATION_DEPENDENCIES
+# The health endpoint a workload declares, which a probe fix may point at.
+HEALTH_PATH_KEY = "prodready.io/health-path"
 
 # Spellings people use for the three environments.
 ENVIRONMENT_ALIASES: dict[str, Environment] = {
@@ -90,8 +111,11 @@ _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
 
 
 def pod_spec_of(obj: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
-    """The pod spec of a workload object, and its path (`spec.template.spec` for most)."""
-    parts = _POD_SPEC_PATHS[kind_of(obj)]
+    """The pod spec of a workload object, and its path (`spec.template.spec` for most);
+    empty for an object checked on its own, which has none."""
+    parts = _POD_SPEC_PATHS.get(kind_of(obj))
+    if parts is None:
+        return {}, "spec"
     pod_spec: Mapping[str, Any] = obj
     for part in parts:
         pod_spec = mapping(pod_spec.get(part))
@@ -165,6 +189,41 @@ class ObjectRole(Enum):
     IGNORED = "ignored"
 
 
+def checked_on_its_own(obj: Mapping[str, Any]) -> bool:
+    """Whether a context object gets its own report: an Ingress, an HTTPRoute or GRPCRoute,
+    a LoadBalancer Service, a ConfigMap (secrets in its data)."""
+    kind = kind_of(obj)
+    if kind == "Service":
+        return mapping(obj.get("spec")).get("type") == "LoadBalancer"
+    return kind in STANDALONE_KINDS
+
+
+def serves_by_name(port: Mapping[str, Any]) -> bool:
+    """A container port whose name or appProtocol says it serves HTTP or gRPC."""
+    for key in ("name", "appProtocol"):
+        value = port.get(key)
+        if isinstance(value, str) and _SERVING_PORT_NAME.match(value.lower()):
+            return True
+    return False
+
+
+def service_names_of_route(route: Mapping[str, Any]) -> set[str]:
+    """The Services a Gateway API route sends traffic to (same namespace backendRefs)."""
+    names: set[str] = set()
+    for rule in sequence(mapping(route.get("spec")).get("rules")):
+        for ref in sequence(mapping(rule).get("backendRefs")):
+            backend = mapping(ref)
+            if backend.get("kind", "Service") != "Service" or backend.get("group", "") not in (
+                "",
+                "core",
+            ):
+                continue
+            name = backend.get("name")
+            if isinstance(name, str) and name and "namespace" not in backend:
+                names.add(name)
+    return names
+
+
 def classify(obj: object) -> ObjectRole:
     """Whether `evaluate` checks `obj`, reads it as context, or ignores it."""
     if not isinstance(obj, Mapping):
@@ -181,7 +240,7 @@ def classify(obj: object) -> ObjectRole:
     return ObjectRole.IGNORED
 
 
-def _service_names_of_ingress(ingress: Mapping[str, Any]) -> set[str]:
+def service_names_of_ingress(ingress: Mapping[str, Any]) -> set[str]:
     spec = mapping(ingress.get("spec"))
     backends: list[Mapping[str, Any]] = []
     for key in ("defaultBackend", "backend"):  # `backend`: networking/v1beta1 spelling
@@ -209,6 +268,8 @@ class Context:
         # like the rest, a scan of all of them per Service makes a large run quadratic.
         self.service_monitors = SelectorIndex[Mapping[str, Any]](empty_matches_all=True)
         self.ingresses_by_service: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        self.routes_by_service: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        self.gateways: dict[tuple[str, str], Mapping[str, Any]] = {}
         self.autoscalers: dict[tuple[str, str, str], Mapping[str, Any]] = {}
         self.prometheus_rules: dict[str, list[Mapping[str, Any]]] = {}
         # Indexes a check derives from the objects above, built on first use and kept for
@@ -248,8 +309,13 @@ class Context:
         elif kind == "ServiceMonitor":
             self._add_monitor(obj, namespace, spec, pods=False)
         elif kind == "Ingress":
-            for service_name in _service_names_of_ingress(obj):
+            for service_name in service_names_of_ingress(obj):
                 self.ingresses_by_service.setdefault((namespace, service_name), []).append(obj)
+        elif kind in ROUTE_KINDS:
+            for service_name in service_names_of_route(obj):
+                self.routes_by_service.setdefault((namespace, service_name), []).append(obj)
+        elif kind == "Gateway":
+            self.gateways[(namespace, name)] = obj
         elif kind == "HorizontalPodAutoscaler":
             target = mapping(spec.get("scaleTargetRef"))
             target_kind, target_name = target.get("kind"), target.get("name")
@@ -352,14 +418,15 @@ class Workload:
         self.namespace = namespace_key(obj)
         self.metadata = mapping(obj.get("metadata"))
         self.spec = mapping(obj.get("spec"))
-        path_parts = _POD_SPEC_PATHS[self.kind]
+        # An object checked on its own (an Ingress, a ConfigMap) has no pod template.
+        path_parts = _POD_SPEC_PATHS.get(self.kind, ())
         self.pod_path = ".".join(path_parts)
         self.pod_pointer = _pointer(path_parts)
         pod_spec: Mapping[str, Any] = obj
         for part in path_parts:
             pod_spec = mapping(pod_spec.get(part))
         self.pod_spec = pod_spec
-        if self.kind == "Pod":
+        if self.kind == "Pod" or not path_parts:
             self.template_metadata = self.metadata
         else:
             template_parts = path_parts[:-1]
@@ -376,9 +443,14 @@ class Workload:
         )
         self._mark_serving()
         self.autoscaler = context.autoscalers.get((self.namespace, self.kind, self.ref.name))
-        self.ingresses = self._ingresses()
-        self.exposed = bool(self.ingresses) or any(
-            mapping(s.get("spec")).get("type") in EXPOSING_SERVICE_TYPES for s in self.services
+        self.ingresses = self._routed_by(context.ingresses_by_service)
+        self.routes = self._routed_by(context.routes_by_service)
+        self.exposed = (
+            bool(self.ingresses)
+            or bool(self.routes)
+            or any(
+                mapping(s.get("spec")).get("type") in EXPOSING_SERVICE_TYPES for s in self.services
+            )
         )
 
     def _containers(self, field: str, *, init: bool) -> list[Container]:
@@ -407,7 +479,7 @@ class Workload:
         by_number: dict[str, Container] = {}
         for container in self.containers:
             ports = container.ports()
-            if ports:
+            if any(serves_by_name(port) for port in ports):
                 container.serving = True
             for port in ports:
                 by_name.setdefault(port.get("name"), container)
@@ -425,12 +497,14 @@ class Workload:
                 elif self.containers:
                     self.containers[0].serving = True
 
-    def _ingresses(self) -> list[Mapping[str, Any]]:
+    def _routed_by(
+        self, index: Mapping[tuple[str, str], list[Mapping[str, Any]]]
+    ) -> list[Mapping[str, Any]]:
         found: list[Mapping[str, Any]] = []
         for service in self.services:
-            found.extend(
-                self.context.ingresses_by_service.get((self.namespace, name_of(service)), ())
-            )
+            for router in index.get((self.namespace, name_of(service)), ()):
+                if not any(router is seen for seen in found):
+                    found.append(router)
         return found
 
     @property

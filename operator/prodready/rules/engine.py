@@ -53,6 +53,7 @@ from prodready.rules.context import (
     Context,
     ObjectRole,
     Workload,
+    checked_on_its_own,
     classify,
     kind_of,
     mapping,
@@ -131,6 +132,8 @@ def _plan(config: RulesConfig) -> _Plan:
         shutdown_timeout=env_vars.shutdown_timeout,
         sensitive_names=tuple(config.sensitive_names),
         secrets_complete=config.secrets_complete,
+        third_party_images=tuple(config.third_party_images),
+        health_path=config.health_path,
     )
     disabled = set(config.disabled)
     exemptions = tuple(
@@ -566,7 +569,9 @@ def evaluate(
     reports: list[ObjectReport] = []
     for index, role in enumerate(roles):
         obj = inputs[index]
-        if role is ObjectRole.WORKLOAD:
+        # An Ingress, route, exposing Service or ConfigMap is context and is also checked
+        # on its own (rules.context: "Objects checked on their own").
+        if role is ObjectRole.WORKLOAD or (role is ObjectRole.CONTEXT and checked_on_its_own(obj)):
             reports.append(_workload_report(run, obj, context=context, index=index))
         elif role is ObjectRole.PRODUCTION_SERVICE:
             reports.append(

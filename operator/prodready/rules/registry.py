@@ -8,10 +8,13 @@ caps that bound an evaluation, `prodready.rules.limits`; it cannot be exempted, 
 or downgraded, since it is what keeps one object from costing unbounded time).
 
 Profiles: a `prod_only` rule applies only under the prod profile (PR-GS-003, PR-LG-002,
-PR-ER-001, PR-SC-001, PR-SC-002, PR-RS-002 — so dev and staging never see them); a rule
-marked `relaxed_in_dev` drops from error to warning under dev (PR-SC-003; PR-SC-004 and
-PR-SC-005 are warnings already, and a warning never blocks, so they stay warnings rather
-than disappear). Configured severity overrides win over both.
+PR-ER-001, PR-SC-001, PR-SC-002, PR-SC-006, PR-RS-002 — so dev and staging never see
+them); a rule marked `relaxed_in_dev` drops from error to warning under dev (PR-SC-003;
+PR-SC-004 and PR-SC-005 are warnings already, and a warning never blocks, so they stay
+warnings rather than disappear). Configured severity overrides win over both.
+
+Most rules judge workloads; PR-SC-006, PR-SC-007 and PR-CF-004 judge an Ingress or route,
+a LoadBalancer Service and a ConfigMap on their own (`checks.exposure`).
 
 Each rule's examples live under its ID, as Polaris keeps its checks: minimal manifests
 that pass it and fail it, `tests/fixtures/rules/<ID>/success*.yaml` and `failure*.yaml`. A
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 
 from prodready.rules.checks import (
     configuration,
+    exposure,
     health,
     logs,
     monitoring,
@@ -86,16 +90,17 @@ E, W = Severity.ERROR, Severity.WARNING
 RULES: tuple[Rule, ...] = (
     Rule(
         id="PR-HC-001",
-        title="every serving container has a liveness probe",
+        title="every long-running container has a liveness probe",
         section="1",
         severity=E,
         why=(
-            "Without a liveness probe a deadlocked process keeps its pod and its share of traffic "
-            "until someone notices."
+            "Without a liveness probe a deadlocked process keeps its pod (and its share of "
+            "traffic or queue) until someone notices, whether it serves requests or not."
         ),
         fix=(
-            "Add a livenessProbe: httpGet on the health endpoint (the seed: /health, "
-            "initialDelaySeconds 10, periodSeconds 30)."
+            "Add a livenessProbe: httpGet on the health endpoint (initialDelaySeconds 10, "
+            "periodSeconds 30), or an exec check for a worker. A patch is offered once the path "
+            "is declared: annotation prodready.io/health-path or the policy's health_path."
         ),
         kinds=LONG_RUNNING_KINDS,
         check=health.liveness_probe,
@@ -110,8 +115,9 @@ RULES: tuple[Rule, ...] = (
             "dependencies are down."
         ),
         fix=(
-            "Add a readinessProbe: httpGet on the readiness endpoint (the seed: "
-            "initialDelaySeconds 5, periodSeconds 10)."
+            "Add a readinessProbe: httpGet on the readiness endpoint (initialDelaySeconds 5, "
+            "periodSeconds 10); a patch is offered once the path is declared (annotation "
+            "prodready.io/health-path or the policy's health_path)."
         ),
         kinds=LONG_RUNNING_KINDS,
         check=health.readiness_probe,
@@ -262,6 +268,24 @@ RULES: tuple[Rule, ...] = (
         check=configuration.secrets_by_reference,
     ),
     Rule(
+        id="PR-CF-004",
+        title="a ConfigMap holds no secret",
+        section="5",
+        severity=E,
+        why=(
+            "ConfigMap data is readable by anyone who may read ConfigMaps, is not encrypted at "
+            "rest and ends up in git and CI logs: a private key, cloud key or token there is "
+            "leaked."
+        ),
+        fix=(
+            "Move the value into a Secret (or an ExternalSecret), rotate it, and reference it "
+            "with secretKeyRef or a Secret volume."
+        ),
+        kinds=frozenset({"ConfigMap"}),
+        check=exposure.config_map_secrets,
+        scope="workload",
+    ),
+    Rule(
         id="PR-CF-002",
         title="every referenced Secret and key exists",
         section="5",
@@ -306,13 +330,18 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         id="PR-SC-002",
-        title="CORS allowed origins are set and not * in prod",
+        title="an exposed workload's CORS allowed origins are set and not * in prod",
         section="6",
         severity=E,
-        why="A wildcard CORS policy lets any website call the API from a user's browser.",
+        why=(
+            "A wildcard CORS policy lets any website call the API from a user's browser. Only "
+            "what is exposed outside the cluster (Ingress, route, LoadBalancer or NodePort "
+            "Service) is reached by browsers."
+        ),
         fix=(
             "Set the CORS variable (CORS_ALLOWED_ORIGINS) to the exact origins, or configure CORS "
-            "with explicit origins at the Ingress."
+            "with explicit origins at the Ingress; list images you do not build in the policy's "
+            "third_party_images."
         ),
         kinds=LONG_RUNNING_KINDS,
         check=security.cors_origins,
@@ -334,6 +363,43 @@ RULES: tuple[Rule, ...] = (
         kinds=LONG_RUNNING_KINDS,
         check=security.rate_limited,
         relaxed_in_dev=True,
+    ),
+    Rule(
+        id="PR-SC-006",
+        title="an Ingress or Gateway API route serves its hosts over TLS only in prod",
+        section="6",
+        severity=E,
+        why=(
+            "A route without TLS sends credentials and session cookies in clear text to "
+            "whatever it exposes, whether or not the workload behind it is in the same input."
+        ),
+        fix=(
+            "Give the Ingress a tls section covering every host (and keep the HTTPS redirect); "
+            "attach an HTTPRoute or GRPCRoute to an HTTPS listener of its Gateway, or make it "
+            "a RequestRedirect to https."
+        ),
+        kinds=frozenset({"Ingress", "HTTPRoute", "GRPCRoute"}),
+        check=exposure.route_tls,
+        prod_only=True,
+        scope="workload",
+    ),
+    Rule(
+        id="PR-SC-007",
+        title="a LoadBalancer Service is internal or limits its source ranges",
+        section="6",
+        severity=W,
+        why=(
+            "A public load balancer without loadBalancerSourceRanges accepts connections from "
+            "the whole internet, bypassing any Ingress rate limits or authentication in front."
+        ),
+        fix=(
+            "Set spec.loadBalancerSourceRanges to the networks that need it, or make the load "
+            "balancer internal with the cloud's annotation (e.g. "
+            "networking.gke.io/load-balancer-type: Internal)."
+        ),
+        kinds=frozenset({"Service"}),
+        check=exposure.load_balancer_source_ranges,
+        scope="workload",
     ),
     Rule(
         id="PR-SC-004",

@@ -8,6 +8,7 @@ effective severity, exemptions and the object reference, so rules stay small.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from prodready.api.sensitive import SENSITIVE_WORDS, SensitiveNames, sensitive_n
 from prodready.rules.context import ENVIRONMENT_KEY, Container, Workload
 from prodready.rules.envvars import EnvValue, resolve
 from prodready.rules.model import Environment, JsonPatch
+from prodready.rules.secrets import secret_kind
 
 _URL_WITH_PASSWORD = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#@\s:]*:[^/?#@\s]+@")
 _ONLY_REFERENCES = re.compile(r"^(\$\([A-Za-z_][A-Za-z0-9_]*\))+$")
@@ -43,10 +45,27 @@ class RuleSettings:
     secrets_complete: bool = False
     # True in Enforce: a ConfigMap absent from the input does not exist (rules.envvars).
     config_maps_complete: bool = False
+    # Image globs of software the team does not write (RulesConfig.third_party_images): the
+    # rules that read the app's own variables (LOG_FORMAT, CORS…) do not apply to them.
+    third_party_images: Sequence[str] = ()
+    # The health endpoint a probe fix may point at (RulesConfig.health_path); none: no patch.
+    health_path: str | None = None
     _names: SensitiveNames = field(init=False, repr=False, compare=False)
+    _third_party: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_names", sensitive_names(tuple(self.sensitive_names)))
+        globs = "|".join(fnmatch.translate(glob) for glob in self.third_party_images)
+        object.__setattr__(self, "_third_party", re.compile(globs) if globs else None)
+
+    def third_party_glob(self, image: object) -> str | None:
+        """The configured glob marking `image` third-party, or None."""
+        if self._third_party is None or not isinstance(image, str):
+            return None
+        image = image.strip()
+        if not self._third_party.match(image):
+            return None
+        return next(g for g in self.third_party_images if fnmatch.fnmatchcase(image, g))
 
     def is_sensitive_name(self, name: str) -> bool:
         """True if an env var name looks like it holds a secret (`api.sensitive`'s verdict).
@@ -64,6 +83,9 @@ class RuleSettings:
             return f"{name} looks sensitive and carries a literal value"
         if _URL_WITH_PASSWORD.match(value):
             return f"{name} embeds a password in a URL"
+        kind = secret_kind(value)
+        if kind is not None:
+            return f"{name} holds a literal {kind}"
         return None
 
 

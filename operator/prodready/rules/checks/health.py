@@ -1,5 +1,15 @@
 """Seed section 1, health checks: PR-HC-001 … PR-HC-004.
 
+Every long-running container needs a liveness probe (a deadlocked worker is as stuck as a
+deadlocked server); a readiness probe, probe quality and dependency checks are about the
+containers that serve traffic (rules.context: "Serving containers").
+
+A probe fix never guesses an endpoint: it is offered only when the health path is
+declared, by the `prodready.io/health-path` annotation (workload or pod template) or the
+policy's `health_path`, on a port named for HTTP (or the container's only port).
+Otherwise the finding says what to set and carries no patch: a guessed `/health` on the
+first port of a stock image would put its pods in a restart loop.
+
 Declared dependencies (PR-HC-004) are the names in the `prodready.io/dependencies`
 annotation (what the renderer writes) plus connection variables such as DATABASE_URL,
 REDIS_URL, KAFKA_BROKERS or PAYMENTS_API_URL in the container's own `env`.
@@ -12,7 +22,14 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from prodready.rules.context import DEPENDENCIES_KEY, Container, mapping, sequence
+from prodready.rules.context import (
+    DEPENDENCIES_KEY,
+    HEALTH_PATH_KEY,
+    Container,
+    mapping,
+    sequence,
+    serves_by_name,
+)
 from prodready.rules.envvars import env_entries
 from prodready.rules.model import JsonPatch
 from prodready.rules.subject import Outcome, Subject, failed, passed
@@ -43,50 +60,73 @@ def _probe(container: Container, field: str) -> Mapping[str, Any] | None:
     return probe if isinstance(probe, Mapping) and probe else None
 
 
-def _probe_patch(container: Container, field: str) -> JsonPatch | None:
-    """An httpGet probe on the seed's `/health`, when the container names a port to use."""
+def declared_health_path(subject: Subject) -> str | None:
+    """The health path the workload declares (annotation), else the policy's default."""
+    workload = subject.workload
+    for metadata in (workload.metadata, workload.template_metadata):
+        value = mapping(metadata.get("annotations")).get(HEALTH_PATH_KEY)
+        if isinstance(value, str) and value.startswith("/") and not any(c.isspace() for c in value):
+            return value
+    return subject.settings.health_path
+
+
+def _health_port(container: Container) -> object:
+    """The port a probe fix may use: one named for HTTP, or the only port; else None."""
     ports = container.ports()
-    if not ports:
+    named = [p for p in ports if serves_by_name(p)]
+    chosen = named[0] if named else (ports[0] if len(ports) == 1 else None)
+    if chosen is None:
         return None
-    port: object = ports[0].get("name") or ports[0].get("containerPort")
+    return chosen.get("name") or chosen.get("containerPort")
+
+
+def _probe_fix(subject: Subject, container: Container, field: str) -> tuple[JsonPatch | None, str]:
+    """(patch, advice): an httpGet probe on the declared health path, or what to declare."""
+    path = declared_health_path(subject)
+    port = _health_port(container)
+    if path is None:
+        return None, (
+            f"; add a {field} on its health endpoint (declare it in the annotation "
+            f"{HEALTH_PATH_KEY} to get a fix)"
+        )
     if port is None:
-        return None
+        return None, f"; add a {field} (httpGet {path} on the port that serves it)"
     delay, period = _SEED_TIMINGS[field]
-    return [
+    patch: JsonPatch = [
         {
             "op": "add",
             "path": f"{container.pointer}/{field}",
             "value": {
-                "httpGet": {"path": "/health", "port": port},
+                "httpGet": {"path": path, "port": port},
                 "initialDelaySeconds": delay,
                 "periodSeconds": period,
             },
         }
     ]
+    return patch, ""
 
 
-def _require_probe(subject: Subject, field: str) -> Iterator[Outcome]:
-    for container in subject.workload.serving_containers:
+def _require_probe(subject: Subject, field: str, containers: list[Container]) -> Iterator[Outcome]:
+    for container in containers:
         path = f"{container.path}.{field}"
         if _probe(container, field) is not None:
             yield passed(path, f"container {container.name} has a {field}", container)
-        else:
-            yield failed(
-                path,
-                f"container {container.name} serves traffic but has no {field}",
-                container,
-                None if subject.rendered else _probe_patch(container, field),
-            )
+            continue
+        does = "serves traffic" if container.serving else "runs continuously"
+        patch, advice = (None, "") if subject.rendered else _probe_fix(subject, container, field)
+        yield failed(
+            path, f"container {container.name} {does} but has no {field}{advice}", container, patch
+        )
 
 
 def liveness_probe(subject: Subject) -> Iterator[Outcome]:
-    """PR-HC-001: every serving container has a liveness probe."""
-    yield from _require_probe(subject, "livenessProbe")
+    """PR-HC-001: every long-running container has a liveness probe."""
+    yield from _require_probe(subject, "livenessProbe", subject.workload.containers)
 
 
 def readiness_probe(subject: Subject) -> Iterator[Outcome]:
     """PR-HC-002: every serving container has a readiness probe."""
-    yield from _require_probe(subject, "readinessProbe")
+    yield from _require_probe(subject, "readinessProbe", subject.workload.serving_containers)
 
 
 def _is_no_op(command: object) -> bool:
@@ -120,7 +160,7 @@ def _period(probe: Mapping[str, Any]) -> int:
 
 def probe_quality(subject: Subject) -> Iterator[Outcome]:
     """PR-HC-003: probes are HTTP/gRPC health checks with sane timings."""
-    for container in subject.workload.serving_containers:
+    for container in subject.workload.containers:
         liveness = _probe(container, "livenessProbe")
         readiness = _probe(container, "readinessProbe")
         if liveness is None and readiness is None:

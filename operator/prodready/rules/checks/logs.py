@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from prodready.rules.checks.conventions import third_party
 from prodready.rules.context import Container
 from prodready.rules.envvars import EnvValue, ValueState, env_entries
 from prodready.rules.model import JsonPatch
@@ -54,6 +55,10 @@ def json_logs(subject: Subject) -> Iterator[Outcome]:
     """PR-LG-001: logs are JSON (the log-format setting is `json`)."""
     name = subject.settings.log_format
     for container in subject.workload.containers:
+        note = third_party(subject, container, name)
+        if note is not None:
+            yield note
+            continue
         value = subject.env(container, name)
         if value.state is ValueState.UNKNOWN:
             yield _unknown(container, name, value)
@@ -86,6 +91,10 @@ def log_level(subject: Subject) -> Iterator[Outcome]:
     """PR-LG-002: the log level is INFO or above in prod."""
     name = subject.settings.log_level
     for container in subject.workload.containers:
+        note = third_party(subject, container, name)
+        if note is not None:
+            yield note
+            continue
         value = subject.env(container, name)
         where = _where(container, value)
         if value.state is ValueState.UNKNOWN:
@@ -140,6 +149,10 @@ def debug_off(subject: Subject) -> Iterator[Outcome]:
     """PR-ER-001: DEBUG (stack traces in responses) is off in prod."""
     name = subject.settings.debug
     for container in subject.workload.containers:
+        note = third_party(subject, container, name)
+        if note is not None:
+            yield note
+            continue
         value = subject.env(container, name)
         where = _where(container, value)
         if value.state is ValueState.UNKNOWN:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from prodready.rules.checks.conventions import third_party
+from prodready.rules.checks.exposure import (
+    NGINX,
+    annotations_of,
+    ingress_tls_problems,
+    route_tls_problems,
+)
 from prodready.rules.context import Container, mapping, sequence
 from prodready.rules.envvars import ValueState
 from prodready.rules.model import JsonPatch
 from prodready.rules.subject import Outcome, Subject, failed, passed
 
-NGINX = "nginx.ingress.kubernetes.io/"
 # Ingress annotations by which peers (ingress-nginx, HAProxy, Traefik) configure limits.
 _RATE_LIMIT_ANNOTATIONS = (
     f"{NGINX}limit-rps",
@@ -27,45 +32,11 @@ _TLS_PORT_NAMES = frozenset({"https", "tls", "grpcs", "h2", "wss"})
 _DISABLED = frozenset({"", "0", "off", "false", "no", "none", "disabled", "unlimited"})
 
 
-def _annotations(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return mapping(mapping(obj.get("metadata")).get("annotations"))
-
-
-def _host_covered(host: str, tls_hosts: list[str]) -> bool:
-    return any(host == pattern or fnmatch.fnmatchcase(host, pattern) for pattern in tls_hosts)
-
-
-def _ingress_tls_problems(ingress: Mapping[str, Any], services: set[str]) -> list[str]:
-    name = mapping(ingress.get("metadata")).get("name")
-    spec = mapping(ingress.get("spec"))
-    tls = [mapping(t) for t in sequence(spec.get("tls"))]
-    if not tls:
-        return [f"Ingress {name} has no tls section"]
-    problems = []
-    if any(not sequence(t.get("hosts")) for t in tls):
-        tls_hosts = ["*"]  # a tls entry without hosts covers every host with its certificate
-    else:
-        tls_hosts = [str(h) for t in tls for h in sequence(t.get("hosts"))]
-    for raw_rule in sequence(spec.get("rules")):
-        rule = mapping(raw_rule)
-        routes_here = any(
-            mapping(mapping(mapping(p).get("backend")).get("service")).get("name") in services
-            or mapping(mapping(p).get("backend")).get("serviceName") in services
-            for p in sequence(mapping(rule.get("http")).get("paths"))
-        )
-        host = rule.get("host")
-        if routes_here and isinstance(host, str) and not _host_covered(host, tls_hosts):
-            problems.append(f"Ingress {name} serves {host} without TLS")
-    if str(_annotations(ingress).get(f"{NGINX}ssl-redirect", "")).lower() == "false":
-        problems.append(f"Ingress {name} turns off the HTTPS redirect")
-    return problems
-
-
 def _service_tls_problems(service: Mapping[str, Any]) -> list[str]:
     spec = mapping(service.get("spec"))
     if spec.get("type") not in ("LoadBalancer", "NodePort"):
         return []
-    if any("ssl-cert" in key or "certificate" in key for key in _annotations(service)):
+    if any("ssl-cert" in key or "certificate" in key for key in annotations_of(service)):
         return []  # TLS terminates at the cloud load balancer
     name = mapping(service.get("metadata")).get("name")
     plain = []
@@ -89,7 +60,9 @@ def tls_only(subject: Subject) -> Iterator[Outcome]:
     for service in workload.services:
         problems.extend(_service_tls_problems(service))
     for ingress in workload.ingresses:
-        problems.extend(_ingress_tls_problems(ingress, service_names))
+        problems.extend(ingress_tls_problems(ingress, service_names))
+    for route in workload.routes:
+        problems.extend(route_tls_problems(route, workload.context))
     if problems:
         yield failed("metadata", "; ".join(problems))
     else:
@@ -113,7 +86,7 @@ def _edge_cors(subject: Subject) -> tuple[bool, str | None]:
     ingresses = subject.workload.ingresses
     configured = bool(ingresses)
     for ingress in ingresses:
-        annotations = _annotations(ingress)
+        annotations = annotations_of(ingress)
         if str(annotations.get(f"{NGINX}enable-cors", "")).lower() != "true":
             configured = False
             continue
@@ -125,10 +98,18 @@ def _edge_cors(subject: Subject) -> tuple[bool, str | None]:
 
 
 def cors_origins(subject: Subject) -> Iterator[Outcome]:
-    """PR-SC-002: CORS allowed origins are set and not `*` in prod."""
+    """PR-SC-002: CORS allowed origins are set and not `*` in prod, for an exposed workload
+    (a browser reaches only what is exposed outside the cluster)."""
+    if not subject.workload.exposed:
+        return
     name = subject.settings.cors_allowed_origins
     edge, wildcard_ingress = _edge_cors(subject)
     for container in subject.workload.serving_containers:
+        if wildcard_ingress is None:
+            note = third_party(subject, container, name)
+            if note is not None:
+                yield note
+                continue
         value = subject.env(container, name)
         where = (
             f"{container.path}.env[{value.env_index}]"
@@ -159,7 +140,7 @@ def _edge_rate_limited(subject: Subject) -> bool:
     ):
         return False  # traffic can bypass the Ingress
     for ingress in workload.ingresses:
-        annotations = _annotations(ingress)
+        annotations = annotations_of(ingress)
         limited = any(annotations.get(key) for key in _RATE_LIMIT_ANNOTATIONS) or any(
             marker in str(annotations.get(_TRAEFIK_MIDDLEWARES, "")).lower()
             for marker in ("ratelimit", "rate-limit")
@@ -179,7 +160,14 @@ def rate_limited(subject: Subject) -> Iterator[Outcome]:
     for container in workload.serving_containers:
         value = subject.env(container, name)
         where = f"{container.path}.env"
-        if edge:
+        if not edge and third_party(subject, container, name) is not None:
+            yield failed(
+                where,
+                f"container {container.name} is exposed, its image is third-party (so {name} "
+                "is not read) and no Ingress in front of it limits requests",
+                container,
+            )
+        elif edge:
             yield passed("metadata", "every Ingress route is rate limited", container)
         elif value.state is ValueState.UNKNOWN or (
             value.state is ValueState.LITERAL
