@@ -231,7 +231,11 @@ def test_action_and_hooks_are_well_formed() -> None:
 
 @pytest.mark.slow
 def test_pre_commit_try_repo_runs_the_hook(tmp_path: Path) -> None:
-    """pre-commit installs this repository (pip, from PyPI) and runs the hook on a commit."""
+    """pre-commit installs this repository (pip, from PyPI) and runs the hook on files.
+
+    From a clone of HEAD: try-repo would otherwise add the work tree's uncommitted changes
+    to tracked files (without untracked ones), which is what no user installs.
+    """
     pre_commit = Path(sys.executable).parent / "pre-commit"
     if not pre_commit.is_file() or shutil.which("git") is None:
         pytest.skip("pre-commit (dev dependency) or git not installed")
@@ -249,6 +253,13 @@ def test_pre_commit_try_repo_runs_the_hook(tmp_path: Path) -> None:
     def git(*args: str) -> None:
         subprocess.run(["git", *args], cwd=project, env=env, check=True, capture_output=True)
 
+    clone = tmp_path / "prodready"
+    subprocess.run(
+        ["git", "clone", "-q", "--no-hardlinks", str(REPO), str(clone)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     git("init", "-q")
     (project / "good.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
     (project / "web.yaml").write_text(MANIFEST)
@@ -256,7 +267,7 @@ def test_pre_commit_try_repo_runs_the_hook(tmp_path: Path) -> None:
 
     def try_repo(*files: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(pre_commit), "try-repo", str(REPO), "prodready-validate", "--files", *files],
+            [str(pre_commit), "try-repo", str(clone), "prodready-validate", "--files", *files],
             cwd=project,
             env=env,
             capture_output=True,

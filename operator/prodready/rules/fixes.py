@@ -267,7 +267,9 @@ def split_documents(text: str) -> list[_Segment]:
     return segments
 
 
-def _fix_segment(segment: _Segment, targets: list[FixTarget], plan: FilePlan) -> str:
+def _fix_segment(
+    segment: _Segment, targets: list[FixTarget], plan: FilePlan, *, check_layout: bool
+) -> str:
     yaml = _yaml(segment.body)
     try:
         document = yaml.load(segment.body)
@@ -277,7 +279,6 @@ def _fix_segment(segment: _Segment, targets: list[FixTarget], plan: FilePlan) ->
                 (f, f"the document does not parse for editing: {error}") for f in target.findings
             )
         return segment.body
-    untouched = _dump(yaml, document)
     changed = False
     for target in targets:
         obj = _object_in(document, target.object)
@@ -304,13 +305,18 @@ def _fix_segment(segment: _Segment, targets: list[FixTarget], plan: FilePlan) ->
             changed = True
     if not changed:
         return segment.body
-    if untouched != segment.body:
+    fixed = _dump(yaml, document)
+    if check_layout and _dump(yaml, yaml.load(segment.body)) != segment.body:
         plan.reformatted.append(segment.line)
-    return _dump(yaml, document)
+    return fixed
 
 
-def plan_file(text: str, targets: Iterable[FixTarget]) -> FilePlan:
-    """Apply every target's patches to `text`; the plan says what was fixed and refused."""
+def plan_file(text: str, targets: Iterable[FixTarget], *, check_layout: bool = True) -> FilePlan:
+    """Apply every target's patches to `text`; the plan says what was fixed and refused.
+
+    With `check_layout`, a document whose round trip alone would change it is listed in
+    `reformatted` (one more round trip each).
+    """
     plan = FilePlan(original=text, text=text)
     segments = split_documents(text)
     by_segment: dict[int, list[FixTarget]] = {}
@@ -324,7 +330,7 @@ def plan_file(text: str, targets: Iterable[FixTarget]) -> FilePlan:
     for index, segment in enumerate(segments):
         body = segment.body
         if index in by_segment:
-            body = _fix_segment(segment, by_segment[index], plan)
+            body = _fix_segment(segment, by_segment[index], plan, check_layout=check_layout)
         parts.append(segment.marker + body)
     plan.text = "".join(parts)
     return plan

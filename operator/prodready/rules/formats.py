@@ -54,8 +54,9 @@ SARIF_VERSION = "2.1.0"
 FINGERPRINT_KEY = "prodready/v1"
 # Where each rule is documented: the catalogue, one heading per rule ID.
 RULES_DOC_URL = "https://github.com/prodready/prodready/blob/main/docs/rules.md"
-# SARIF results that carry a fix, at most: each costs a round trip of its document.
-MAX_SARIF_FIXES = 1000
+# SARIF results that carry a fix, at most: each costs a pure-Python ruamel.yaml round trip
+# of its document; `prodready fix` applies any number.
+MAX_SARIF_FIXES = 100
 _UID_NAMESPACE = uuid.UUID("5f1c4f52-7a0e-4c55-9a3b-6b2f0c7a9e10")
 
 
@@ -291,6 +292,18 @@ def _text_region(text: str, start: int, end: int) -> dict[str, int]:
     }
 
 
+def _common_prefix(a: str, b: str) -> int:
+    """The length of the longest common prefix, by bisection on slices (compared in C)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
 def _sarif_fix(run: Run, report: ObjectReport, finding: Finding) -> dict[str, Any] | None:
     """The finding's patch as a SARIF fix: one replacement in its file, or None."""
     source = run.source_of(report)
@@ -310,18 +323,14 @@ def _sarif_fix(run: Run, report: ObjectReport, finding: Finding) -> dict[str, An
     from prodready.rules.fixes import FixTarget, plan_file  # ruamel.yaml only when needed
 
     text = data.decode("utf-8-sig")
-    plan = plan_file(text, [FixTarget(line=source.line, object=report.object, findings=(finding,))])
+    target = FixTarget(line=source.line, object=report.object, findings=(finding,))
+    plan = plan_file(text, [target], check_layout=False)
     if not plan.fixed or not plan.changed:
         return None
     new = plan.text
-    start = 0
-    limit = min(len(text), len(new))
-    while start < limit and text[start] == new[start]:
-        start += 1
-    end_old, end_new = len(text), len(new)
-    while end_old > start and end_new > start and text[end_old - 1] == new[end_new - 1]:
-        end_old -= 1
-        end_new -= 1
+    start = _common_prefix(text, new)
+    tail = _common_prefix(text[start:][::-1], new[start:][::-1])
+    end_old, end_new = len(text) - tail, len(new) - tail
     return {
         "description": {"text": finding.fix},
         "artifactChanges": [
