@@ -68,7 +68,7 @@ def test_a_chart_directory_is_rendered_and_findings_point_at_templates(
     (web,) = [o for o in document["objects"] if o["object"]["kind"] == "Deployment"]
     assert web["source"] == {
         "file": "tests/fixtures/validate/chart/shop/templates/deployment.yaml",
-        "line": 1,
+        "line": 2,  # its `kind:` line
     }
     failing = _failing(document, "Deployment", "release-name-web")
     assert {"PR-HC-001", "PR-LG-001"} <= failing  # no liveness probe, LOG_FORMAT=text
@@ -98,6 +98,8 @@ def test_the_repository_chart_renders_without_input_errors(
     assert code in (0, 1)
     for report in document["objects"]:
         assert report["source"]["file"].startswith("charts/prodready/templates/")
+        template = (REPO / report["source"]["file"]).read_text().splitlines()
+        assert template[report["source"]["line"] - 1].startswith("kind: ")
 
 
 @needs_tools

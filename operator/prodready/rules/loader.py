@@ -56,6 +56,8 @@ _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoade
 
 MIB = 1024 * 1024
 MAX_FILE_BYTES = 32 * MIB
+# A chart template read to find where its object starts (for the reports' line).
+MAX_TEMPLATE_BYTES = MIB
 # A run's defaults (`InputLimits`); benchmarks/RESULTS.md has what they cost.
 MAX_TOTAL_BYTES = 64 * MIB
 MAX_OBJECTS = 50_000
@@ -169,8 +171,9 @@ class LoadedObject:
 
     `rendered_by` names the tool that produced the object from a chart or kustomization
     (`helm template`, `kustomize build`); `file` is then the template it came from when
-    Helm's `# Source:` comment says (line 1: a template's lines are not the output's), or
-    the kustomization's directory. Rendered objects cannot be fixed in place.
+    Helm's `# Source:` comment says, at the template's `kind:` line (the output's lines are
+    not the template's), or the kustomization's directory. Rendered objects cannot be
+    fixed in place.
     """
 
     obj: dict[str, Any]
@@ -789,10 +792,20 @@ class _Reader:
         rendered = LoadResult()
         load_bytes(data, f"{name} ({tool})", rendered, tally=self.tally)
         sources = helm_sources(data) if chart is not None else []
+        templates: dict[str, bytes] = {}
         for item in rendered.objects:
             source = next((s for line, s in reversed(sources) if line < item.line), None)
-            file = template_path(chart, source) if chart is not None and source else name
-            self.result.objects.append(LoadedObject(item.obj, file, 1, tool))
+            if chart is None or source is None:
+                self.result.objects.append(LoadedObject(item.obj, name, 1, tool))
+                continue
+            file = template_path(chart, source)
+            if file not in templates:
+                try:
+                    templates[file] = read_regular_file(file, MAX_TEMPLATE_BYTES)
+                except OSError:
+                    templates[file] = b""
+            line = _kind_line(templates[file], item.obj.get("kind"))
+            self.result.objects.append(LoadedObject(item.obj, file, line, tool))
         self.result.errors.extend(rendered.errors)
         self.result.notes.extend(rendered.notes)
         _settle()
@@ -983,6 +996,14 @@ class _Reader:
             return False if inside else target
         self.read_file(target, str(name), follow_symlinks=False)
         return True
+
+
+def _kind_line(template: bytes, kind: object) -> int:
+    """The line of `kind: <kind>` in a template (where its object starts), else 1."""
+    if not isinstance(kind, str):
+        return 1
+    match = re.search(rb"^kind:[ \t]*[\"']?" + re.escape(kind.encode()) + rb"\b", template, re.M)
+    return template.count(b"\n", 0, match.start()) + 1 if match else 1
 
 
 def _reason(error: OSError) -> str:
