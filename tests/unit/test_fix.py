@@ -312,8 +312,8 @@ def test_rendered_objects_are_refused(
 ) -> None:
     repo = Path(__file__).resolve().parents[2]
     bin_dir = Path(os.environ.get("PRODREADY_BIN_DIR") or repo / ".local" / "bin")
-    if not (bin_dir / "helm").is_file():
-        pytest.skip(f"helm not found in {bin_dir} (set PRODREADY_BIN_DIR)")
+    if not (bin_dir / "helm").is_file() or not (bin_dir / "kubectl").is_file():
+        pytest.skip(f"helm and kubectl not found in {bin_dir} (set PRODREADY_BIN_DIR)")
     monkeypatch.setenv("PATH", str(bin_dir))
     monkeypatch.chdir(repo)
     chart = "tests/fixtures/validate/chart/shop"
@@ -322,6 +322,10 @@ def test_rendered_objects_are_refused(
     assert (code, out) == (0, "")
     assert "not fixed: rendered by helm template: change the template or its values" in err
     assert (repo / chart / "templates" / "deployment.yaml").read_bytes() == before
+    overlay = "tests/fixtures/validate/kustomize"
+    code, out, err = _fix(capsys, overlay, "--diff")
+    assert (code, out) == (0, "")
+    assert "not fixed: built by kustomize: change the resource or add a patch" in err
 
 
 def test_stdin_validate_still_offers_patches(capsys: pytest.CaptureFixture[str]) -> None:

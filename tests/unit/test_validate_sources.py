@@ -117,6 +117,11 @@ def test_a_kustomize_overlay_is_rendered_and_its_base_and_patch_are_not_checked_
         "name": "api",
     }
     assert api["environment"] == "prod"
+    # It points at the resource that declares it, in the base.
+    assert api["source"] == {
+        "file": "tests/fixtures/validate/kustomize/base/deployment.yaml",
+        "line": 1,
+    }
     failing = _failing(document, "Deployment", "api")
     assert "PR-HC-001" not in failing  # the patch adds the liveness probe
     assert "base: a kustomization included by" in err
@@ -283,3 +288,13 @@ def test_a_kustomization_met_without_rendering_is_noted() -> None:
     loaded = load_inputs([str(KUSTOMIZE / "base")], io.BytesIO())
     assert any("a kustomization; give its directory" in note for note in loaded.notes)
     assert {o.obj["kind"] for o in loaded.objects} == {"Deployment", "Service"}
+
+
+def test_kustomize_objects_are_traced_to_their_declaration() -> None:
+    from prodready.rules.loader import _origin
+
+    origins = {("Deployment", "api"): ("base/d.yaml", 3), ("Deployment", "a"): ("x.yaml", 1)}
+    named = {"kind": "Deployment", "metadata": {"name": "prod-api-v2"}}
+    assert _origin(named, origins) == ("base/d.yaml", 3)  # the longest declared name inside
+    assert _origin({"kind": "Service", "metadata": {"name": "api"}}, origins) is None
+    assert _origin({"kind": "Deployment"}, origins) is None

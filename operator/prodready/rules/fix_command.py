@@ -87,6 +87,11 @@ def _key(file: str, finding: Finding) -> tuple[str, str, str]:
 
 
 def _why_not_in_place(source: LoadedObject) -> str | None:
+    if source.rendered_by == "kustomize build":
+        return (
+            "built by kustomize: change the resource or add a patch in the overlay; prodready "
+            "does not edit what several overlays share"
+        )
     if source.rendered_by is not None:
         return (
             f"rendered by {source.rendered_by}: change the template or its values; prodready "

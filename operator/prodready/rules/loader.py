@@ -44,6 +44,7 @@ from prodready.rules.sources import (
     KUSTOMIZATION_FILES,
     KustomizationIndex,
     chart_directory,
+    display_path,
     helm_sources,
     kustomization_file,
     scan_kustomizations,
@@ -759,7 +760,8 @@ class _Reader:
         patched_by = self.kustomizations.patches.get(real)
         if patched_by is not None:
             self.result.notes.append(
-                f"{name}: a kustomize patch listed by {patched_by}; not checked as a whole object"
+                f"{name}: a kustomize patch listed by {display_path(patched_by)}; not checked as "
+                "a whole object"
             )
             return True
         if os.path.basename(real) in KUSTOMIZATION_FILES:
@@ -786,8 +788,18 @@ class _Reader:
         )
         return True
 
-    def read_rendered(self, data: bytes, name: str, tool: str, chart: str | None) -> None:
-        """Parse a tool's output; objects point at their template (helm) or at `name`."""
+    def read_rendered(
+        self,
+        data: bytes,
+        name: str,
+        tool: str,
+        chart: str | None,
+        *,
+        origins: Mapping[tuple[str, str], tuple[str, int]] | None = None,
+    ) -> None:
+        """Parse a tool's output; objects point at their template (helm), at the resource
+        that declares them (kustomize: same kind, the name within a prefix/suffix), or at
+        `name`."""
         self.tally.add_bytes(len(data))
         rendered = LoadResult()
         load_bytes(data, f"{name} ({tool})", rendered, tally=self.tally)
@@ -796,7 +808,8 @@ class _Reader:
         for item in rendered.objects:
             source = next((s for line, s in reversed(sources) if line < item.line), None)
             if chart is None or source is None:
-                self.result.objects.append(LoadedObject(item.obj, name, 1, tool))
+                file, line = _origin(item.obj, origins or {}) or (name, 1)
+                self.result.objects.append(LoadedObject(item.obj, file, line, tool))
                 continue
             file = template_path(chart, source)
             if file not in templates:
@@ -834,12 +847,14 @@ class _Reader:
         included_by = self.kustomizations.included_by.get(real)
         if included_by is not None:
             self.result.notes.append(
-                f"{name}: a kustomization included by {included_by}; checked as part of it"
+                f"{name}: a kustomization included by {display_path(included_by)}; checked as "
+                "part of it"
             )
             return True
         if kustomization.problem is not None:
             self.error(
-                kustomization.file, f"cannot render the kustomization: {kustomization.problem}"
+                display_path(kustomization.file),
+                f"cannot render the kustomization: {kustomization.problem}",
             )
             return True
         self.current = name
@@ -848,8 +863,27 @@ class _Reader:
         except RenderError as error:
             self.error(name, f"cannot render the kustomization: {error}")
             return True
-        self.read_rendered(data, name, "kustomize build", None)
+        origins = self.origins(self.kustomizations.resource_files(real))
+        self.read_rendered(data, name, "kustomize build", None, origins=origins)
         return True
+
+    def origins(self, files: list[str]) -> dict[tuple[str, str], tuple[str, int]]:
+        """(kind, name) -> (file, line) of the objects the resource `files` declare."""
+        found: dict[tuple[str, str], tuple[str, int]] = {}
+        for file in files:
+            parsed = LoadResult()
+            try:
+                data = read_regular_file(file, MAX_FILE_BYTES)
+            except OSError:
+                continue
+            load_bytes(data, file, parsed)
+            for item in parsed.objects:
+                metadata = item.obj.get("metadata")
+                name = metadata.get("name") if isinstance(metadata, dict) else None
+                if isinstance(name, str):
+                    key = (str(item.obj["kind"]), name)
+                    found.setdefault(key, (display_path(file), item.line))
+        return found
 
     def error(self, name: str, message: str) -> None:
         self.result.errors.append(InputError(name, None, message))
@@ -996,6 +1030,27 @@ class _Reader:
             return False if inside else target
         self.read_file(target, str(name), follow_symlinks=False)
         return True
+
+
+def _origin(
+    obj: Mapping[str, Any], origins: Mapping[tuple[str, str], tuple[str, int]]
+) -> tuple[str, int] | None:
+    """Where a kustomize-built object was declared: its kind and name, or the longest name
+    of that kind inside its own (a namePrefix or nameSuffix added)."""
+    kind = obj.get("kind")
+    metadata = obj.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    if not isinstance(kind, str) or not isinstance(name, str):
+        return None
+    exact = origins.get((kind, name))
+    if exact is not None:
+        return exact
+    inside = [
+        (len(declared), where)
+        for (declared_kind, declared), where in origins.items()
+        if declared_kind == kind and declared and declared in name
+    ]
+    return max(inside)[1] if inside else None
 
 
 def _kind_line(template: bytes, kind: object) -> int:

@@ -160,6 +160,31 @@ class KustomizationIndex:
         if file is not None:
             self.add(read_kustomization(file))
 
+    def resource_files(self, directory: str, *, depth: int = 20) -> list[str]:
+        """Every resource file the kustomization of `directory` builds from, through its
+        bases and components too (real paths, in order, each once)."""
+        files: list[str] = []
+        seen: set[str] = set()
+        pending = [(directory, 0)]
+        while pending:
+            current, level = pending.pop(0)
+            if current in seen or level > depth:
+                continue
+            seen.add(current)
+            self.add_directory(current)
+            kustomization = self.by_directory.get(current)
+            if kustomization is None:
+                continue
+            files.extend(sorted(f for f in kustomization.resources if f not in files))
+            pending.extend((included, level + 1) for included in sorted(kustomization.includes))
+        return files
+
+
+def display_path(path: str) -> str:
+    """`path` relative to the working directory when it is below it, else as it is."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith(os.pardir) else relative
+
 
 def scan_kustomizations(roots: Iterable[str]) -> KustomizationIndex:
     """Find and read every kustomization under `roots` (hidden directories skipped)."""
