@@ -336,3 +336,17 @@ def test_stdin_validate_still_offers_patches(capsys: pytest.CaptureFixture[str])
         sys.stdin = sys.__stdin__
     document = json.loads(capsys.readouterr().out)
     assert any(f["patch"] for o in document["objects"] for f in o["findings"])
+
+
+def test_line_ends_and_symbolic_links(capsys: pytest.CaptureFixture[str], manifest: Path) -> None:
+    windows = manifest.parent / "windows.yaml"
+    windows.write_bytes(MANIFEST.replace("\n", "\r\n").encode())
+    (manifest.parent / "link.yaml").symlink_to("shop.yaml")
+    code, _, err = _fix(capsys, "windows.yaml", "link.yaml")
+    assert code == 0
+    fixed = windows.read_bytes()
+    assert b"value: 'json'    # legacy\r\n" in fixed
+    assert b"\n" not in fixed.replace(b"\r\n", b"")  # every line end is still CRLF
+    assert "link.yaml: PR-LG-001 Deployment shop/web: not fixed: a symbolic link" in err
+    assert manifest.read_text() == MANIFEST
+    assert (manifest.parent / "link.yaml").is_symlink()

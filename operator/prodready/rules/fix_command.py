@@ -99,6 +99,8 @@ def _why_not_in_place(source: LoadedObject) -> str | None:
         )
     if source.file == STDIN_NAME:
         return "read from standard input: there is no file to change"
+    if os.path.islink(source.file):
+        return "a symbolic link: fix the file it points to"
     if source.file.lower().endswith(".json"):
         return "a JSON file: prodready fixes YAML files only"
     return None
@@ -155,14 +157,20 @@ def fix_objects(
                 run.texts[file] = original
             text = run.texts[file]
             bom = text.startswith(_BOM)
-            plan: FilePlan = plan_file(text.removeprefix(_BOM), targets)
+            # ruamel.yaml writes \n: plan on \n and give the file its own line ends back.
+            crlf = "\r\n" in text
+            plain = (
+                text.removeprefix(_BOM).replace("\r\n", "\n") if crlf else text.removeprefix(_BOM)
+            )
+            plan: FilePlan = plan_file(plain, targets)
             for finding in plan.fixed:
                 run.fix(file, finding)
             for finding, reason in plan.refused:
                 run.refuse(file, finding, reason)
             run.reformatted.update((file, line) for line in plan.reformatted)
             if plan.changed:
-                changed[file] = (_BOM if bom else "") + plan.text
+                fixed = plan.text.replace("\n", "\r\n") if crlf else plan.text
+                changed[file] = (_BOM if bom else "") + fixed
                 run.texts[file] = changed[file]
         if not changed:
             break

@@ -324,10 +324,11 @@ def _sarif_fix(run: Run, report: ObjectReport, finding: Finding) -> dict[str, An
 
     text = data.decode("utf-8-sig")
     target = FixTarget(line=source.line, object=report.object, findings=(finding,))
-    plan = plan_file(text, [target], check_layout=False)
+    crlf = "\r\n" in text  # ruamel.yaml writes \n; the file keeps its own line ends
+    plan = plan_file(text.replace("\r\n", "\n") if crlf else text, [target], check_layout=False)
     if not plan.fixed or not plan.changed:
         return None
-    new = plan.text
+    new = plan.text.replace("\n", "\r\n") if crlf else plan.text
     start = _common_prefix(text, new)
     tail = _common_prefix(text[start:][::-1], new[start:][::-1])
     end_old, end_new = len(text) - tail, len(new) - tail
