@@ -542,6 +542,19 @@ def test_in_enforce_a_config_map_that_exists_is_read() -> None:
 
 def test_the_rules_file_and_a_policy_say_the_same(tmp_path: Path) -> None:
     """Everything the old configuration file says is expressible in a ReadinessPolicy."""
+    from prodready.rules.config import RulesConfig
+
+    # Every field of the file is set below: a new field must be added to both.
+    assert set(RulesConfig.model_fields) == {
+        "severity",
+        "disabled",
+        "env_vars",
+        "exemptions",
+        "sensitive_names",
+        "secrets_complete",
+        "third_party_images",
+        "health_path",
+    }
     path = tmp_path / "prodready.yaml"
     path.write_text(
         "severity: {PR-SC-005: error}\n"
@@ -551,6 +564,8 @@ def test_the_rules_file_and_a_policy_say_the_same(tmp_path: Path) -> None:
         "  - {rules: [PR-RS-002], namespace: 'preview-*', kind: Deployment, reason: one}\n"
         "sensitive_names: [password]\n"
         "secrets_complete: true\n"
+        "third_party_images: ['docker.io/library/*']\n"
+        "health_path: /healthz\n"
     )
     spec = {
         "severity": {"PR-SC-005": "error"},
@@ -566,6 +581,8 @@ def test_the_rules_file_and_a_policy_say_the_same(tmp_path: Path) -> None:
         ],
         "sensitiveNames": ["password"],
         "secretsComplete": True,
+        "thirdPartyImages": ["docker.io/library/*"],
+        "healthPath": "/healthz",
     }
     assert compile_policy(policy("p", **spec)).config == load_config(path)
 

@@ -339,6 +339,20 @@ class ReadinessPolicySpec(_Model):
         False,
         description="Offline: a referenced Secret absent from the input counts as missing.",
     )
+    third_party_images: list[Glob] = Field(
+        [],
+        max_length=128,
+        description="Image globs of software the team does not build (e.g. "
+        "docker.io/library/*): the rules that read the app's own variables (LOG_FORMAT, "
+        "LOG_LEVEL, DEBUG, CORS) note them instead of failing them.",
+    )
+    health_path: str | None = Field(
+        None,
+        max_length=256,
+        pattern=r"^/[^\s]*$",
+        description="The health endpoint a probe fix points at when a workload declares "
+        "none (annotation prodready.io/health-path); absent: no patch is offered.",
+    )
     exemptions: list[PolicyExemption] = Field(
         [],
         max_length=128,

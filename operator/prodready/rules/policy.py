@@ -532,6 +532,8 @@ def compile_policy(obj: Mapping[str, Any]) -> CompiledPolicy:
         "env_vars": EnvVarNames(**spec.env_vars.model_dump()),
         "exemptions": exemptions,
         "secrets_complete": spec.secrets_complete,
+        "third_party_images": list(spec.third_party_images),
+        "health_path": spec.health_path,
     }
     if spec.sensitive_names is not None:
         config_fields["sensitive_names"] = list(spec.sensitive_names)
