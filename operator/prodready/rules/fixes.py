@@ -26,9 +26,10 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from prodready.rules.loader import DOCUMENT_MARKER
 from prodready.rules.model import Finding, ObjectRef
 
-_DOCUMENT_MARKER = re.compile(r"^(?:---|\.\.\.)(?=[ \t\r\n]|$)", re.MULTILINE)
+_DOCUMENT_MARKER = re.compile(DOCUMENT_MARKER, re.MULTILINE)
 _KEY_ONLY = re.compile(r"^(\s*)(?:- )?[^\s#-][^:#]*:\s*(?:#.*)?$")
 
 

@@ -83,7 +83,8 @@ _ALIAS_TOKEN = re.compile(rb"(?:^|[\s\[{,:-])\*[^\s,\[\]{}]", re.MULTILINE)
 _NODE_STARTS = (b",", b"[", b"{", b":", b"-", b"?")
 # A document marker at column 0 ends any document (YAML forbids one inside a document's
 # content), so every document lies between two of them.
-_DOCUMENT_MARKER = re.compile(rb"^(?:---|\.\.\.)(?=[ \t\r\n]|$)", re.MULTILINE)
+DOCUMENT_MARKER = r"^(?:---|\.\.\.)(?=[ \t\r\n]|$)"
+_DOCUMENT_MARKER = re.compile(DOCUMENT_MARKER.encode(), re.MULTILINE)
 _NODE_EVENTS = (
     yaml.ScalarEvent,
     yaml.SequenceStartEvent,
@@ -974,7 +975,7 @@ class _Reader:
                 read += 1
                 # A chart's subdirectories are its own (templates, subcharts); a
                 # kustomization's may hold independent ones.
-                if not os.path.isfile(os.path.join(real, "Chart.yaml")):
+                if not chart_directory(real):
                     for entry in entries:
                         if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
                             subdirectories.append((directory / entry.name, entry.path))

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 import yaml
 
-from prodready.rules.loader import LoadedObject
+from prodready.rules.loader import DOCUMENT_MARKER, LoadedObject
 
 _Composer: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # `a.b`, `[0]`, `["a.b"]`: a dotted key may also be written unquoted (`labels.a.io/b`).
@@ -78,7 +78,7 @@ def locate_in(root: yaml.Node, path: str) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
 
 
-_DOCUMENT_MARKER = re.compile(rb"^(?:---|\.\.\.)(?=[ \t\r\n]|$)", re.MULTILINE)
+_DOCUMENT_MARKER = re.compile(DOCUMENT_MARKER.encode(), re.MULTILINE)
 # Composed documents kept per run: SARIF visits a file's findings document by document.
 _CACHED_DOCUMENTS = 8
 
