@@ -168,3 +168,25 @@ def test_command_without_credentials(
     err = capsys.readouterr().err
     assert err.startswith("error: ")
     assert "Traceback" not in err
+
+
+async def test_serve_prints_where_and_stops_when_cancelled() -> None:
+    import asyncio
+    import io
+
+    import aiohttp
+
+    out = io.StringIO()
+    server = DashboardServer(lambda: cast(KubeClient, _fake()))
+    task = asyncio.create_task(command.serve(server, "127.0.0.1", 0, out))
+    for _ in range(200):
+        if out.getvalue():
+            break
+        await asyncio.sleep(0.01)
+    url = out.getvalue().split(" on ", 1)[1].strip()
+    assert url.startswith("http://127.0.0.1:")
+    async with aiohttp.ClientSession() as session, session.get(url + "healthz") as response:
+        assert response.status == 200
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
