@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,7 +38,14 @@ from tests.e2e.policy_support import (
     kubectl_apply,
     without_liveness_probe,
 )
-from tests.e2e.support import CRD_FILE, REPO, install_crds, uninstall_crds, wait_for
+from tests.e2e.support import (
+    CRD_FILE,
+    REPO,
+    install_crds,
+    running_operator,
+    uninstall_crds,
+    wait_for,
+)
 from tests.generate import documents, helm_template
 
 pytestmark = pytest.mark.cluster
@@ -394,3 +402,16 @@ def test_exceptions_expiring_soon(
         if granted:
             cluster.kubectl("delete", "clusterrole,clusterrolebinding", "dash-exceptions")
         cluster.kubectl("delete", "crd", EXCEPTIONS_CRD, "--wait=true", timeout=120)
+
+
+def test_the_operator_serves_it_when_asked(
+    cluster: ControlPlane, dashboard: Dashboard, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {"PRODREADY_DASHBOARD_PORT": str(port), "PRODREADY_HEALTH_HOST": "127.0.0.1"}
+    with running_operator(cluster, tmp_path / "operator.log", env=env):
+        status, headers, page = _status(f"http://127.0.0.1:{port}/")
+        assert status == 200
+        assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+        assert f"Deployment {SHOP}/worker" in page
+        assert CANARY not in page
