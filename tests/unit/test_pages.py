@@ -207,10 +207,11 @@ def _exception(name: str, days: float, *, status: str | None = None) -> dict[str
     body: dict[str, Any] = {
         "metadata": {"namespace": "shop", "name": name},
         "spec": {
-            "exceptions": [
+            "rules": [
                 {"rule": "PR-HC-001", "reason": f"{name}: {HOSTILE}"},
                 {"rule": "PR-RS-002", "reason": "one replica during the migration"},
             ],
+            "match": {"names": ["worker", "batch"], "kinds": ["Deployment"]},
             "expires": expires,
             "approvedBy": "TICKET-42",
         },
@@ -263,6 +264,7 @@ def test_dashboard_model_and_page() -> None:
     assert model.exceptions[1].status == "Active"
     assert model.exceptions[1].rules[1] == ("PR-RS-002", "one replica during the migration")
     assert model.exceptions[1].approved_by == "TICKET-42"
+    assert model.exceptions[1].covers == "Deployment: worker, batch"
     assert EXPIRING_SOON_DAYS >= 3
     page = render_dashboard(model, base="/")
     assert CANARY not in page
@@ -285,6 +287,19 @@ def test_exception_status_and_times() -> None:
     assert parse_time("2026-12-01") == datetime(2026, 12, 1, tzinfo=UTC)
     assert parse_time("not a time") is None
     assert parse_time(None) is None
+    other = exception_row(
+        {
+            "spec": {
+                "entries": [{"rule": "PR-SC-005", "reason": "pinned by CI"}],
+                "match": {"selector": {"matchLabels": {"app": "web"}}},
+            }
+        },
+        NOW,
+    )
+    assert other.rules == (("PR-SC-005", "pinned by CI"),)
+    assert other.covers == "any kind: labels app=web"
+    assert (other.expires, other.days_left, other.status) == (None, None, "Active")
+    assert exception_row({"spec": {"match": {"kinds": ["Job"]}}}, NOW).covers == "Job"
     row = service_row({"metadata": {}, "status": {"compliance": {"score": "x"}}})
     assert (row.ready, row.score, row.compliant) == ("Unknown", None, None)
 

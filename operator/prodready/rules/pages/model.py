@@ -222,6 +222,7 @@ class ExceptionRow:
     namespace: str
     name: str
     rules: tuple[tuple[str, str], ...]  # (rule ID, reason)
+    covers: str  # the workloads it matches, as its spec.match says
     approved_by: str
     expires: datetime | None
     days_left: float | None
@@ -301,8 +302,9 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def _exception_rules(spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    # Entries of a rule and its own reason, under whichever list of the spec holds them.
-    for value in spec.values():
+    # Entries of a rule and its own reason: spec.rules (api.policy.ReadinessExceptionSpec),
+    # else whichever list of the spec holds such entries.
+    for value in (spec.get("rules"), *spec.values()):
         if isinstance(value, list) and any(
             isinstance(item, Mapping) and "rule" in item for item in value
         ):
@@ -312,6 +314,21 @@ def _exception_rules(spec: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
                 if isinstance(item, Mapping)
             )
     return ()
+
+
+def _covers(match: Any) -> str:
+    if not isinstance(match, Mapping):
+        return ""
+    kinds = "/".join(_text(kind) for kind in match.get("kinds") or ()) or "any kind"
+    parts = []
+    if match.get("names"):
+        parts.append(", ".join(_text(name) for name in match["names"]))
+    if isinstance(match.get("selector"), Mapping):
+        labels = (match["selector"].get("matchLabels") or {}).items()
+        parts.append(
+            "labels " + ", ".join(f"{k}={v}" for k, v in labels) if labels else "a selector"
+        )
+    return f"{kinds}: {'; '.join(parts)}" if parts else kinds
 
 
 def exception_row(body: Mapping[str, Any], now: datetime) -> ExceptionRow:
@@ -328,6 +345,7 @@ def exception_row(body: Mapping[str, Any], now: datetime) -> ExceptionRow:
         namespace=_text(metadata.get("namespace")),
         name=_text(metadata.get("name")),
         rules=_exception_rules(spec),
+        covers=_covers(spec.get("match")),
         approved_by=_text(spec.get("approvedBy")),
         expires=expires,
         days_left=days_left,
