@@ -25,7 +25,7 @@ from prodready.audit.reports import FLAVORS
 from prodready.config import load_settings
 from prodready.controller.reconciler import PRODUCTION_SERVICE
 from prodready.kube.leader import LEASE
-from prodready.kube.store import AUDITED_RESOURCES
+from prodready.kube.store import AUDITED_RESOURCES, NAMESPACE, POLICY_RESOURCES
 from tests.cluster.controlplane import default_bin_dir
 from tests.generate import documents, helm_template
 
@@ -60,7 +60,8 @@ NAMESPACED_CALLS: dict[tuple[str, str], set[Triple]] = {
     # The object store: seeded with one LIST per kind (what the controller reconciles from,
     # what the audit and the webhook judge with), repaired from metadata-only LISTs.
     ("kube/store.py", "list"): triples(
-        [PRODUCTION_SERVICE, *CHILDREN, *AUDITED_RESOURCES], ["list"]
+        [PRODUCTION_SERVICE, *CHILDREN, *AUDITED_RESOURCES, NAMESPACE, *POLICY_RESOURCES],
+        ["list"],
     ),
     ("kube/store.py", "list_with_version"): triples(AUDITED_RESOURCES, ["list"]),
     ("kube/store.py", "served_resources"): set(),
@@ -81,7 +82,12 @@ NAMESPACED_CALLS: dict[tuple[str, str], set[Triple]] = {
     ("controller/reconciler.py", "get"): triples([SECRETS], ["get"]),
     ("controller/reconciler.py", "served_resources"): set(),
     ("kube/events.py", "request POST"): triples([EVENTS], ["create"]),
-    # The audit: reports listed, applied and deleted.
+    # The audit: reports listed, applied and deleted; the status of policies and exceptions.
+    # The readiness dashboard served from the operator (readinessDashboard.enabled): the
+    # ProductionServices and exceptions it shows (reports through audit/command.py's reader).
+    ("dashboard/source.py", "list"): triples([PRODUCTION_SERVICE, POLICY_RESOURCES[1]], ["list"]),
+    ("dashboard/source.py", "served_resources"): set(),
+    ("audit/policy_status.py", "patch_status"): triples(POLICY_RESOURCES, ["patch"], "status"),
     ("audit/auditor.py", "list"): triples(REPORTS, ["list"]),
     ("audit/auditor.py", "apply"): triples(REPORTS, ["patch", "create"]),
     ("audit/auditor.py", "delete"): triples(REPORTS, ["delete"]),
@@ -202,9 +208,21 @@ def granted(values: dict[str, Any] | None = None) -> set[tuple[str, str, str, st
     return result
 
 
+# Kinds that live in no namespace: granted by the ClusterRole whatever is watched.
+CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces", "readinesspolicies"}
+
+
+def _cluster_scoped(triple: Triple) -> bool:
+    return triple[1].split("/")[0] in CLUSTER_SCOPED
+
+
 def expected_namespaced() -> set[Triple]:
     needed = set().union(*NAMESPACED_CALLS.values()) | watched()
-    return {t for t in needed if t[1] != "customresourcedefinitions"}
+    return {t for t in needed if not _cluster_scoped(t)}
+
+
+def expected_cluster_scoped() -> set[Triple]:
+    return {t for t in set().union(*NAMESPACED_CALLS.values()) | watched() if _cluster_scoped(t)}
 
 
 def review_rules() -> set[tuple[str, str, str, str, str]]:
@@ -226,7 +244,9 @@ def test_cluster_wide_rbac_is_exactly_what_the_code_uses() -> None:
         ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
         ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
     }
-    expected = {(CLUSTER, *t, "*") for t in expected_namespaced() | crds} | lease_rules()
+    assert ("", "namespaces", "watch") in expected_cluster_scoped()
+    expected = {(CLUSTER, *t, "*") for t in expected_namespaced() | expected_cluster_scoped()}
+    expected |= lease_rules()
     expected |= review_rules()
     actual = granted()
     assert actual - expected == set(), "granted but never used"
@@ -236,13 +256,9 @@ def test_cluster_wide_rbac_is_exactly_what_the_code_uses() -> None:
 def test_namespace_scoped_rbac_grants_only_the_watched_namespaces() -> None:
     actual = granted({"watch": {"namespaces": ["shop", "payments"]}})
     expected = {(ns, *t, "*") for ns in ("shop", "payments") for t in expected_namespaced()}
-    # Cluster-scoped reads: CRDs (kopf and the operator), and Namespaces, which kopf lists
-    # and watches to follow the named namespaces when it does not watch the whole cluster.
-    expected |= {
-        (CLUSTER, "apiextensions.k8s.io", "customresourcedefinitions", verb, "*")
-        for verb in ("list", "watch")
-    }
-    expected |= {(CLUSTER, "", "namespaces", verb, "*") for verb in ("list", "watch")}
+    # Cluster-scoped kinds: CRDs, Namespaces (their labels; kopf also follows the named
+    # namespaces with them), ReadinessPolicies.
+    expected |= {(CLUSTER, *t, "*") for t in expected_cluster_scoped()}
     expected |= lease_rules() | review_rules()
     assert actual - expected == set(), "granted but never used"
     assert expected - actual == set(), "used but not granted"

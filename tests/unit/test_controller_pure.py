@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from prodready.controller import conditions as cond
+from prodready.api import conditions as cond
 from prodready.controller.drift import contains
 from prodready.controller.queue import DONE, ReconcileResult, WorkQueue
 from prodready.controller.reconciler import _rollout

@@ -20,6 +20,7 @@ from prodready.webhook.configuration import (
     AUTHORIZE_PATH,
     ENFORCE_LABEL,
     ENFORCE_PATH,
+    POLICY_PATH,
     ServiceTarget,
     render_webhook_configuration,
 )
@@ -57,6 +58,7 @@ def test_url_configuration_for_local_runs() -> None:
         "enforce.workloads.prodready.io",
         "audit.workloads.prodready.io",
         "productionservices.prodready.io",
+        "policy.workloads.prodready.io",
         "authorize.productionservices.prodready.io",
     }
     for entry in entries.values():
@@ -101,8 +103,14 @@ def test_url_configuration_for_local_runs() -> None:
         "enforce.workloads.prodready.io": "Ignore",
         "productionservices.prodready.io": "Ignore",
         "audit.workloads.prodready.io": "Ignore",
+        "policy.workloads.prodready.io": "Ignore",
         "authorize.productionservices.prodready.io": "Fail",
     }
+    # Namespaces with neither label: workloads go where ReadinessPolicies decide.
+    policy = entries["policy.workloads.prodready.io"]
+    assert policy["clientConfig"]["url"].endswith(POLICY_PATH)
+    assert [rule["resources"] for rule in policy["rules"]] == WORKLOAD_RESOURCES[:-1]
+    assert policy["matchConditions"] == enforce["matchConditions"]
     authorize = entries["authorize.productionservices.prodready.io"]
     assert authorize["clientConfig"]["url"] == "https://127.0.0.1:9443" + AUTHORIZE_PATH
     assert authorize["rules"] == [
@@ -133,6 +141,7 @@ def test_enforce_entries_fail_closed_by_default() -> None:
         "enforce.workloads.prodready.io": "Fail",
         "productionservices.prodready.io": "Fail",
         "audit.workloads.prodready.io": "Ignore",
+        "policy.workloads.prodready.io": "Ignore",
         "authorize.productionservices.prodready.io": "Fail",
     }
 
@@ -314,7 +323,7 @@ def test_every_combination_of_namespace_labels_reaches_exactly_one_decision(
     elif resource == "productionservices":  # the operator's own API: always enforced
         expected = [ENFORCE_PATH]
     else:
-        expected = []  # the namespace has not opted in
+        expected = [POLICY_PATH]  # no label: what ReadinessPolicies select, in their mode
     assert _sent_to(document, labels, resource) == expected
 
 

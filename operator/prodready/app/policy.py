@@ -31,9 +31,11 @@ from prodready.audit.reports import REPORT_CRD_NAMES
 from prodready.config import Settings
 from prodready.kube.client import KubeClient
 from prodready.kube.events import EventRecorder
+from prodready.kube.policies import LivePolicies
 from prodready.kube.store import AUDITED_KINDS, Change, ObjectStore
 from prodready.observability.metrics import Metrics
 from prodready.rules.grants import GrantPolicy
+from prodready.rules.policy import default_policy
 from prodready.webhook.admission import evaluation_budget
 from prodready.webhook.authorization import Authorizer
 from prodready.webhook.certificates import (
@@ -74,6 +76,10 @@ class PolicyRuntime:
         self.metrics = metrics
         self.rules_config = rules_config
         self.store = store
+        # ReadinessPolicies and exceptions, live; a workload none selects (and whose
+        # namespace has no prodready.io/enforce|audit label) is audited with the rules
+        # configuration, as before policies existed.
+        self.policies = LivePolicies(store, default=default_policy(rules_config))
         self.auditor = Auditor(
             store=store,
             client=client,
@@ -88,6 +94,7 @@ class PolicyRuntime:
                 namespaces=tuple(settings.namespaces),
             ),
             is_leading=is_leading,
+            policies=self.policies,
         )
         self.tls: ReloadingTLS | None = None
         self.webhook: WebhookServer | None = None
@@ -106,6 +113,7 @@ class PolicyRuntime:
             port=self.settings.webhook_port,
             tls=self.tls,
             store=self.store,
+            policies=self.policies,
             metrics=self.metrics,
             rules_config=self.rules_config,
             environment=default_environment(self.settings),

@@ -26,11 +26,14 @@ from prodready.controller.operator import (
 )
 from prodready.dashboard.serving import register as register_dashboard
 from prodready.kube.client import KubeClient
-from prodready.kube.store import AUDITED_RESOURCES
+from prodready.kube.store import AUDITED_RESOURCES, NAMESPACE, POLICY_RESOURCES
 
-WATCHED: tuple[Resource, ...] = tuple(dict.fromkeys(CONTROLLER_RESOURCES + AUDITED_RESOURCES))
-"""Every kind the store holds: what the controller reconciles from and what the audit and
-the webhook judge with, each listed and watched once."""
+WATCHED: tuple[Resource, ...] = tuple(
+    dict.fromkeys((*CONTROLLER_RESOURCES, *AUDITED_RESOURCES, NAMESPACE, *POLICY_RESOURCES))
+)
+"""Every kind the store holds: what the controller reconciles from, what the audit and the
+webhook judge with, the Namespaces (their labels) and the policy objects, each listed and
+watched once."""
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from prodready import rules
+from prodready.audit.policy_status import PolicyStatusWriter
 from prodready.audit.reports import (
     FLAVORS,
     REPORT_MAX_BYTES,
@@ -45,7 +47,8 @@ from prodready.audit.reports import (
 from prodready.audit.schedule import MIN_INTERVAL_SECONDS, SETTLE_SECONDS, DirtyNamespaces
 from prodready.kube.client import ApiError, KubeClient
 from prodready.kube.events import EventRecorder
-from prodready.kube.store import AUDITED_RESOURCES, ObjectStore, list_present
+from prodready.kube.policies import LivePolicies
+from prodready.kube.store import AUDITED_RESOURCES, WORKLOAD_KINDS, ObjectStore, list_present
 from prodready.observability.metrics import Metrics
 
 __all__ = ["AuditConfig", "Auditor"]
@@ -113,6 +116,10 @@ class Auditor:
     is_leading: Callable[[], bool]
     clock: Callable[[], float] = time.monotonic
     wall_clock: Callable[[], float] = time.time
+    # The ReadinessPolicies and exceptions in force (None: the rules configuration alone,
+    # every workload in Audit mode).
+    policies: LivePolicies | None = None
+    _status: PolicyStatusWriter | None = field(init=False, default=None)
     flavor: ReportFlavor | None = None
     _flavor_detected: bool = False
     _dirty: DirtyNamespaces = field(init=False)
@@ -128,6 +135,15 @@ class Auditor:
 
     def __post_init__(self) -> None:
         self._dirty = DirtyNamespaces(self.config.settle_seconds, self.config.min_interval_seconds)
+        if self.policies is not None:
+            self._status = PolicyStatusWriter(
+                store=self.store,
+                policies=self.policies,
+                client=self.client,
+                events=self.events,
+                metrics=self.metrics,
+                mark=self.mark,
+            )
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -164,10 +180,19 @@ class Auditor:
             self._full_due = True
         if self._full_due or self.clock() >= self._next_full:
             await self._full_pass_guarded()
+        else:
+            due = self._dirty.pop_due(self.clock())
+            if due:
+                await self._audit_all(due)
+        await self._write_statuses()
+
+    async def _write_statuses(self) -> None:
+        if self._status is None:
             return
-        due = self._dirty.pop_due(self.clock())
-        if due:
-            await self._audit_all(due)
+        try:
+            await self._status.write(datetime.fromtimestamp(self.wall_clock(), UTC))
+        except (ApiError, OSError, TimeoutError) as error:
+            logger.warning("writing policy statuses failed; retrying", extra={"error": str(error)})
 
     async def _sleep(self) -> None:
         now = self.clock()
@@ -192,6 +217,8 @@ class Auditor:
         for namespace in sorted(self._with_findings):
             self.metrics.set_namespace_findings(namespace, {})
         self._with_findings.clear()
+        if self._status is not None:
+            self._status.forget()
         logger.info("audit paused: not the leader")
 
     # -- full audit ------------------------------------------------------------------------
@@ -223,7 +250,7 @@ class Auditor:
             self._last_prune = started
         self._known = await self._list_reports(flavor)
         namespaces = (
-            set(self.store.namespaces())
+            set(self.store.namespaces(WORKLOAD_KINDS))
             | set(self._known)
             | set(self._failing)
             | self._with_findings
@@ -311,13 +338,36 @@ class Auditor:
         """Evaluate one namespace; update its metrics, events and reports."""
         objects = self.store.objects(namespace)
         reports: list[rules.ObjectReport] = []
-        if objects:
-            reports = await asyncio.to_thread(
-                rules.evaluate,
-                objects,
-                config=self.config.rules_config,
-                environment=self.config.environment,
-            )
+        if any(body.get("kind") in WORKLOAD_KINDS for body in objects):
+            if self.policies is None:
+                reports = await asyncio.to_thread(
+                    rules.evaluate,
+                    objects,
+                    config=self.config.rules_config,
+                    environment=self.config.environment,
+                )
+            else:
+                # The Namespace goes last, as context: its labels select policies and set the
+                # environment floor (report input indexes stay those of `objects`).
+                namespace_object = self.policies.namespace(namespace)
+                inputs = objects + ([namespace_object] if namespace_object is not None else [])
+                reports = await asyncio.to_thread(
+                    rules.evaluate,
+                    inputs,
+                    policies=self.policies.current(),
+                    now=datetime.fromtimestamp(self.wall_clock(), UTC),
+                    environment=self.config.environment,
+                )
+        # An object checked on its own (a Service, an Ingress, a ConfigMap) gets a report only
+        # when something about it fails: every ConfigMap of the cluster passing is no news,
+        # and would be a report to write for each.
+        reports = [
+            report
+            for report in reports
+            if report.object.kind in WORKLOAD_KINDS or report.failures()
+        ]
+        if self._status is not None:
+            self._status.record(namespace, reports)
         self._record_findings(namespace, reports)
         await self._announce(namespace, objects, reports)
         await self._write_reports(namespace, objects, reports)

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prodready import api, render, rules
+from prodready.api import conditions as cond
 from prodready.api.errors import SpecError
 from prodready.api.resource import Resource
-from prodready.controller import conditions as cond
 from prodready.controller.drift import contains
 from prodready.controller.queue import DONE, ReconcileResult
 from prodready.kube.client import ApiError, KubeClient

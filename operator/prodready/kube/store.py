@@ -48,6 +48,8 @@ from prodready.kube.interning import intern_in_place
 __all__ = [
     "AUDITED_RESOURCES",
     "CONTEXT_RESOURCES",
+    "NAMESPACE",
+    "POLICY_RESOURCES",
     "PRODUCTION_SERVICE",
     "WORKLOAD_KINDS",
     "WORKLOAD_RESOURCES",
@@ -89,8 +91,20 @@ CONTEXT_RESOURCES: Final = (
     Resource("networking.k8s.io/v1", "Ingress", "ingresses"),
     Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
     Resource("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
+    Resource("v1", "ConfigMap", "configmaps"),
 )
-"""The objects the rules look at around a workload (exposure, PDBs, scraping, alerts)."""
+"""The objects the rules look at around a workload (exposure, PDBs, scraping, alerts, the
+ConfigMaps its variables come from: in Enforce a ConfigMap that does not exist is a
+variable that is not set)."""
+
+NAMESPACE: Final = Resource("v1", "Namespace", "namespaces", namespaced=False)
+"""Namespaces, for their labels: which policies select a namespace, its environment."""
+
+POLICY_RESOURCES: Final = (
+    Resource(api.API_VERSION, "ReadinessPolicy", "readinesspolicies", namespaced=False),
+    Resource(api.API_VERSION, "ReadinessException", "readinessexceptions"),
+)
+"""The policy objects (`prodready.api.policy`): what the rules are held to, and where not."""
 
 AUDITED_RESOURCES: Final = WORKLOAD_RESOURCES + CONTEXT_RESOURCES
 AUDITED_KINDS: Final = frozenset(resource.kind for resource in AUDITED_RESOURCES)
@@ -359,8 +373,10 @@ async def _served(client: KubeClient, resources: Iterable[Resource]) -> list[Res
     return served
 
 
-def _scopes(namespaces: Sequence[str]) -> list[str | None]:
-    return list(namespaces) or [None]
+def _scopes(resource: Resource, namespaces: Sequence[str]) -> list[str | None]:
+    """Where to LIST: each watched namespace, or once for the cluster (every namespace, or a
+    kind that lives in none)."""
+    return list(namespaces) if namespaces and resource.namespaced else [None]
 
 
 async def seed(
@@ -378,7 +394,7 @@ async def seed(
     `required`, without which the process is of no use: that error is raised.
     """
     for resource in await _served(client, resources):
-        for scope in _scopes(namespaces):
+        for scope in _scopes(resource, namespaces):
             try:
                 bodies = await client.list(resource.path(scope))
             except ApiError as error:
@@ -406,7 +422,7 @@ async def list_present(
     for resource in await _served(client, resources):
         present: list[tuple[str, str]] = []
         version: int | None = None
-        for scope in _scopes(namespaces):
+        for scope in _scopes(resource, namespaces):
             items, listed = await client.list_with_version(resource.path(scope), metadata_only=True)
             for item in items:
                 metadata = item.get("metadata") or {}

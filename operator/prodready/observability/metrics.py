@@ -136,6 +136,11 @@ class Metrics:
             "Completed periodic audits of all workloads.",
             registry=self.registry,
         )
+        self.exceptions_expired = Counter(
+            "prodready_exceptions_expired",
+            "ReadinessExceptions that expired (they stop applying at once).",
+            registry=self.registry,
+        )
         self.api_errors = Counter(
             "prodready_api_errors",
             "Failed Kubernetes API calls, by Status reason (Conflict, Forbidden, …).",

@@ -61,11 +61,14 @@ import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
 from prodready import rules
+from prodready.api.enforcement import Mode as PolicyMode
 from prodready.rules.admission import DENIED_CODE, blocking_errors
+from prodready.rules.policy import PolicySet
 
 ADMISSION_API_VERSION: Final = "admission.k8s.io/v1"
 REVIEW_KIND: Final = "AdmissionReview"
@@ -113,10 +116,13 @@ _REPLICA_SET_RULES: Final = frozenset(
 
 
 class Mode(StrEnum):
-    """How a failing object is answered: denied (enforce) or allowed with warnings (audit)."""
+    """Which webhook entry sent the review (the path): the namespace is labelled enforce
+    (deny), audit (warn), or neither (`policy`: only what a ReadinessPolicy selects is
+    checked, in the policy's mode)."""
 
     ENFORCE = "enforce"
     AUDIT = "audit"
+    POLICY = "policy"
 
 
 class ReviewError(ValueError):
@@ -288,17 +294,28 @@ def _as_judged(obj: Mapping[str, Any], namespace: str) -> dict[str, Any]:
     return judged
 
 
+@dataclass(frozen=True, kw_only=True)
+class Judging:
+    """What a review is judged with besides the object (`decide`'s arguments)."""
+
+    context: tuple[Mapping[str, Any], ...] = ()
+    config: rules.RulesConfig | None = None
+    policies: PolicySet | None = None
+    now: datetime | None = None
+    environment: str | None = None
+    deadline: rules.Deadline | None = None
+
+
 def _report(
-    obj: Mapping[str, Any],
-    context: Iterable[Mapping[str, Any]],
-    config: rules.RulesConfig | None,
-    environment: str | None,
-    deadline: rules.Deadline | None = None,
-    *,
-    kind: str = "",
+    obj: Mapping[str, Any], judging: Judging, *, kind: str = ""
 ) -> rules.ObjectReport | None:
     reports = rules.evaluate(
-        [obj, *context], config=config, environment=environment, deadline=deadline
+        [obj, *judging.context],
+        config=judging.config if judging.policies is None else None,
+        policies=judging.policies,
+        now=judging.now,
+        environment=judging.environment,
+        deadline=judging.deadline,
     )
     report = next((report for report in reports if report.input_index == 0), None)
     if report is None or kind != REPLICA_SET_KIND:
@@ -401,21 +418,50 @@ def _error_rules(report: rules.ObjectReport) -> set[str]:
     return {f.rule_id for f in blocking_errors(report)}
 
 
+def _selecting_modes(obj: Mapping[str, Any], judging: Judging) -> set[PolicyMode]:
+    """The modes of the ReadinessPolicies that select `obj` (cheap: label matching only)."""
+    if judging.policies is None:
+        return set()
+    namespace = next((c for c in judging.context if c.get("kind") == "Namespace"), {})
+    namespace_labels = (namespace.get("metadata") or {}).get("labels") or {}
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return {p.mode for p in judging.policies.policies if p.selects(labels, namespace_labels)}
+
+
 def decide(
     request: AdmissionRequest,
     mode: Mode,
     context: Iterable[Mapping[str, Any]] = (),
     *,
     config: rules.RulesConfig | None = None,
+    policies: PolicySet | None = None,
+    now: datetime | None = None,
     environment: str | None = None,
     deadline: rules.Deadline | None = None,
 ) -> dict[str, Any]:
     """The AdmissionReview `response` for `request` (see the module docstring).
 
-    With a `deadline`, evaluation that has not finished when it passes is answered by
-    `_timed_out`: a denial in enforce mode, unless the UPDATE leaves `spec` as it was
+    `context` is what the object is judged with (the namespace's Services, PDBs,
+    ServiceMonitors, ConfigMaps, the Namespace itself); `policies` the ReadinessPolicies
+    and exceptions in force at `now`, or (without) `config` for every object.
+
+    The entry's `mode` is a floor: with `policies`, the mode the deciding policy
+    resolves to (`ObjectReport.mode`) may be stricter (Enforce in a namespace labelled
+    audit), and on the `policy` entry it alone decides — a workload no ReadinessPolicy
+    selects is admitted without evaluation.
+
+    With a `deadline`, evaluation that has not finished when it passes is answered
+    by `_timed_out`: a denial in enforce mode, unless the UPDATE leaves `spec` as it was
     (answered as in audit mode, for the reason given in the module docstring).
     """
+    judging = Judging(
+        context=tuple(context),
+        config=config,
+        policies=policies,
+        now=now,
+        environment=environment,
+        deadline=deadline,
+    )
     allowed: dict[str, Any] = {"uid": request.uid, "allowed": True}
     if request.operation not in EVALUATED_OPERATIONS or request.object is None:
         return allowed
@@ -425,21 +471,30 @@ def decide(
         return _ephemeral(request, mode)
     if request.sub_resource or controlled_by_its_controller(request):
         return allowed
-    context = list(context)
     kind = str(request.object.get("kind") or "")
     obj = _as_judged(request.object, request.namespace)
+    selecting = _selecting_modes(obj, judging)
+    if mode is Mode.POLICY and not selecting:
+        return allowed
+    # Whatever the rules say, a review that runs out of time is denied where enforcement
+    # applies: an object too costly to check must not get in unchecked.
+    enforced = mode is Mode.ENFORCE or PolicyMode.ENFORCE in selecting
     enforce = mode is Mode.ENFORCE
     old = request.old_object if request.operation == "UPDATE" else None
     spec_unchanged = old is not None and old.get("spec") == obj.get("spec")
     try:
-        report = _report(obj, context, config, environment, deadline, kind=kind)
+        report = _report(obj, judging, kind=kind)
         if report is None:
             return allowed  # not a kind the checklist applies to
+        if judging.policies is not None:
+            if report.mode is PolicyMode.OFF:
+                return allowed
+            enforce = enforce or report.mode is PolicyMode.ENFORCE
         if enforce and old is not None and spec_unchanged:
             judged_before = _as_judged(old, request.namespace)
-            before = _report(judged_before, context, config, environment, deadline, kind=kind)
+            before = _report(judged_before, judging, kind=kind)
             if before is not None and _error_rules(report) <= _error_rules(before):
                 enforce = False
     except rules.DeadlineExceeded as exceeded:
-        return _timed_out(request, exceeded, enforce=enforce and not spec_unchanged)
+        return _timed_out(request, exceeded, enforce=enforced and not spec_unchanged)
     return rules.to_admission_response(report, uid=request.uid, enforce=enforce)

@@ -12,6 +12,10 @@ one checklist entry (a label with any value but "true" counts as absent):
   "true"` and not enforce, to `/validate/audit`;
 * `productionservices.prodready.io` — ProductionServices in namespaces with neither label,
   to `/validate/enforce`: the operator's own API is always held to the checklist;
+* `policy.workloads.prodready.io` — workloads in namespaces with neither label, to
+  `/validate/policy`: only a workload a ReadinessPolicy selects is evaluated, in that
+  policy's mode (failurePolicy Ignore: a policy may select any namespace, and while no
+  replica answers those namespaces keep working; label a namespace enforce for fail-closed);
 * `authorize.productionservices.prodready.io` — ProductionServices in every namespace, to
   `/authorize`: a ProductionService may ask only for what its author may do and the
   platform allows (`prodready.webhook.authorization`), whatever the namespace's mode.
@@ -80,6 +84,7 @@ __all__ = [
     "DEFAULT_SERVICE_ACCOUNT",
     "ENFORCE_LABEL",
     "ENFORCE_PATH",
+    "POLICY_PATH",
     "ServiceTarget",
     "operator_username",
     "render_webhook_configuration",
@@ -89,6 +94,7 @@ ENFORCE_LABEL: Final = f"{DOMAIN}/enforce"
 AUDIT_LABEL: Final = f"{DOMAIN}/audit"
 ENFORCE_PATH: Final = "/validate/enforce"
 AUDIT_PATH: Final = "/validate/audit"
+POLICY_PATH: Final = "/validate/policy"
 AUTHORIZE_PATH: Final = "/authorize"
 NAMESPACE_NAME_LABEL: Final = "kubernetes.io/metadata.name"
 ALWAYS_EXCLUDED: Final = ("kube-system",)
@@ -301,6 +307,13 @@ def render_webhook_configuration(
                 ENFORCE_PATH,
                 [PRODUCTION_SERVICE_RULE],
                 [not_enforced, not_audited],
+            ),
+            entry(
+                f"policy.workloads.{DOMAIN}",
+                POLICY_PATH,
+                WORKLOAD_RULES,
+                [not_enforced, not_audited],
+                policy="Ignore",
             ),
             entry(
                 f"authorize.productionservices.{DOMAIN}",

@@ -52,15 +52,18 @@ Whoever can reach the port is not trusted further than the apiserver would trust
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import ssl
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from aiohttp import web
 
 from prodready import rules
+from prodready.kube.policies import LivePolicies
 from prodready.kube.store import ObjectStore
 from prodready.observability.metrics import Metrics
 from prodready.observability.serving import ThreadedSite
@@ -109,8 +112,10 @@ class WebhookServer:
         store: ObjectStore,
         metrics: Metrics,
         rules_config: rules.RulesConfig | None = None,
+        policies: LivePolicies | None = None,
         environment: str | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        wall_clock: Callable[[], float] = time.time,
         max_body_bytes: int = MAX_BODY_BYTES,
         read_timeout: float = READ_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
@@ -127,8 +132,10 @@ class WebhookServer:
         self._store = store
         self._metrics = metrics
         self._rules_config = rules_config
+        self._policies = policies
         self._environment = environment
         self._clock = clock
+        self._wall_clock = wall_clock
         self._max_body_bytes = max_body_bytes
         self._read_timeout = read_timeout
         self._max_connections = max_connections
@@ -150,7 +157,7 @@ class WebhookServer:
     def application(self) -> web.Application:
         """The aiohttp application (routes only; `start` serves it over TLS)."""
         app = web.Application(client_max_size=self._max_body_bytes)
-        app.router.add_post("/validate/{mode:enforce|audit}", self._validate)
+        app.router.add_post("/validate/{mode:enforce|audit|policy}", self._validate)
         if self._authorizer is not None:
             app.router.add_post("/authorize", self._authorize)
             app.on_cleanup.append(self._close_authorizer)
@@ -281,20 +288,14 @@ class WebhookServer:
             if admission.operation not in EVALUATED_OPERATIONS:
                 response = decide(admission, mode)
             else:
-                context = self._store.context(admission.namespace)
+                judging = self._judging(admission.namespace)
                 try:
                     # On a pool thread, not on this loop: the interpreter still runs one
                     # thread at a time, but it switches every few milliseconds, so an
                     # ordinary review is answered while the largest object the caps admit
                     # is still being evaluated, instead of waiting for it to finish.
                     response = await asyncio.to_thread(
-                        decide,
-                        admission,
-                        mode,
-                        context,
-                        config=self._rules_config,
-                        environment=self._environment,
-                        deadline=deadline,
+                        functools.partial(decide, admission, mode, deadline=deadline, **judging)
                     )
                 except Exception:
                     logger.exception(
@@ -316,6 +317,26 @@ class WebhookServer:
             )
         finally:
             self._in_flight -= 1
+
+    def _judging(self, namespace: str) -> dict[str, Any]:
+        """`decide`'s arguments: the namespace's context from the store, and the policies in
+        force now (or, without policies, the rules configuration)."""
+        context = self._store.context(namespace)
+        if self._policies is None:
+            return {
+                "context": context,
+                "config": self._rules_config,
+                "environment": self._environment,
+            }
+        namespace_object = self._policies.namespace(namespace)
+        if namespace_object is not None:
+            context.append(namespace_object)
+        return {
+            "context": context,
+            "policies": self._policies.current(),
+            "now": datetime.fromtimestamp(self._wall_clock(), UTC),
+            "environment": self._environment,
+        }
 
     async def _authorize(self, request: web.Request) -> web.Response:
         """`POST /authorize`: may the author have what a ProductionService asks for
