@@ -377,6 +377,24 @@ def test_operator_with_the_chart_credentials_reconciles_end_to_end(
         )
         reasons = {e["reason"] for e in events(cluster, namespace, "orders-api")}
         assert {"Applied", "Pruned"} <= reasons
+        # Policies: the audit writes their status with the chart's credentials.
+        policy = {
+            "apiVersion": "prodready.io/v1alpha1",
+            "kind": "ReadinessPolicy",
+            "metadata": {"name": f"chart-{namespace}"},
+            "spec": {
+                "mode": "Audit",
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            },
+        }
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(policy))
+
+        def counted() -> bool:
+            body = get(cluster, "readinesspolicy", f"chart-{namespace}", "default") or {}
+            return bool((body.get("status") or {}).get("matched"))
+
+        wait_for(counted, 90, "the ReadinessPolicy's status written by the audit")
+        cluster.kubectl("delete", "readinesspolicy", f"chart-{namespace}")
         lease = release.get("lease", "prodready")
         assert lease is not None
         assert lease["spec"]["holderIdentity"]
@@ -406,6 +424,7 @@ def test_operator_with_the_chart_credentials_reconciles_end_to_end(
         ("create", "events"),
         ("update", "leases"),
         ("patch", "reports"),
+        ("patch", "readinesspolicies/status"),
     } <= write_summary(writes)
 
 

@@ -204,3 +204,20 @@ async def test_a_failed_start_removes_the_generated_certificate() -> None:
             await runtime.start()
     assert runtime.generated is None
     assert runtime.webhook is None
+
+
+async def test_policy_objects_and_namespaces_reach_the_audit() -> None:
+    runtime = _runtime(SeedApi())
+    store = runtime.store
+    store.put({"kind": "Namespace", "metadata": {"name": "shop", "labels": {"tier": "prod"}}})
+    assert "shop" in runtime.auditor._dirty  # its labels select policies
+    exception = {"kind": "ReadinessException", "metadata": {"name": "e", "namespace": "web"}}
+    store.put(exception)
+    assert "web" in runtime.auditor._dirty
+    runtime.auditor._full_due = False
+    store.put({"kind": "ReadinessPolicy", "metadata": {"name": "production"}})
+    assert runtime.auditor._full_due is True  # a policy may select any namespace
+    # The audit's own status write coming back is no change.
+    runtime.auditor._dirty.forget("web")
+    store.put({**exception, "status": {"state": "Active"}}, written=True)
+    assert "web" not in runtime.auditor._dirty

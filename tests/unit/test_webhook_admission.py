@@ -477,3 +477,54 @@ def test_a_denial_names_at_most_ten_ephemeral_containers() -> None:
     assert "container d9 is privileged" in message
     assert "container d10 " not in message
     assert "and 15 more" in message
+
+
+def _policies(*policies: dict[str, Any]) -> Any:
+    from prodready.rules.policy import PolicySet, compile_policy, default_policy
+
+    return PolicySet(policies=[compile_policy(p) for p in policies], default=default_policy())
+
+
+def _readiness_policy(name: str, mode: str, tier: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "prodready.io/v1alpha1",
+        "kind": "ReadinessPolicy",
+        "metadata": {"name": name},
+        "spec": {"mode": mode, "namespaceSelector": {"matchLabels": {"tier": tier}}},
+    }
+
+
+def _namespace(**labels: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop", "labels": labels}}
+
+
+def test_the_policy_entry_checks_only_what_a_policy_selects_in_its_mode() -> None:
+    policies = _policies(
+        _readiness_policy("production", "Enforce", "prod"),
+        _readiness_policy("staging", "Audit", "staging"),
+    )
+    unselected = decide(
+        _request(_broken()),
+        Mode.POLICY,
+        [*_context(), _namespace(tier="dev")],
+        policies=policies,
+    )
+    assert unselected == {"uid": unselected["uid"], "allowed": True}  # not even warned
+    enforced = decide(
+        _request(_broken()), Mode.POLICY, [*_context(), _namespace(tier="prod")], policies=policies
+    )
+    assert enforced["allowed"] is False
+    assert "PR-HC-001" in enforced["status"]["message"]
+    audited = decide(
+        _request(_broken()),
+        Mode.POLICY,
+        [*_context(), _namespace(tier="staging")],
+        policies=policies,
+    )
+    assert audited["allowed"] is True
+    assert any("PR-HC-001" in w for w in audited["warnings"])
+    # On the audit entry, an Enforce policy selecting the namespace raises the mode.
+    raised = decide(
+        _request(_broken()), Mode.AUDIT, [*_context(), _namespace(tier="prod")], policies=policies
+    )
+    assert raised["allowed"] is False

@@ -26,13 +26,14 @@ from typing import Any
 import kopf
 
 from prodready import rules
+from prodready.api.policy import EXCEPTION_KIND, POLICY_KIND
 from prodready.audit.auditor import AuditConfig, Auditor
 from prodready.audit.reports import REPORT_CRD_NAMES
 from prodready.config import Settings
 from prodready.kube.client import KubeClient
 from prodready.kube.events import EventRecorder
 from prodready.kube.policies import LivePolicies
-from prodready.kube.store import AUDITED_KINDS, Change, ObjectStore
+from prodready.kube.store import AUDITED_KINDS, NAMESPACE, Change, ObjectStore
 from prodready.observability.metrics import Metrics
 from prodready.rules.grants import GrantPolicy
 from prodready.rules.policy import default_policy
@@ -174,9 +175,21 @@ class PolicyRuntime:
     # -- kopf events -----------------------------------------------------------------------
 
     def on_change(self, change: Change) -> None:
-        """The store changed: audit the namespace soon if the rules' view of it changed."""
-        if change.kind in AUDITED_KINDS and change.content_changed:
+        """The store changed: audit what the change concerns, soon.
+
+        An audited object or an exception: its namespace. A Namespace (its labels select
+        policies and set the environment): that namespace. A ReadinessPolicy: everything
+        (it may select any namespace). Status and version changes are no change here.
+        The controller's own writes count (their watch events come back unchanged).
+        """
+        if not change.content_changed:
+            return
+        if change.kind in AUDITED_KINDS or change.kind == EXCEPTION_KIND:
             self.auditor.mark(change.namespace)
+        elif change.kind == NAMESPACE.kind:
+            self.auditor.mark(change.name)
+        elif change.kind == POLICY_KIND:
+            self.auditor.request_full_pass()
 
     def on_report_crd_event(self) -> None:
         """A report CRD appeared or went: audit everything (and re-read which one to write)."""

@@ -92,7 +92,12 @@ class LivePolicies:
             if self._errors.get(key) != reason:
                 logger.warning(
                     "a policy object cannot be used; it is left out",
-                    extra={"kind": key[0], "namespace": key[1], "name": key[2], "error": reason},
+                    extra={
+                        "kind": key[0],
+                        "namespace": key[1],
+                        "object_name": key[2],
+                        "error": reason,
+                    },
                 )
         self._errors = errors
         self._set = PolicySet(policies=policies, exceptions=exceptions, default=self._default)
