@@ -23,6 +23,10 @@ from tests.cluster.controlplane import ControlPlane, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "crds" / "prodready.io_productionservices.yaml"
+POLICY_CRDS = (
+    REPO / "crds" / "prodready.io_readinesspolicies.yaml",
+    REPO / "crds" / "prodready.io_readinessexceptions.yaml",
+)
 MONITORING_CRDS = sorted(
     (REPO / "tests" / "fixtures" / "crds").glob("monitoring.coreos.com_*.yaml")
 )

@@ -37,6 +37,7 @@ from tests.e2e.policy_support import (
 from tests.e2e.support import (
     CRD_FILE,
     MONITORING_CRDS,
+    POLICY_CRDS,
     REPO,
     OperatorProcess,
     get,
@@ -50,10 +51,6 @@ pytestmark = pytest.mark.cluster
 
 E2E_LABEL = "prodready.io/e2e"
 CONFIGURATION = "prodready-e2e-policies"
-POLICY_CRDS = (
-    REPO / "crds" / "prodready.io_readinesspolicies.yaml",
-    REPO / "crds" / "prodready.io_readinessexceptions.yaml",
-)
 AUDIT_INTERVAL_SECONDS = 10
 
 

@@ -37,6 +37,7 @@ from tests.e2e.policy_support import (
 from tests.e2e.support import (
     CRD_FILE,
     MONITORING_CRDS,
+    POLICY_CRDS,
     OperatorProcess,
     get,
     install_crds,
@@ -56,7 +57,7 @@ _configurations = itertools.count()
 def operator(
     cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    install_crds(cluster, CRD_FILE, *MONITORING_CRDS)
+    install_crds(cluster, CRD_FILE, *POLICY_CRDS, *MONITORING_CRDS)
     log = tmp_path_factory.mktemp("webhook") / "operator.log"
     process = start_operator(cluster, log)
     yield process
@@ -198,7 +199,7 @@ def test_audit_namespace_admits_with_warnings(
     assert get(cluster, "deployment", "web", namespace) is not None
 
 
-def test_unlabelled_namespace_is_never_sent_to_the_webhook(
+def test_unlabelled_namespace_no_policy_selects_is_admitted_unchecked(
     cluster: ControlPlane, operator: OperatorProcess, webhook: Register, namespace: str
 ) -> None:
     probe = f"{namespace}-probe"
@@ -206,11 +207,14 @@ def test_unlabelled_namespace_is_never_sent_to_the_webhook(
     try:
         webhook(operator, probe)
         label_namespace(cluster, namespace, f"{E2E_LABEL}=true")
+        # Sent to the policy entry (a ReadinessPolicy could select it), which finds none
+        # selecting it: admitted without a rule run, not even a warning.
         before = metric(operator, "prodready_webhook_requests_total", kind="Deployment")
         result = kubectl_apply(cluster, namespace, bare_deployment("web", namespace))
         assert result.returncode == 0, result.stderr
         assert "Warning" not in result.stderr
-        assert metric(operator, "prodready_webhook_requests_total", kind="Deployment") == before
+        after = metric(operator, "prodready_webhook_requests_total", kind="Deployment")
+        assert after == before + 1
     finally:
         cluster.kubectl("delete", "namespace", probe, "--wait=false", check=False)
 
@@ -293,8 +297,32 @@ def test_exemption_annotation_is_honoured(
         "prodready.io/exempt": "PR-HC-001",
         "prodready.io/exempt-reason": "the worker is restarted by its supervisor",
     }
-    result = kubectl_apply(cluster, enforce_namespace, broken)
-    assert result.returncode == 0, result.stderr
+    # In Enforce a workload's own annotation may exempt warnings only: an error-severity
+    # rule needs a ReadinessException (or a policy that allows it, below).
+    refused = kubectl_apply(cluster, enforce_namespace, broken)
+    assert refused.returncode != 0
+    assert "does not let the prodready.io/exempt annotation exempt this rule" in refused.stderr
+    allowing = {
+        "apiVersion": "prodready.io/v1alpha1",
+        "kind": "ReadinessPolicy",
+        "metadata": {"name": f"exempt-{enforce_namespace}"},
+        "spec": {
+            "mode": "Enforce",
+            "namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": enforce_namespace}
+            },
+            "annotationExemptions": {"allow": "All"},
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(allowing))
+    try:
+        wait_for(
+            lambda: kubectl_apply(cluster, enforce_namespace, broken).returncode == 0,
+            30,
+            "the policy that lets annotations exempt to apply",
+        )
+    finally:
+        cluster.kubectl("delete", "readinesspolicy", f"exempt-{enforce_namespace}")
 
 
 def test_update_that_changes_no_spec_is_not_denied_but_a_spec_change_is(
