@@ -43,6 +43,7 @@ from prodready.rules.context import EXEMPT_KEY
 from prodready.rules.loader import STDIN_NAME, InputError, LoadedObject
 from prodready.rules.model import Counts, Finding, ObjectReport, Result, Severity, score
 from prodready.rules.registry import RULES
+from prodready.rules.secrets import secret_kind
 
 if TYPE_CHECKING:
     from prodready.rules.locate import Locator
@@ -57,6 +58,8 @@ RULES_DOC_URL = "https://github.com/prodready/prodready/blob/main/docs/rules.md"
 # SARIF results that carry a fix, at most: each costs a pure-Python ruamel.yaml round trip
 # of its document; `prodready fix` applies any number.
 MAX_SARIF_FIXES = 100
+# Rules whose failure means the object holds a secret value in plain sight.
+_SECRET_RULES = frozenset({"PR-LG-003", "PR-CF-001", "PR-CF-004"})
 _UID_NAMESPACE = uuid.UUID("5f1c4f52-7a0e-4c55-9a3b-6b2f0c7a9e10")
 
 
@@ -304,6 +307,28 @@ def _common_prefix(a: str, b: str) -> int:
     return low
 
 
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def _flagged_values(report: ObjectReport, obj: object) -> list[str]:
+    """The literal values the secret rules flagged in `obj`, found by their findings' paths."""
+    values = []
+    for finding in report.findings:
+        if finding.rule_id not in _SECRET_RULES or not finding.failed:
+            continue
+        node = obj
+        for key, index in _PATH_PART.findall(finding.path):
+            if index:
+                node = (
+                    node[int(index)] if isinstance(node, list) and int(index) < len(node) else None
+                )
+            else:
+                node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, str) and node:
+            values.append(node)
+    return values
+
+
 def _sarif_fix(run: Run, report: ObjectReport, finding: Finding) -> dict[str, Any] | None:
     """The finding's patch as a SARIF fix: one replacement in its file, or None."""
     source = run.source_of(report)
@@ -332,6 +357,13 @@ def _sarif_fix(run: Run, report: ObjectReport, finding: Finding) -> dict[str, An
     start = _common_prefix(text, new)
     tail = _common_prefix(text[start:][::-1], new[start:][::-1])
     end_old, end_new = len(text) - tail, len(new) - tail
+    # A replacement re-writes whole lines of the user's file: never one that carries a
+    # secret the rules found in this object, which the report must not repeat (issue 17).
+    inserted = new[start:end_new]
+    if secret_kind(inserted) is not None or any(
+        value in inserted for value in _flagged_values(report, source.obj)
+    ):
+        return None
     return {
         "description": {"text": finding.fix},
         "artifactChanges": [

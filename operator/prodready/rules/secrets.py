@@ -35,8 +35,10 @@ class SecretPattern:
 PATTERNS: tuple[SecretPattern, ...] = (
     SecretPattern(
         "private key",
-        # PEM/OpenSSH/PGP armour; tolerant of the dash count people copy by hand.
-        re.compile(r"-{3,}\s?BEGIN (?:[A-Z0-9]+ ){0,4}PRIVATE KEY(?: BLOCK)?\s?-{3,}"),
+        # PEM/OpenSSH/PGP armour, tolerant of the dash count people copy by hand. Exactly
+        # three dashes (a substring of five): a repeated `-{3,}` backtracks quadratically on
+        # a long run of dashes.
+        re.compile(r"--- ?BEGIN (?:[A-Z0-9]+ ){0,4}PRIVATE KEY"),
     ),
     SecretPattern(
         "AWS access key",
