@@ -90,7 +90,9 @@ def test_defaults_install_the_operator_and_nothing_optional(
 ) -> None:
     assert kinds(defaults) == [
         "ClusterRole",
+        "ClusterRole",  # exception authors (aggregated to admin)
         "ClusterRole",  # the metrics reader (bound by metrics.readers, or by hand)
+        "ClusterRole",  # policy viewers (aggregated to view)
         "ClusterRoleBinding",
         "Deployment",
         "Lease",
