@@ -23,9 +23,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
-from pydantic.config import JsonDict, JsonValue
 from pydantic_core import PydanticCustomError
 
+from prodready.api.cel import cel, validations
 from prodready.api.environment import Environment as Environment  # noqa: PLC0414 - re-export
 from prodready.api.errors import SCHEMA_RULE
 from prodready.api.labels import RESERVED_PREFIXES
@@ -70,20 +70,6 @@ DURATION_PATTERN: Final = (
 RATE_LIMIT_PATTERN: Final = r"^[1-9][0-9]*/(second|minute|hour|day)$"
 CORS_ORIGIN_PATTERN: Final = r"^(\*|https?://[^\s,/]+)$"
 IMAGE_PATTERN: Final = r"^[^\s]+$"
-
-
-def _cel(rule: str, message: str, *, field_path: str | None = None) -> JsonDict:
-    """One `x-kubernetes-validations` entry; `field_path` points the error below `self`."""
-    entry: JsonDict = {"rule": rule, "message": message}
-    if field_path is not None:
-        entry["fieldPath"] = field_path
-    return entry
-
-
-def _validations(*rules: JsonDict) -> JsonDict:
-    """The `json_schema_extra` that attaches CEL rules to a model or field."""
-    entries: list[JsonValue] = [*rules]
-    return {"x-kubernetes-validations": entries}
 
 
 def _violation(rule: str, field: str, message: str) -> PydanticCustomError:
@@ -215,7 +201,7 @@ class Dependency(_Model):
     type: DependencyType = Field(description="database, redis or external.")
 
 
-_CEL_READINESS_PERIOD = _cel(
+_CEL_READINESS_PERIOD = cel(
     "self.readiness.periodSeconds <= self.liveness.periodSeconds",
     "PR-HC-003: health.readiness.periodSeconds must not exceed "
     "health.liveness.periodSeconds: a pod must leave rotation before it is restarted",
@@ -226,7 +212,7 @@ _CEL_READINESS_PERIOD = _cel(
 class Health(_Model):
     """The health endpoint and the probes that call it (PR-HC-001..004)."""
 
-    model_config = ConfigDict(json_schema_extra=_validations(_CEL_READINESS_PERIOD))
+    model_config = ConfigDict(json_schema_extra=validations(_CEL_READINESS_PERIOD))
 
     path: str = Field(
         "/health",
@@ -270,7 +256,7 @@ class Health(_Model):
         return self
 
 
-_CEL_PRESTOP_WITHIN_GRACE = _cel(
+_CEL_PRESTOP_WITHIN_GRACE = cel(
     "self.preStopDelaySeconds < self.gracePeriodSeconds",
     "PR-GS-002: shutdown.preStopDelaySeconds must be less than "
     "shutdown.gracePeriodSeconds, or the container is killed before it gets SIGTERM",
@@ -281,7 +267,7 @@ _CEL_PRESTOP_WITHIN_GRACE = _cel(
 class Shutdown(_Model):
     """Graceful shutdown (PR-GS-001, PR-GS-002)."""
 
-    model_config = ConfigDict(json_schema_extra=_validations(_CEL_PRESTOP_WITHIN_GRACE))
+    model_config = ConfigDict(json_schema_extra=validations(_CEL_PRESTOP_WITHIN_GRACE))
 
     grace_period_seconds: int = Field(
         30,
@@ -530,7 +516,7 @@ class ResourceLimits(_Model):
     )
 
 
-_CEL_LIMITS_COVER_REQUESTS = _cel(
+_CEL_LIMITS_COVER_REQUESTS = cel(
     "quantity(string(self.limits.memory)).compareTo(quantity(string(self.requests.memory)))"
     " >= 0 && (!has(self.limits.cpu) || "
     "quantity(string(self.limits.cpu)).compareTo(quantity(string(self.requests.cpu))) >= 0)",
@@ -542,7 +528,7 @@ _CEL_LIMITS_COVER_REQUESTS = _cel(
 class Resources(_Model):
     """CPU and memory (PR-RS-001)."""
 
-    model_config = ConfigDict(json_schema_extra=_validations(_CEL_LIMITS_COVER_REQUESTS))
+    model_config = ConfigDict(json_schema_extra=validations(_CEL_LIMITS_COVER_REQUESTS))
 
     requests: ResourceRequests = Field(ResourceRequests(), description="Requests.")
     limits: ResourceLimits = Field(ResourceLimits(), description="Limits.")
@@ -599,7 +585,7 @@ class Exposure(_Model):
     )
 
 
-_CEL_AUTOSCALING_RANGE = _cel(
+_CEL_AUTOSCALING_RANGE = cel(
     "self.minReplicas <= self.maxReplicas",
     "autoscaling.minReplicas must not exceed autoscaling.maxReplicas",
     field_path=".minReplicas",
@@ -609,7 +595,7 @@ _CEL_AUTOSCALING_RANGE = _cel(
 class Autoscaling(_Model):
     """A HorizontalPodAutoscaler; with it the Deployment's replica count is the HPA's."""
 
-    model_config = ConfigDict(json_schema_extra=_validations(_CEL_AUTOSCALING_RANGE))
+    model_config = ConfigDict(json_schema_extra=validations(_CEL_AUTOSCALING_RANGE))
 
     min_replicas: int = Field(2, ge=1, le=1000, description="Fewest replicas.")
     max_replicas: int = Field(ge=1, le=1000, description="Most replicas.")
@@ -653,11 +639,11 @@ class Toleration(_Model):
     )
 
 
-_CEL_NO_RESERVED_KEYS = _cel(
+_CEL_NO_RESERVED_KEYS = cel(
     "self.all(k, !k.startsWith('app.kubernetes.io/') && !k.startsWith('prodready.io/'))",
     "keys under app.kubernetes.io/ and prodready.io/ are set by prodready",
 )
-_RESERVED_KEYS_SCHEMA: Final = _validations(_CEL_NO_RESERVED_KEYS)
+_RESERVED_KEYS_SCHEMA: Final = validations(_CEL_NO_RESERVED_KEYS)
 
 
 class Pod(_Model):
@@ -730,8 +716,8 @@ class Exemption(_Model):
 # messageExpression that finds it costs more than the apiserver's budget for one
 # (filtering 128 items with a regex).
 _SENSITIVE_LITERAL = f"has(e.value) && size(e.value) > 0 && {SENSITIVE_NAMES.cel('e.name')}"
-_CEL_SPEC_RULES: Final = _validations(
-    _cel(
+_CEL_SPEC_RULES: Final = validations(
+    cel(
         "(has(self.exemptions) && self.exemptions.exists(x, x.rule == 'PR-LG-003')) || "
         f"!has(self.env) || !self.env.exists(e, {_SENSITIVE_LITERAL})",
         "PR-LG-003: a variable in spec.env whose name looks sensitive (password, token, "
@@ -739,7 +725,7 @@ _CEL_SPEC_RULES: Final = _validations(
         "PR-LG-003 in spec.exemptions with a reason",
         field_path=".env",
     ),
-    _cel(
+    cel(
         "self.environment != 'prod' || "
         "(has(self.exemptions) && self.exemptions.exists(x, x.rule == 'PR-RS-002')) || "
         "(has(self.autoscaling) ? self.autoscaling.minReplicas >= 2 : self.replicas >= 2)",
@@ -747,13 +733,13 @@ _CEL_SPEC_RULES: Final = _validations(
         "to run fewer, add {rule: PR-RS-002, reason: ...} to spec.exemptions",
         field_path=".replicas",
     ),
-    _cel(
+    cel(
         "!has(self.env) || !has(self.secretEnv) || "
         "!self.env.exists(e, self.secretEnv.exists(s, s.name == e.name))",
         "a variable must not be set in both spec.env and spec.secretEnv",
         field_path=".secretEnv",
     ),
-    _cel(
+    cel(
         "[self.environmentVariable, self.logging.formatVariable, self.logging.levelVariable, "
         "self.security.debugVariable, self.security.corsVariable, "
         "self.security.rateLimitVariable].all(v, [self.environmentVariable, "
@@ -764,7 +750,7 @@ _CEL_SPEC_RULES: Final = _validations(
         "levelVariable and spec.security.debugVariable/corsVariable/rateLimitVariable "
         "must all differ",
     ),
-    _cel(
+    cel(
         "[has(self.env) ? self.env.map(e, e.name) : [], "
         "has(self.secretEnv) ? self.secretEnv.map(e, e.name) : []].all(names, "
         "names.all(n, !(n in [self.environmentVariable, self.logging.formatVariable, "

@@ -22,8 +22,8 @@ from typing import Annotated, Final, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
-from pydantic.config import JsonDict, JsonValue
 
+from prodready.api.cel import cel, validations
 from prodready.api.enforcement import AnnotationAllowance, Mode
 from prodready.api.environment import Environment
 from prodready.api.models import (
@@ -65,18 +65,6 @@ LABEL_KEY_PATTERN: Final = (
 # Go's regexp and pydantic search for it).
 NOT_BLANK_PATTERN: Final = r"\S"
 GLOB_PATTERN: Final = r"^[^\s]+$"
-
-
-def _cel(rule: str, message: str, *, field_path: str | None = None) -> JsonDict:
-    entry: JsonDict = {"rule": rule, "message": message}
-    if field_path is not None:
-        entry["fieldPath"] = field_path
-    return entry
-
-
-def _validations(*rules: JsonDict) -> JsonDict:
-    entries: list[JsonValue] = [*rules]
-    return {"x-kubernetes-validations": entries}
 
 
 class _Model(BaseModel):
@@ -133,8 +121,8 @@ class LabelSelectorRequirement(_Model):
     """One `matchExpressions` entry of a Kubernetes label selector."""
 
     model_config = ConfigDict(
-        json_schema_extra=_validations(
-            _cel(
+        json_schema_extra=validations(
+            cel(
                 "self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0) "
                 ": (!has(self.values) || size(self.values) == 0)",
                 "In and NotIn need at least one value; Exists and DoesNotExist take none",
@@ -176,8 +164,8 @@ class EnvironmentSource(_Model):
     """Where the environment of the selected workloads comes from: exactly one of the two."""
 
     model_config = ConfigDict(
-        json_schema_extra=_validations(
-            _cel(
+        json_schema_extra=validations(
+            cel(
                 "has(self.value) != has(self.namespaceLabel)",
                 "set exactly one of environment.value and environment.namespaceLabel",
             )
@@ -223,8 +211,8 @@ class PolicyExemption(_Model):
     """
 
     model_config = ConfigDict(
-        json_schema_extra=_validations(
-            _cel(
+        json_schema_extra=validations(
+            cel(
                 f"!self.rules.exists(r, r == '{UNEXEMPTABLE_RULE}')",
                 f"{UNEXEMPTABLE_RULE} bounds the work one object may cost; it cannot be exempted",
                 field_path=".rules",
@@ -268,18 +256,18 @@ class AnnotationExemptions(_Model):
     )
 
 
-_CEL_POLICY_SPEC: Final = _validations(
-    _cel(
+_CEL_POLICY_SPEC: Final = validations(
+    cel(
         f"!has(self.disabled) || !self.disabled.exists(r, r == '{UNEXEMPTABLE_RULE}')",
         f"{UNEXEMPTABLE_RULE} bounds the work one object may cost; it cannot be disabled",
         field_path=".disabled",
     ),
-    _cel(
+    cel(
         f"!has(self.severity) || !('{UNEXEMPTABLE_RULE}' in self.severity)",
         f"{UNEXEMPTABLE_RULE} bounds the work one object may cost; its severity is fixed",
         field_path=".severity",
     ),
-    _cel(
+    cel(
         "!has(self.annotationExemptions) || !has(self.annotationExemptions.rules) || "
         f"!self.annotationExemptions.rules.exists(r, r == '{UNEXEMPTABLE_RULE}')",
         f"{UNEXEMPTABLE_RULE} bounds the work one object may cost; it cannot be exempted",
@@ -313,8 +301,8 @@ class ReadinessPolicySpec(_Model):
     severity: dict[RuleIdKey, Literal["error", "warning"]] = Field(
         {},
         max_length=128,
-        json_schema_extra=_validations(
-            _cel(
+        json_schema_extra=validations(
+            cel(
                 f"self.all(k, k.matches('{RULE_ID_PATTERN}'))",
                 "severity: every key must be a rule ID such as PR-HC-001",
             )
@@ -406,8 +394,8 @@ class ExceptionRule(_Model):
     """One rule excepted, with its own reason."""
 
     model_config = ConfigDict(
-        json_schema_extra=_validations(
-            _cel(
+        json_schema_extra=validations(
+            cel(
                 f"self.rule != '{UNEXEMPTABLE_RULE}'",
                 f"{UNEXEMPTABLE_RULE} bounds the work one object may cost; it cannot be excepted",
                 field_path=".rule",
@@ -435,8 +423,8 @@ class ExceptionMatch(_Model):
     """
 
     model_config = ConfigDict(
-        json_schema_extra=_validations(
-            _cel(
+        json_schema_extra=validations(
+            cel(
                 "has(self.names) || has(self.selector)",
                 "set match.names or match.selector: an exception covers named workloads",
             )

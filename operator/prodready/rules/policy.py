@@ -395,19 +395,7 @@ def resolve(
             )
     if not excepted and not refused:
         return base
-    return EffectivePolicy(
-        mode=base.mode,
-        policy=base.policy,
-        source=base.source,
-        config=base.config,
-        environment=base.environment,
-        environment_source=base.environment_source,
-        environment_declared=base.environment_declared,
-        annotation_allow=base.annotation_allow,
-        annotation_rules=base.annotation_rules,
-        excepted=excepted,
-        refused_exceptions=tuple(refused),
-    )
+    return dataclasses.replace(base, excepted=excepted, refused_exceptions=tuple(refused))
 
 
 def exemption_reasons(listed: str, reason_text: str) -> dict[str, str | None]:
