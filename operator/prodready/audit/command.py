@@ -24,6 +24,7 @@ import kopf
 
 from prodready.audit.reports import FLAVORS, SELECTOR, ReportFlavor, parse_report
 from prodready.kube.client import ApiError, KubeClient
+from prodready.rules.command import add_verdict_arguments
 from prodready.rules.formats import Run, render_json, render_sarif, render_table, summary_line
 from prodready.rules.loader import LoadedObject
 from prodready.rules.model import Severity
@@ -46,13 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--output", choices=OUTPUTS, default="table", help="output format (default: table)"
     )
-    parser.add_argument(
-        "--fail-on",
-        choices=[s.value for s in Severity],
-        default=Severity.ERROR.value,
-        help="exit 1 when a rule of this severity or above fails (default: error)",
-    )
-    parser.add_argument("--show-passed", action="store_true", help="table: list passing checks too")
+    add_verdict_arguments(parser)
     parser.add_argument(
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)"
     )

@@ -127,6 +127,18 @@ def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_verdict_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--fail-on` and `--show-passed`: what fails the run and what the table lists (`validate`
+    and `report` alike)."""
+    parser.add_argument(
+        "--fail-on",
+        choices=[s.value for s in Severity],
+        default=Severity.ERROR.value,
+        help="exit 1 when a rule of this severity or above fails (default: error)",
+    )
+    parser.add_argument("--show-passed", action="store_true", help="table: list passing checks too")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare `validate`'s arguments."""
     parser.add_argument(
@@ -170,13 +182,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print findings and errors only: no notes, no summary line",
     )
-    parser.add_argument(
-        "--fail-on",
-        choices=[s.value for s in Severity],
-        default=Severity.ERROR.value,
-        help="exit 1 when a rule of this severity or above fails (default: error)",
-    )
-    parser.add_argument("--show-passed", action="store_true", help="table: list passing checks too")
+    add_verdict_arguments(parser)
     parser.add_argument(
         "--follow-symlinks",
         action="store_true",
