@@ -298,15 +298,7 @@ class WebhookServer:
                         functools.partial(decide, admission, mode, deadline=deadline, **judging)
                     )
                 except Exception:
-                    logger.exception(
-                        "admission review failed",
-                        extra={"kind": admission.kind, "namespace": admission.namespace},
-                    )
-                    return web.Response(
-                        status=500,
-                        text="prodready could not evaluate the object; see the operator's log\n",
-                        content_type=_TEXT,
-                    )
+                    return _failed(admission, "admission review failed", "evaluate the object")
             return self._answer(
                 admission,
                 response,
@@ -356,14 +348,8 @@ class WebhookServer:
         try:
             response = await self._authorizer.review(admission)
         except Exception:
-            logger.exception(
-                "authorization review failed",
-                extra={"kind": admission.kind, "namespace": admission.namespace},
-            )
-            return web.Response(
-                status=500,
-                text="prodready could not check the author's permissions; see the operator's log\n",
-                content_type=_TEXT,
+            return _failed(
+                admission, "authorization review failed", "check the author's permissions"
             )
         return self._answer(
             admission,
@@ -376,6 +362,17 @@ class WebhookServer:
     async def _close_authorizer(self, _app: web.Application) -> None:
         if self._authorizer is not None:
             await self._authorizer.close()
+
+
+def _failed(admission: AdmissionRequest, log_message: str, could_not: str) -> web.Response:
+    """A review that raised (an operator bug): logged with its traceback, answered 500 (the
+    apiserver applies the entry's failurePolicy)."""
+    logger.exception(log_message, extra={"kind": admission.kind, "namespace": admission.namespace})
+    return web.Response(
+        status=500,
+        text=f"prodready could not {could_not}; see the operator's log\n",
+        content_type=_TEXT,
+    )
 
 
 def _closing(status: int, message: str) -> web.Response:
