@@ -5,6 +5,7 @@
     python -m benchmarks --services 200 --no-slow-tests --no-write
     python -m benchmarks --only bounded --no-write    # one very large object, seconds
     python -m benchmarks --only pages --no-write      # the dashboard and -o html, minutes
+    python -m benchmarks --only quality --no-write    # rules on real manifests (QUALITY.md)
 
 Figures are measured in this run, on this machine, and written into the generated block
 of benchmarks/RESULTS.md (unless --no-write).
@@ -22,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import bounded, operator, pages, report, validate
+from benchmarks import bounded, operator, pages, quality, report, validate
 from benchmarks.report import Run, SlowTests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
         "--only",
-        choices=("validate", "bounded", "pages", "operator", "slow-tests"),
+        choices=("validate", "bounded", "pages", "quality", "operator", "slow-tests"),
         action="append",
         default=[],
     )
@@ -106,7 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a timeout, Ctrl-C in make) unwinds like an exception, so every control
     # plane and operator started is stopped on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    wanted = set(args.only) or {"validate", "bounded", "pages", "operator", "slow-tests"}
+    wanted = set(args.only) or {
+        "validate",
+        "bounded",
+        "pages",
+        "quality",
+        "operator",
+        "slow-tests",
+    }
     if args.no_slow_tests:
         wanted.discard("slow-tests")
     os.environ.setdefault("PRODREADY_BIN_DIR", str(REPO / ".local" / "bin"))
@@ -123,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         bounded_results = bounded.run(log, repeat=max(args.repeat, 3))
     if "pages" in wanted:
         pages_results = pages.run(log, repeat=args.repeat)
+    quality_crashes = 0
+    if "quality" in wanted:
+        log("rule quality: real public manifests from local mirrors (benchmarks/QUALITY.md)")
+        quality_summary = quality.run(log)
+        quality_crashes = len(quality_summary["crashes"])
+        log(quality.render(quality_summary))
     if "operator" in wanted:
         operator_results = operator.run(args.services, log)
     if "slow-tests" in wanted:
@@ -145,8 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         log(f"\nwritten: {path.relative_to(REPO)}")
     if args.json:
         Path(args.json).write_text(json.dumps(report.as_json(run), indent=2, default=str))
-    failed = (slow is not None and not slow.passed) or bool(
-        operator_results and operator_results.problems
+    failed = (
+        (slow is not None and not slow.passed)
+        or bool(operator_results and operator_results.problems)
+        or quality_crashes > 0
     )
     return 1 if failed else 0
 
