@@ -316,3 +316,101 @@ def test_validate_with_the_policy_file_finds_what_the_audit_finds(
     for name in ("legacy", "api"):
         assert offline[name] == _report_findings(audited[name]), name
     cluster.kubectl("delete", "readinesspolicy", policy["metadata"]["name"])
+
+
+# -- no way around enforcement from one's own manifest (as alice, who holds `edit`) --------
+
+
+def _with_env(deployment: dict[str, Any], name: str, value: str) -> dict[str, Any]:
+    changed = json.loads(json.dumps(deployment))
+    env = changed["spec"]["template"]["spec"]["containers"][0]["env"]
+    changed["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        *(e for e in env if e["name"] != name),
+        {"name": name, "value": value},
+    ]
+    return changed
+
+
+ELEVEN_RULES = (
+    *("HC-001", "HC-002", "HC-003", "RS-001", "RS-002", "SC-001"),
+    *("SC-002", "SC-004", "SC-005", "LG-001", "MO-001"),
+)
+
+
+@pytest.fixture
+def enforced(cluster: ControlPlane, shop: str) -> str:
+    """`shop`, labelled for enforcement and as a prod namespace."""
+    label_namespace(cluster, shop, "prodready.io/enforce=true", "prodready.io/environment=prod")
+    probe = without_liveness_probe(compliant_objects(shop, "probe")[0])
+    wait_for(lambda: _dry_run(cluster, shop, probe).returncode != 0, 30, "enforcement")
+    return shop
+
+
+@pytest.mark.parametrize(
+    ("where", "annotations"),
+    [
+        # An error-severity rule, with a reason: in Enforce a workload's own annotation
+        # exempts warnings only.
+        ("workload", {"prodready.io/exempt": "PR-HC-001", "prodready.io/exempt-reason": "x"}),
+        # No reason at all.
+        ("workload", {"prodready.io/exempt": "PR-HC-001"}),
+        # Eleven rules under one reason: no rule has a reason of its own.
+        (
+            "workload",
+            {
+                "prodready.io/exempt": ",".join(f"PR-{rule}" for rule in ELEVEN_RULES),
+                "prodready.io/exempt-reason": "x",
+            },
+        ),
+        # The same, on the pod template.
+        ("template", {"prodready.io/exempt": "PR-HC-001", "prodready.io/exempt-reason": "x"}),
+    ],
+)
+def test_an_exemption_annotation_cannot_switch_enforcement_off(
+    cluster: ControlPlane,
+    operator: OperatorProcess,
+    enforced: str,
+    where: str,
+    annotations: dict[str, str],
+) -> None:
+    broken = without_liveness_probe(compliant_objects(enforced)[0])
+    metadata = broken["metadata"] if where == "workload" else broken["spec"]["template"]["metadata"]
+    metadata["annotations"] = annotations
+    result = _dry_run(cluster, enforced, broken)
+    assert result.returncode != 0, result.stderr
+    assert "PR-HC-001" in result.stderr
+
+
+def test_an_optional_configmap_that_does_not_exist_sets_nothing(
+    cluster: ControlPlane, operator: OperatorProcess, enforced: str
+) -> None:
+    deployment = compliant_objects(enforced)[0]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [e for e in container["env"] if e["name"] != "LOG_FORMAT"]
+    container["envFrom"] = [{"configMapRef": {"name": "nowhere", "optional": True}}]
+    result = _dry_run(cluster, enforced, deployment)
+    assert result.returncode != 0, result.stderr
+    assert "PR-LG-001" in result.stderr
+    # The ConfigMap exists and says json: the variable is read from it.
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "nowhere"},
+        "data": {"LOG_FORMAT": "json"},
+    }
+    assert kubectl_apply(cluster, enforced, config_map).returncode == 0
+    wait_for(
+        lambda: _dry_run(cluster, enforced, deployment).returncode == 0,
+        15,
+        "the ConfigMap to be seen",
+    )
+
+
+def test_a_workload_cannot_lower_its_namespace_environment(
+    cluster: ControlPlane, operator: OperatorProcess, enforced: str
+) -> None:
+    debug = _with_env(compliant_objects(enforced)[0], "DEBUG", "true")
+    debug["metadata"]["labels"]["prodready.io/environment"] = "dev"
+    result = _dry_run(cluster, enforced, debug)
+    assert result.returncode != 0, result.stderr
+    assert "PR-ER-001" in result.stderr  # DEBUG is off in prod: the namespace says prod
