@@ -287,6 +287,9 @@ def test_prestop_accepts_exec_sleep_and_http_hooks() -> None:
 def test_rolling_update_default_and_daemonset() -> None:
     objects = baseline()
     del deployment(objects)["spec"]["strategy"]
+    # 25% of the baseline's 3 replicas rounds down to 0: nothing is taken out (issue 17).
+    assert [f.result for f in findings(objects, "PR-GS-003")] == [Result.PASS]
+    deployment(objects)["spec"]["replicas"] = 4
     (finding,) = findings(objects, "PR-GS-003")
     assert "25%" in finding.message
     assert finding.patch == [
@@ -302,10 +305,30 @@ def test_rolling_update_default_and_daemonset() -> None:
     daemon = deployment(baseline())
     daemon["kind"] = "DaemonSet"
     del daemon["spec"]["strategy"]
+    del daemon["spec"]["replicas"]
     (finding,) = findings([daemon], "PR-GS-003")
     assert finding.failed
     assert finding.patch is not None
     assert finding.patch[0]["value"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+
+
+def test_rolling_update_is_judged_at_the_autoscalers_peak() -> None:
+    objects = baseline()
+    del deployment(objects)["spec"]["strategy"]
+    objects.append(
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "api", "namespace": "shop"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"},
+                "minReplicas": 2,
+                "maxReplicas": 10,
+            },
+        }
+    )
+    (finding,) = findings(objects, "PR-GS-003")
+    assert finding.failed
 
 
 def test_log_settings_patches() -> None:

@@ -185,8 +185,33 @@ def _is_zero(value: Any) -> bool:
     return value == 0 or (isinstance(value, str) and value.strip() in ("0", "0%"))
 
 
+def _scaled(value: Any, replicas: int, *, round_up: bool) -> int | None:
+    """An int-or-percent as the controller resolves it against `replicas` (None: unknown)."""
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    if not text.endswith("%") or not text[:-1].isdigit():
+        return None
+    scaled = replicas * int(text[:-1])
+    return -(-scaled // 100) if round_up else scaled // 100
+
+
+def _peak_replicas(subject: Subject) -> int:
+    """The most replicas the workload runs: its HPA's maxReplicas, else its replicas."""
+    autoscaler = subject.workload.autoscaler
+    if autoscaler is not None:
+        peak = mapping(autoscaler.get("spec")).get("maxReplicas")
+        if isinstance(peak, int):
+            return peak
+    return subject.workload.replicas
+
+
 def rolling_update(subject: Subject) -> Iterator[Outcome]:
-    """PR-GS-003: rolling updates never drop below desired capacity (maxUnavailable 0)."""
+    """PR-GS-003: rolling updates never drop below desired capacity (maxUnavailable 0).
+
+    A percentage is resolved as the Deployment controller does (maxUnavailable rounded
+    down, maxSurge up, and 1 unavailable when both come to 0), at the most replicas the
+    workload runs: the default 25 % takes no pod out of a Deployment of 1 to 3 replicas."""
     workload = subject.workload
     field = "strategy" if workload.kind == "Deployment" else "updateStrategy"
     strategy = mapping(workload.spec.get(field))
@@ -198,6 +223,17 @@ def rolling_update(subject: Subject) -> Iterator[Outcome]:
     if kind == "RollingUpdate" and _is_zero(unavailable):
         yield passed(f"{path}.rollingUpdate.maxUnavailable", "rolling updates keep full capacity")
         return
+    if kind == "RollingUpdate" and workload.kind == "Deployment":
+        peak = _peak_replicas(subject)
+        down = _scaled(unavailable, peak, round_up=False)
+        up = _scaled(rolling.get("maxSurge", "25%"), peak, round_up=True)
+        if down == 0 and up is not None and up > 0:
+            yield passed(
+                f"{path}.rollingUpdate.maxUnavailable",
+                f"maxUnavailable {unavailable} of {peak} replica(s) rounds down to 0: rolling "
+                "updates keep full capacity",
+            )
+            return
     surge = rolling.get("maxSurge", "25%" if workload.kind == "Deployment" else 0)
     if _is_zero(surge):
         surge = "25%" if workload.kind == "Deployment" else 1
