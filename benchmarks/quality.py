@@ -84,11 +84,21 @@ def _helm() -> str | None:
 
 @dataclass
 class Source:
-    """One input as `prodready validate` would get it: a name and its YAML text."""
+    """One input as `prodready validate` would get it: a name and its files' YAML."""
 
     name: str
     origin: str
-    text: bytes
+    files: list[tuple[str, bytes]]
+
+    def load(self) -> Any:
+        """The files through validate's loader, into one LoadResult (a bad document is an
+        input error of its file, as in a directory given to validate)."""
+        from prodready.rules.loader import LoadResult, load_bytes
+
+        loaded = LoadResult()
+        for file, data in self.files:
+            load_bytes(data, f"{self.name}/{file}", loaded)
+        return loaded
 
 
 @dataclass
@@ -151,7 +161,7 @@ def _charts(repository: str, git_dir: Path, helm: str | None, work: Path, out: C
         elif not text.strip():
             out.skipped.append((name, "renders nothing with default values"))
         else:
-            out.sources.append(Source(name, repository, text))
+            out.sources.append(Source(name, repository, [("rendered.yaml", text)]))
 
 
 def _directories(repository: str, git_dir: Path, work: Path, out: Corpus) -> None:
@@ -164,10 +174,10 @@ def _directories(repository: str, git_dir: Path, work: Path, out: Corpus) -> Non
             continue  # CI configuration, not manifests
         by_directory[relative.parent].append(path)
     for directory, paths in sorted(by_directory.items()):
-        text = b"\n---\n".join(p.read_bytes() for p in paths)
-        if len(text) > MAX_SOURCE_BYTES or b"apiVersion" not in text:
-            continue
-        out.sources.append(Source(f"{repository}:{directory}", repository, text))
+        files = [(p.name, p.read_bytes()) for p in paths]
+        files = [(n, t) for n, t in files if len(t) <= MAX_SOURCE_BYTES and b"apiVersion" in t]
+        if files:
+            out.sources.append(Source(f"{repository}:{directory}", repository, files))
 
 
 def collect(work: Path, log: Log) -> Corpus:
@@ -203,7 +213,9 @@ def collect(work: Path, log: Log) -> Corpus:
                 capture_output=True,
                 check=True,
             ).stdout
-            out.sources.append(Source(f"{repository}:release", repository, text))
+            out.sources.append(
+                Source(f"{repository}:release", repository, [("kubernetes-manifests.yaml", text)])
+            )
         elif how == "directories":
             _directories(repository, git_dir, work, out)
         else:
@@ -214,7 +226,7 @@ def collect(work: Path, log: Log) -> Corpus:
         subprocess.run([helm, "create", str(starter / "demo")], capture_output=True, check=True)
         text, problem = _render_chart(helm, starter / "demo", "demo")
         if text is not None:
-            out.sources.append(Source("helm create demo", "helm create", text))
+            out.sources.append(Source("helm create demo", "helm create", [("rendered.yaml", text)]))
         else:
             out.skipped.append(("helm create demo", problem))
     return out
@@ -267,15 +279,13 @@ def evaluate_corpus(corpus: Corpus, *, with_policy: bool = True) -> Evaluation:
     """Load and evaluate every source as validate does, counting what fires."""
     from prodready.rules import Result, evaluate
     from prodready.rules.command import without_helm_tests
-    from prodready.rules.loader import LoadResult, load_bytes
 
     result = Evaluation()
     started = time.perf_counter()
     for source in corpus.sources:
         result.sources += 1
-        loaded = LoadResult()
         try:
-            load_bytes(source.text, source.name, loaded)
+            loaded = source.load()
             config = policy_for(source) if with_policy else None
             # As validate does: a Helm test hook is no workload (skipped with a note).
             kept, tests = without_helm_tests(loaded)
@@ -400,11 +410,12 @@ def _peer_binary(name: str) -> Path | None:
     return None
 
 
-def _kube_score(binary: Path, files: list[Path]) -> dict[str, set[tuple[str, str, str]]]:
+def _kube_score(binary: Path, groups: list[list[Path]]) -> dict[str, set[tuple[str, str, str]]]:
+    """kube-score once per input, with all of its files (so it sees Services with Pods)."""
     flagged: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
-    for path in files:
+    for group in groups:
         done = subprocess.run(
-            [str(binary), "score", "--output-format", "json", str(path)],
+            [str(binary), "score", "--output-format", "json", *map(str, group)],
             capture_output=True,
             timeout=PEER_TIMEOUT,
             check=False,
@@ -428,41 +439,46 @@ def _polaris_results(results: dict[str, Any]) -> Iterator[tuple[str, bool]]:
         yield check, bool(outcome.get("Success", True))
 
 
-def _polaris(binary: Path, directory: Path) -> dict[str, set[tuple[str, str, str]]]:
-    done = subprocess.run(
-        [str(binary), "audit", "--audit-path", str(directory), "--format", "json"],
-        capture_output=True,
-        timeout=PEER_TIMEOUT,
-        check=False,
-    )
+def _polaris(binary: Path, groups: list[list[Path]]) -> dict[str, set[tuple[str, str, str]]]:
+    """Polaris once per input directory (one file it cannot parse fails only its input)."""
     flagged: dict[str, set[tuple[str, str, str]]] = defaultdict(set)
-    data = json.loads(done.stdout or b"{}") or {}
-    for item in data.get("Results") or []:
-        ref = (item.get("Kind", ""), item.get("Namespace") or "bench", item.get("Name", ""))
-        outcomes = list(_polaris_results(item.get("Results")))
-        pod = item.get("PodResult") or {}
-        outcomes.extend(_polaris_results(pod.get("Results")))
-        for container in pod.get("ContainerResults") or []:
-            outcomes.extend(_polaris_results(container.get("Results")))
-        for check, success in outcomes:
-            if not success:
-                flagged[check].add(ref)
+    for group in groups:
+        done = subprocess.run(
+            [str(binary), "audit", "--audit-path", str(group[0].parent), "--format", "json"],
+            capture_output=True,
+            timeout=PEER_TIMEOUT,
+            check=False,
+        )
+        with contextlib.suppress(ValueError):
+            data = json.loads(done.stdout or b"{}") or {}
+            for item in data.get("Results") or []:
+                ref = (item.get("Kind", ""), item.get("Namespace") or "bench", item.get("Name", ""))
+                outcomes = list(_polaris_results(item.get("Results")))
+                pod = item.get("PodResult") or {}
+                outcomes.extend(_polaris_results(pod.get("Results")))
+                for container in pod.get("ContainerResults") or []:
+                    outcomes.extend(_polaris_results(container.get("Results")))
+                for check, success in outcomes:
+                    if not success:
+                        flagged[check].add(ref)
     return flagged
 
 
 def peers_on(corpus: Corpus, work: Path, log: Log) -> dict[str, dict[str, set[Any]] | str]:
     """Each peer's flagged objects per check, on the same files (or why it did not run)."""
     directory = work / "peer-input"
-    directory.mkdir(parents=True, exist_ok=True)
-    files = []
+    groups: list[list[Path]] = []
     for index, source in enumerate(corpus.sources):
-        path = directory / f"{index:04d}.yaml"
-        path.write_bytes(source.text)
-        files.append(path)
+        group = directory / f"{index:04d}"
+        group.mkdir(parents=True)
+        for position, (_, data) in enumerate(source.files):
+            (group / f"{position:03d}.yaml").write_bytes(data)
+        groups.append(sorted(group.iterdir()))
+    files = [path for group in groups for path in group]
     out: dict[str, dict[str, set[Any]] | str] = {}
     for name, run in (
-        ("kube-score", lambda b: _kube_score(b, files)),
-        ("polaris", lambda b: _polaris(b, directory)),
+        ("kube-score", lambda b: _kube_score(b, groups)),
+        ("polaris", lambda b: _polaris(b, groups)),
     ):
         binary = _peer_binary(name)
         if binary is None:
@@ -551,7 +567,6 @@ def _detect_secrets() -> Iterator[Callable[[str, str], bool] | None]:
 
 def secret_costs(work: Path, corpus: Corpus, workloads: int, log: Log) -> dict[str, Any]:
     """Time prodready's patterns and detect-secrets on the same literal values."""
-    from prodready.rules.loader import LoadResult, load_bytes
     from prodready.rules.secrets import secret_kind
     from prodready.rules.subject import RuleSettings
 
@@ -559,8 +574,7 @@ def secret_costs(work: Path, corpus: Corpus, workloads: int, log: Log) -> dict[s
     sets = {"synthetic": _synthetic_literals(work, workloads)}
     real: list[tuple[str, str]] = []
     for source in corpus.sources:
-        loaded = LoadResult()
-        load_bytes(source.text, source.name, loaded)
+        loaded = source.load()
         real.extend(_literals(iter(item.obj for item in loaded.objects)))
     sets["real-world"] = real
     settings = RuleSettings()
