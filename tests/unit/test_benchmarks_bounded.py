@@ -24,8 +24,10 @@ def test_the_objects_are_what_the_rows_say() -> None:
     assert excess(workload["spec"]["template"]["spec"], "spec", Limits(**bounded.LIFTED)) is None
     body = json.loads(bounded.review(workload))
     assert body["request"]["object"]["metadata"]["name"] == "big"
-    (report_,) = evaluate([workload, service])
+    # The LoadBalancer Service is checked on its own too (PR-SC-007, issue 17).
+    report_, service_report = evaluate([workload, service])
     assert [f.rule_id for f in report_.findings] == ["PR-LM-001"]
+    assert service_report.object.kind == "Service"
 
 
 def test_rows_and_detail_in_the_summary(tmp_path: Path) -> None:
