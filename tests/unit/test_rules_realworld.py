@@ -423,3 +423,25 @@ def test_the_rules_catalogue_lists_the_new_rules(capsys: pytest.CaptureFixture[s
     assert rules["PR-CF-004"]["kinds"] == ["ConfigMap"]
     assert all(rules[r]["why"] and rules[r]["fix"] for r in ("PR-SC-006", "PR-SC-007", "PR-CF-004"))
     assert sys.modules["prodready.rules.secrets"]
+
+
+def test_an_object_checked_on_its_own_can_be_exempted_with_a_reason() -> None:
+    ingress = _docs(
+        """
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: internal
+  namespace: shop
+  annotations:
+    prodready.io/exempt: PR-SC-006
+    prodready.io/exempt-reason: only reachable through the VPN
+spec:
+  rules: [{host: tools.internal}]
+"""
+    )
+    (report,) = evaluate(ingress)
+    (finding,) = _findings(report, "PR-SC-006")
+    assert finding.result is Result.SKIP
+    assert "only reachable through the VPN" in finding.message
+    assert report.compliant
