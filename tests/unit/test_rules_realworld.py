@@ -135,6 +135,10 @@ def test_a_port_named_for_http_makes_a_server_without_a_service() -> None:
     container["ports"] = [{"name": "http-api", "containerPort": 8080}]
     (report,) = evaluate(objects)
     assert "serves traffic" in _failed(report, "PR-HC-002")[0].message
+    # ... but an HTTP port named for metrics is scraped, not served.
+    container["ports"] = [{"name": "http-metrics", "containerPort": 3100}]
+    (report,) = evaluate(objects)
+    assert _findings(report, "PR-HC-002") == []
 
 
 def test_a_private_key_under_an_innocent_name_is_found_and_never_printed() -> None:

@@ -202,6 +202,9 @@ def serves_by_name(port: Mapping[str, Any]) -> bool:
     """A container port whose name or appProtocol says it serves HTTP or gRPC."""
     for key in ("name", "appProtocol"):
         value = port.get(key)
+        # `http-metrics` (Loki's, promtail's, many charts') names what is scraped, not served.
+        if isinstance(value, str) and "metric" in value.lower():
+            return False
         if isinstance(value, str) and _SERVING_PORT_NAME.match(value.lower()):
             return True
     return False
