@@ -223,6 +223,26 @@ BAD_CASES = [
         id="reserved-pod-label",
     ),
     pytest.param({"environment": "qa"}, "spec.environment", "Unsupported value", id="bad-enum"),
+    # What the apiserver would refuse in the rendered pod: refused in the spec, as the
+    # renderer refuses it (found by tests/e2e/test_fuzz.py).
+    pytest.param(
+        {"pod": {"tolerations": [{"operator": "Equal"}]}},
+        "spec.pod.tolerations[0].operator",
+        "use operator Exists",
+        id="toleration-without-key",
+    ),
+    pytest.param(
+        {"pod": {"tolerations": [{"key": "k", "tolerationSeconds": 9, "effect": "NoSchedule"}]}},
+        "spec.pod.tolerations[0].tolerationSeconds",
+        "NoExecute effect only",
+        id="toleration-seconds-without-noexecute",
+    ),
+    pytest.param(
+        {"pod": {"tolerations": [{"operator": "Exists", "value": "v"}]}},
+        "spec.pod.tolerations[0].value",
+        "takes no value",
+        id="exists-toleration-with-value",
+    ),
 ]
 
 

@@ -240,6 +240,26 @@ def test_status_model_reads_and_ignores_unknown_fields() -> None:
             "schema",
         ),
         ({"healthz": {}}, "spec.healthz", "schema"),
+        (
+            {"pod": {"tolerations": [{"operator": "Equal"}]}},
+            "spec.pod.tolerations[0].operator",
+            "schema",
+        ),
+        (
+            {"pod": {"tolerations": [{"key": "k", "tolerationSeconds": 9}]}},
+            "spec.pod.tolerations[0].tolerationSeconds",
+            "schema",
+        ),
+        (
+            {"pod": {"tolerations": [{"operator": "Exists", "value": "v"}]}},
+            "spec.pod.tolerations[0].value",
+            "schema",
+        ),
+        (
+            {"env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]},
+            "spec.env[1].name",
+            "schema",
+        ),
     ],
 )
 def test_invalid_specs_name_field_and_rule(spec: dict[str, Any], field: str, rule: str) -> None:

@@ -625,8 +625,30 @@ class Autoscaling(_Model):
         return self
 
 
+_CEL_TOLERATION = (
+    cel(
+        "(has(self.operator) && self.operator == 'Exists') || (has(self.key) && self.key != '')",
+        "a toleration without a key matches every taint: use operator Exists",
+        field_path=".operator",
+    ),
+    cel(
+        "!(has(self.operator) && self.operator == 'Exists') || !has(self.value) "
+        "|| self.value == ''",
+        "a toleration with operator Exists takes no value",
+        field_path=".value",
+    ),
+    cel(
+        "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+        "tolerationSeconds applies to the NoExecute effect only",
+        field_path=".tolerationSeconds",
+    ),
+)
+
+
 class Toleration(_Model):
-    """A pod toleration (core/v1 Toleration)."""
+    """A pod toleration (core/v1 Toleration), as the apiserver validates it in a pod."""
+
+    model_config = ConfigDict(json_schema_extra=validations(*_CEL_TOLERATION))
 
     key: str | None = Field(None, max_length=316, description="Taint key; unset matches all.")
     operator: Literal["Exists", "Equal"] = Field("Equal", description="Exists or Equal.")
@@ -637,6 +659,27 @@ class Toleration(_Model):
     toleration_seconds: int | None = Field(
         None, ge=0, description="For NoExecute: how long the pod stays bound after the taint."
     )
+
+    @model_validator(mode="after")
+    def _as_a_pod_accepts_it(self) -> Self:
+        # The same three checks as the CEL rules above (and the apiserver's pod validation).
+        if self.operator == "Equal" and not self.key:
+            raise _violation(
+                SCHEMA_RULE,
+                "operator",
+                "a toleration without a key matches every taint: use operator Exists",
+            )
+        if self.operator == "Exists" and self.value:
+            raise _violation(
+                SCHEMA_RULE, "value", "a toleration with operator Exists takes no value"
+            )
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise _violation(
+                SCHEMA_RULE,
+                "tolerationSeconds",
+                "tolerationSeconds applies to the NoExecute effect only",
+            )
+        return self
 
 
 _CEL_NO_RESERVED_KEYS = cel(
@@ -911,6 +954,10 @@ class ProductionServiceSpec(_Model):
         )
         for field, names in named_lists:
             for index, name in enumerate(names):
+                if name in names[:index]:
+                    raise _violation(
+                        SCHEMA_RULE, f"{field}[{index}].name", f"{name} is set twice in {field}"
+                    )
                 if name in reserved:
                     raise _violation(
                         SCHEMA_RULE,
