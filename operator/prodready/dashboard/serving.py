@@ -14,7 +14,6 @@ import kopf
 from aiohttp import web
 
 from prodready.config import Settings
-from prodready.dashboard.server import DashboardServer
 from prodready.kube.client import KubeClient
 from prodready.observability.serving import ThreadedSite
 
@@ -23,6 +22,9 @@ logger = logging.getLogger("prodready.dashboard")
 
 def site(settings: Settings) -> ThreadedSite:
     """The dashboard's server on `settings.health_host`:`settings.dashboard_port`."""
+    # Imported here, not at the top: the pages' templates (jinja2) cost the operator's
+    # memory only where the dashboard is served (it is off by default).
+    from prodready.dashboard.server import DashboardServer
 
     async def listen() -> web.AppRunner:
         server = DashboardServer(KubeClient.login, namespaces=settings.namespaces)
