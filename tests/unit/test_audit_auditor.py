@@ -434,3 +434,26 @@ async def test_a_terminating_namespace_is_retried_quietly(caplog: pytest.LogCapt
     with caplog.at_level(logging.WARNING, logger="prodready.audit"):
         await harness.auditor.step()
     assert "retrying" not in caplog.text
+
+
+async def test_a_pod_monitor_in_the_store_scrapes_the_workload() -> None:
+    """The audit sees what validate sees: a PodMonitor (not only a ServiceMonitor) meets
+    PR-MO-001."""
+    harness = Harness()
+    context = [o for o in _objects()[1:] if o["kind"] != "ServiceMonitor"]
+    harness.put(_objects()[0], *context)
+    await harness.auditor.step()
+    assert "PR-MO-001" in _failing(harness.api.report("prodready-deployment-api"))
+    pod_monitor = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {"name": "api", "namespace": "shop", "resourceVersion": "1"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "api"}},
+            "podMetricsEndpoints": [{"port": "metrics"}],
+        },
+    }
+    harness.put(pod_monitor)
+    harness.auditor.request_full_pass()
+    await harness.auditor.step()
+    assert "PR-MO-001" not in _failing(harness.api.report("prodready-deployment-api"))

@@ -90,6 +90,7 @@ CONTEXT_RESOURCES: Final = (
     Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
     Resource("networking.k8s.io/v1", "Ingress", "ingresses"),
     Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
+    Resource("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
     Resource("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
     Resource("v1", "ConfigMap", "configmaps"),
 )
