@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from prodready.webhook.configuration import FailurePolicy, render_webhook_configuration
 from tests.cluster.controlplane import ControlPlane
 from tests.e2e.support import REPO, OperatorProcess, wait_for
 
@@ -127,3 +128,29 @@ def webhook_endpoint(operator: OperatorProcess) -> tuple[int, Path]:
         )
     )
     return port, ca_file
+
+
+E2E_LABEL = "prodready.io/e2e"
+"""Only namespaces carrying this label are sent to a test's webhook configuration (other
+tests' namespaces, and the cluster's own, never wait on it)."""
+
+
+def e2e_webhook_configuration(
+    operator: OperatorProcess, name: str, failure_policy: FailurePolicy = "Fail"
+) -> dict[str, Any]:
+    """The operator's ValidatingWebhookConfiguration for its generated certificate, every
+    entry narrowed to namespaces labelled `E2E_LABEL`."""
+    port, ca_file = webhook_endpoint(operator)
+    document = render_webhook_configuration(
+        operator_namespace="default",
+        url=f"https://127.0.0.1:{port}",
+        ca_bundle=ca_file.read_bytes(),
+        name=name,
+        failure_policy=failure_policy,
+        timeout_seconds=10,
+    )
+    for webhook in document["webhooks"]:
+        webhook["namespaceSelector"]["matchExpressions"].append(
+            {"key": E2E_LABEL, "operator": "Exists"}
+        )
+    return document

@@ -22,16 +22,16 @@ from typing import Any
 import pytest
 import yaml
 
-from prodready.webhook.configuration import render_webhook_configuration
 from tests.cluster.controlplane import ControlPlane
 from tests.e2e.policy_support import (
+    E2E_LABEL,
     OPENREPORTS_CRD,
     bare_deployment,
     compliant_objects,
+    e2e_webhook_configuration,
     kubectl_apply,
     label_namespace,
     metric,
-    webhook_endpoint,
     without_liveness_probe,
 )
 from tests.e2e.support import (
@@ -49,7 +49,6 @@ from tests.generate import documents, helm_template
 
 pytestmark = pytest.mark.cluster
 
-E2E_LABEL = "prodready.io/e2e"
 CONFIGURATION = "prodready-e2e-policies"
 AUDIT_INTERVAL_SECONDS = 10
 
@@ -64,19 +63,7 @@ def operator(
         tmp_path_factory.mktemp("policies") / "operator.log",
         env={"PRODREADY_AUDIT_INTERVAL_SECONDS": str(AUDIT_INTERVAL_SECONDS)},
     )
-    port, ca_file = webhook_endpoint(process)
-    document = render_webhook_configuration(
-        operator_namespace="default",
-        url=f"https://127.0.0.1:{port}",
-        ca_bundle=ca_file.read_bytes(),
-        name=CONFIGURATION,
-        failure_policy="Fail",
-        timeout_seconds=10,
-    )
-    for webhook in document["webhooks"]:
-        webhook["namespaceSelector"]["matchExpressions"].append(
-            {"key": E2E_LABEL, "operator": "Exists"}
-        )
+    document = e2e_webhook_configuration(process, CONFIGURATION)
     cluster.kubectl("apply", "-f", "-", input=json.dumps(document))
     try:
         yield process

@@ -22,12 +22,13 @@ from typing import Any
 
 import pytest
 
-from prodready.webhook.configuration import render_webhook_configuration
 from prodready.webhook.server import MAX_BODY_BYTES, READ_TIMEOUT
 from tests.cluster.controlplane import ControlPlane
 from tests.e2e.policy_support import (
+    E2E_LABEL,
     bare_deployment,
     compliant_deployment,
+    e2e_webhook_configuration,
     kubectl_apply,
     label_namespace,
     webhook_endpoint,
@@ -51,7 +52,6 @@ from tests.unit.tls_clients import (
 pytestmark = pytest.mark.cluster
 
 CHART_MEMORY_LIMIT = 512 * 1024 * 1024  # charts/prodready/values.yaml resources.limits
-E2E_LABEL = "prodready.io/e2e"
 _names = itertools.count()
 
 
@@ -305,18 +305,8 @@ def test_only_the_apiserver_gets_an_answer(
     assert _status(answer) == 200  # the certificate the apiserver presents does get in
 
     name = f"prodready-e2e-mtls-{next(_names)}"
-    document = render_webhook_configuration(
-        operator_namespace="default",
-        url=f"https://127.0.0.1:{port}",
-        ca_bundle=ca_file.read_bytes(),
-        name=name,
-        failure_policy="Ignore",  # a refused handshake would admit: only a real answer denies
-        timeout_seconds=10,
-    )
-    for webhook in document["webhooks"]:
-        webhook["namespaceSelector"]["matchExpressions"].append(
-            {"key": E2E_LABEL, "operator": "Exists"}
-        )
+    # Ignore: a refused handshake would admit, so only a real answer denies.
+    document = e2e_webhook_configuration(guarded_operator, name, "Ignore")
     label_namespace(cluster, namespace, "prodready.io/enforce=true", f"{E2E_LABEL}=true")
     cluster.kubectl("apply", "-f", "-", input=json.dumps(document))
     try:

@@ -23,11 +23,12 @@ from typing import Any
 import pytest
 import yaml
 
-from prodready.webhook.configuration import render_webhook_configuration
 from tests.cluster.controlplane import ControlPlane
 from tests.e2e.policy_support import (
+    E2E_LABEL,
     bare_deployment,
     compliant_objects,
+    e2e_webhook_configuration,
     kubectl_apply,
     label_namespace,
     metric,
@@ -47,7 +48,6 @@ from tests.e2e.support import (
 
 pytestmark = pytest.mark.cluster
 
-E2E_LABEL = "prodready.io/e2e"
 ENFORCE = "prodready.io/enforce=true"
 AUDIT = "prodready.io/audit=true"
 _configurations = itertools.count()
@@ -65,20 +65,9 @@ def operator(
 
 
 def _configuration(operator: OperatorProcess, name: str, failure_policy: str) -> dict[str, Any]:
-    port, ca_file = webhook_endpoint(operator)
-    document = render_webhook_configuration(
-        operator_namespace="default",
-        url=f"https://127.0.0.1:{port}",
-        ca_bundle=ca_file.read_bytes(),
-        name=name,
-        failure_policy="Fail" if failure_policy == "Fail" else "Ignore",
-        timeout_seconds=10,
+    return e2e_webhook_configuration(
+        operator, name, "Fail" if failure_policy == "Fail" else "Ignore"
     )
-    for webhook in document["webhooks"]:
-        webhook["namespaceSelector"]["matchExpressions"].append(
-            {"key": E2E_LABEL, "operator": "Exists"}
-        )
-    return document
 
 
 Register = Callable[..., str]

@@ -20,15 +20,16 @@ from typing import Any
 import pytest
 import yaml
 
-from prodready.webhook.configuration import operator_username, render_webhook_configuration
+from prodready.webhook.configuration import operator_username
 from tests.cluster.controlplane import ControlPlane
 from tests.e2e.policy_support import (
+    E2E_LABEL,
     bare_deployment,
     compliant_deployment,
     compliant_objects,
+    e2e_webhook_configuration,
     label_namespace,
     metric,
-    webhook_endpoint,
     without_liveness_probe,
 )
 from tests.e2e.support import (
@@ -43,7 +44,6 @@ from tests.e2e.support import (
 
 pytestmark = pytest.mark.cluster
 
-E2E_LABEL = "prodready.io/e2e"
 ENFORCE = "prodready.io/enforce=true"
 AUDIT = "prodready.io/audit=true"
 CONFIGURATION = "prodready-e2e-bypass"
@@ -59,19 +59,7 @@ def operator(
 ) -> Iterator[OperatorProcess]:
     install_crds(cluster, CRD_FILE, *MONITORING_CRDS)
     process = start_operator(cluster, tmp_path_factory.mktemp("bypass") / "operator.log")
-    port, ca_file = webhook_endpoint(process)
-    document = render_webhook_configuration(
-        operator_namespace="default",
-        url=f"https://127.0.0.1:{port}",
-        ca_bundle=ca_file.read_bytes(),
-        name=CONFIGURATION,
-        failure_policy="Fail",
-        timeout_seconds=10,
-    )
-    for webhook in document["webhooks"]:
-        webhook["namespaceSelector"]["matchExpressions"].append(
-            {"key": E2E_LABEL, "operator": "Exists"}
-        )
+    document = e2e_webhook_configuration(process, CONFIGURATION)
     cluster.kubectl("apply", "-f", "-", input=json.dumps(document))
     try:
         yield process
