@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -149,21 +150,38 @@ def _limit_address_space() -> None:  # pragma: no cover - runs in the child
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
 
 
+# A forked child's peak RSS starts at its parent's (Linux keeps the larger of the old and
+# the new address space's high-water mark across exec), and this pytest process may hold
+# hundreds of MiB by the time these tests run. So a small launcher process forks the
+# validate run and reports that grandchild's own peak, which starts from the launcher's.
+_MEASURE = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as peak:
+    peak.write(str(usage.ru_maxrss))
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
 def validate(
     tmp_path: Path, *args: str, stdin: bytes | None = None, timeout: float = TIMEOUT_SECONDS
 ) -> Outcome:
     """Run `prodready validate -o json ARGS` bounded in memory and time (killed, and the
     test failed, past `timeout` seconds)."""
-    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    out, err, peak = tmp_path / "stdout", tmp_path / "stderr", tmp_path / "peak-rss-kib"
     started = time.monotonic()
     with out.open("wb") as stdout, err.open("wb") as stderr:
+        command = [*PRODREADY, "validate", "-o", "json", *args]
         process = subprocess.Popen(
-            [*PRODREADY, "validate", "-o", "json", *args],
+            [sys.executable, "-c", _MEASURE, str(peak), *command],
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,
             preexec_fn=_limit_address_space,  # noqa: PLW1509 - no threads in the parent here
             env={**os.environ, "NO_COLOR": "1"},
+            start_new_session=True,  # so that a kill on timeout takes the grandchild too
         )
         if stdin is not None:
             assert process.stdin is not None
@@ -175,7 +193,7 @@ def validate(
             if pid:
                 break
             if time.monotonic() > deadline:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
                 pytest.fail(f"validate {args} ran longer than {timeout:.0f}s")
             time.sleep(0.02)
@@ -185,7 +203,7 @@ def validate(
         out.read_text(),
         err.read_text(errors="replace"),
         time.monotonic() - started,
-        int(usage.ru_maxrss),
+        int(peak.read_text()) if peak.exists() else int(usage.ru_maxrss),
     )
 
 
