@@ -180,6 +180,20 @@ def failed(
     return Outcome(False, path, message, container.name if container else None, patch)
 
 
+def judged(
+    container: Container, problems: list[tuple[str, str]], path: str, message: str
+) -> Outcome:
+    """A container with `(field, what is wrong)` problems fails at the first one's field,
+    naming them all; without problems it passes at `path` with `message`."""
+    if problems:
+        return failed(
+            f"{container.path}.{problems[0][0]}",
+            f"container {container.name}: " + "; ".join(p[1] for p in problems),
+            container,
+        )
+    return passed(path, message, container)
+
+
 def escape_pointer(token: str) -> str:
     """Escape one JSON-pointer reference token (RFC 6901)."""
     return token.replace("~", "~0").replace("/", "~1")

@@ -20,6 +20,7 @@ from prodready.rules.subject import (
     Subject,
     escape_pointer,
     failed,
+    judged,
     passed,
 )
 
@@ -59,18 +60,12 @@ def secrets_by_reference(subject: Subject) -> Iterator[Outcome]:
                         f"ConfigMap {ref_name} holds secret-looking keys ({', '.join(keys)})",
                     )
                 )
-        if problems:
-            yield failed(
-                f"{container.path}.{problems[0][0]}",
-                f"container {container.name}: " + "; ".join(p[1] for p in problems),
-                container,
-            )
-        else:
-            yield passed(
-                f"{container.path}.env",
-                f"container {container.name} receives secrets only by Secret reference",
-                container,
-            )
+        yield judged(
+            container,
+            problems,
+            f"{container.path}.env",
+            f"container {container.name} receives secrets only by Secret reference",
+        )
 
 
 def _secret_references(subject: Subject) -> Iterator[tuple[str, str, str | None]]:

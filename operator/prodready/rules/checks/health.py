@@ -32,7 +32,7 @@ from prodready.rules.context import (
 )
 from prodready.rules.envvars import env_entries
 from prodready.rules.model import JsonPatch
-from prodready.rules.subject import Outcome, Subject, failed, passed
+from prodready.rules.subject import Outcome, Subject, failed, judged, passed
 
 # Kubernetes' defaults for unset probe fields.
 DEFAULT_PERIOD_SECONDS = 10
@@ -197,18 +197,12 @@ def probe_quality(subject: Subject) -> Iterator[Outcome]:
                     "so a slow start is killed",
                 )
             )
-        if problems:
-            yield failed(
-                f"{container.path}.{problems[0][0]}",
-                f"container {container.name}: " + "; ".join(p[1] for p in problems),
-                container,
-            )
-        else:
-            yield passed(
-                container.path,
-                f"container {container.name} probes are sane health checks",
-                container,
-            )
+        yield judged(
+            container,
+            problems,
+            container.path,
+            f"container {container.name} probes are sane health checks",
+        )
 
 
 def declared_dependencies(subject: Subject) -> list[str]:

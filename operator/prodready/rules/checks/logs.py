@@ -51,9 +51,9 @@ def _unknown(container: Container, name: str, value: EnvValue) -> Outcome:
     )
 
 
-def json_logs(subject: Subject) -> Iterator[Outcome]:
-    """PR-LG-001: logs are JSON (the log-format setting is `json`)."""
-    name = subject.settings.log_format
+def _own_values(subject: Subject, name: str) -> Iterator[Outcome | tuple[Container, EnvValue]]:
+    """Each container's value of the app's own variable `name`, for the rule to judge; a
+    third-party container, or a value not visible here, is already an outcome."""
     for container in subject.workload.containers:
         note = third_party(subject, container, name)
         if note is not None:
@@ -62,7 +62,19 @@ def json_logs(subject: Subject) -> Iterator[Outcome]:
         value = subject.env(container, name)
         if value.state is ValueState.UNKNOWN:
             yield _unknown(container, name, value)
-        elif value.state is ValueState.LITERAL and (value.value or "").strip().lower() == "json":
+        else:
+            yield container, value
+
+
+def json_logs(subject: Subject) -> Iterator[Outcome]:
+    """PR-LG-001: logs are JSON (the log-format setting is `json`)."""
+    name = subject.settings.log_format
+    for item in _own_values(subject, name):
+        if isinstance(item, Outcome):
+            yield item
+            continue
+        container, value = item
+        if value.state is ValueState.LITERAL and (value.value or "").strip().lower() == "json":
             yield passed(
                 _where(container, value), f"container {container.name} logs JSON", container
             )
@@ -90,16 +102,12 @@ def _level_ok(level: str) -> bool | None:
 def log_level(subject: Subject) -> Iterator[Outcome]:
     """PR-LG-002: the log level is INFO or above in prod."""
     name = subject.settings.log_level
-    for container in subject.workload.containers:
-        note = third_party(subject, container, name)
-        if note is not None:
-            yield note
+    for item in _own_values(subject, name):
+        if isinstance(item, Outcome):
+            yield item
             continue
-        value = subject.env(container, name)
+        container, value = item
         where = _where(container, value)
-        if value.state is ValueState.UNKNOWN:
-            yield _unknown(container, name, value)
-            continue
         if value.state is ValueState.MISSING:
             yield passed(
                 where,
@@ -148,16 +156,13 @@ def no_literal_secrets(subject: Subject) -> Iterator[Outcome]:
 def debug_off(subject: Subject) -> Iterator[Outcome]:
     """PR-ER-001: DEBUG (stack traces in responses) is off in prod."""
     name = subject.settings.debug
-    for container in subject.workload.containers:
-        note = third_party(subject, container, name)
-        if note is not None:
-            yield note
+    for item in _own_values(subject, name):
+        if isinstance(item, Outcome):
+            yield item
             continue
-        value = subject.env(container, name)
+        container, value = item
         where = _where(container, value)
-        if value.state is ValueState.UNKNOWN:
-            yield _unknown(container, name, value)
-        elif value.state is ValueState.LITERAL and (value.value or "").strip().lower() in _TRUE:
+        if value.state is ValueState.LITERAL and (value.value or "").strip().lower() in _TRUE:
             yield failed(
                 where,
                 f"container {container.name}: {name}={value.value} shows stack traces to clients",
