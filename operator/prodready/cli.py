@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "prodready.webhook.command",
         "print the ValidatingWebhookConfiguration of the admission webhook",
     ),
+    "admission-policy": (
+        "prodready.rules.vap_command",
+        "print a policy file's ValidatingAdmissionPolicies (the checklist in the apiserver)",
+    ),
     "completion": ("prodready.completion", "print a shell completion script (bash, zsh, fish)"),
 }
 

@@ -351,6 +351,13 @@ class ReadinessPolicySpec(_Model):
         AnnotationExemptions(),
         description="What a workload's own prodready.io/exempt annotation may exempt.",
     )
+    enforce_in_apiserver: bool = Field(
+        False,
+        description="Also enforce the rules that need only the workload itself, and every "
+        "custom rule, inside the apiserver: the operator applies a ValidatingAdmissionPolicy "
+        "and binding named prodready-<policy> (see docs/admission.md), which keep working "
+        "while the webhook is down.",
+    )
     max_exception_days: int = Field(
         DEFAULT_MAX_EXCEPTION_DAYS,
         ge=1,
