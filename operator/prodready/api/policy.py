@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Final, Literal, Self
+from typing import Annotated, Final, Literal, Self, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -30,7 +30,6 @@ from prodready.api.models import (
     DNS_LABEL_PATTERN,
     DNS_SUBDOMAIN_PATTERN,
     ENV_NAME_PATTERN,
-    RULE_ID_PATTERN,
     Condition,
 )
 
@@ -61,6 +60,17 @@ LABEL_KEY_PATTERN: Final = (
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
     r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
+# A rule ID: a checklist rule (PR-HC-001) or a policy's own custom rule (ACME-OWN-001). The
+# checklist's IDs fit the custom shape; a custom rule's own ID may not start with PR-.
+RULE_ID_PATTERN_ANY: Final = r"^[A-Z][A-Z0-9]{1,9}-[A-Z0-9]{1,10}(-[A-Z0-9]{1,10})?$"
+RULE_ID_MAX_LENGTH: Final = 24
+RESERVED_RULE_PREFIX: Final = "PR-"
+MAX_CUSTOM_RULES: Final = 64
+WorkloadKind = Literal[
+    "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"
+]
+WORKLOAD_KINDS: Final[tuple[str, ...]] = get_args(WorkloadKind)
+
 # Something other than blanks: a reason of spaces is no reason. Unanchored on purpose (both
 # Go's regexp and pydantic search for it).
 NOT_BLANK_PATTERN: Final = r"\S"
@@ -82,7 +92,12 @@ class _StatusModel(BaseModel):
 
 
 RuleId = Annotated[
-    str, Field(pattern=RULE_ID_PATTERN, max_length=16, description="A rule ID, e.g. PR-HC-001.")
+    str,
+    Field(
+        pattern=RULE_ID_PATTERN_ANY,
+        max_length=RULE_ID_MAX_LENGTH,
+        description="A rule ID: a checklist rule such as PR-HC-001, or a custom rule's ID.",
+    ),
 ]
 Reason = Annotated[
     str,
@@ -96,7 +111,7 @@ Reason = Annotated[
 Glob = Annotated[str, Field(min_length=1, max_length=253, pattern=GLOB_PATTERN)]
 
 _LABEL_KEY = re.compile(LABEL_KEY_PATTERN)
-_RULE_ID = re.compile(RULE_ID_PATTERN)
+_RULE_ID = re.compile(RULE_ID_PATTERN_ANY)
 
 
 def _label_key(key: str) -> str:
@@ -106,8 +121,8 @@ def _label_key(key: str) -> str:
 
 
 def _rule_id_key(key: str) -> str:
-    if not _RULE_ID.match(key):
-        raise ValueError(f"{key[:64]!r} is not a rule ID such as PR-HC-001")
+    if len(key) > RULE_ID_MAX_LENGTH or not _RULE_ID.match(key):
+        raise ValueError(f"{key[:64]!r} is not a rule ID such as PR-HC-001 or ACME-OWN-001")
     return key
 
 
@@ -256,6 +271,68 @@ class AnnotationExemptions(_Model):
     )
 
 
+class CustomRule(_Model):
+    """A rule of the policy's own, in CEL: what a ValidatingAdmissionPolicy would check.
+
+    The expression sees `object` (the workload as admitted) and `namespaceObject` (its
+    Namespace, null offline when absent from the input) and returns a bool: true passes.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra=validations(
+            cel(
+                f"!self.id.startsWith('{RESERVED_RULE_PREFIX}')",
+                f"a custom rule's ID may not start with {RESERVED_RULE_PREFIX}: that prefix "
+                "is the checklist's",
+                field_path=".id",
+            )
+        )
+    )
+
+    id: str = Field(
+        max_length=RULE_ID_MAX_LENGTH,
+        pattern=RULE_ID_PATTERN_ANY,
+        description="The rule's ID in your own prefix, e.g. ACME-OWN-001 (never PR-).",
+    )
+    title: str = Field(
+        min_length=1,
+        max_length=256,
+        pattern=NOT_BLANK_PATTERN,
+        description="What the rule requires, in one line; the failure message by default.",
+    )
+    severity: Literal["error", "warning"] = Field(
+        "error", description="error (denies in Enforce) or warning."
+    )
+    kinds: list[WorkloadKind] | None = Field(
+        None,
+        min_length=1,
+        max_length=len(WORKLOAD_KINDS),
+        description="The workload kinds it applies to; absent: every workload kind.",
+    )
+    expression: str = Field(
+        min_length=1,
+        max_length=4096,
+        pattern=NOT_BLANK_PATTERN,
+        description="CEL over object and namespaceObject, returning a bool: true passes.",
+    )
+    message_expression: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="CEL returning the failure message; absent: the title.",
+    )
+    fix: str | None = Field(None, max_length=1024, description="How to fix a failure.")
+
+    @model_validator(mode="after")
+    def _own_prefix(self) -> Self:
+        if self.id.startswith(RESERVED_RULE_PREFIX):
+            raise ValueError(
+                f"a custom rule's ID may not start with {RESERVED_RULE_PREFIX}: that prefix "
+                "is the checklist's"
+            )
+        return self
+
+
 _CEL_POLICY_SPEC: Final = validations(
     cel(
         f"!has(self.disabled) || !self.disabled.exists(r, r == '{UNEXEMPTABLE_RULE}')",
@@ -303,8 +380,9 @@ class ReadinessPolicySpec(_Model):
         max_length=128,
         json_schema_extra=validations(
             cel(
-                f"self.all(k, k.matches('{RULE_ID_PATTERN}'))",
-                "severity: every key must be a rule ID such as PR-HC-001",
+                f"self.all(k, size(k) <= {RULE_ID_MAX_LENGTH} && "
+                f"k.matches('{RULE_ID_PATTERN_ANY}'))",
+                "severity: every key must be a rule ID such as PR-HC-001 or ACME-OWN-001",
             )
         ),
         description="Rule ID to error or warning, in every environment.",
@@ -365,6 +443,23 @@ class ReadinessPolicySpec(_Model):
         description="The longest a ReadinessException may last, from its creation to its "
         "expires; a longer one does not apply.",
     )
+    custom_rules: list[CustomRule] = Field(
+        [],
+        max_length=MAX_CUSTOM_RULES,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["id"]},
+        description="Rules of your own in CEL, evaluated beside the checklist's wherever "
+        "those are (validate, admission, audit); an expression that does not compile makes "
+        "the policy not Ready.",
+    )
+
+    @model_validator(mode="after")
+    def _custom_rules_once(self) -> Self:
+        seen: set[str] = set()
+        for rule in self.custom_rules:
+            if rule.id in seen:
+                raise ValueError(f"customRules: rule ID {rule.id} is defined more than once")
+            seen.add(rule.id)
+        return self
 
     @model_validator(mode="after")
     def _limits_rule_untouched(self) -> Self:
@@ -569,6 +664,7 @@ __all__ = [
     "POLICY_SINGULAR",
     "AnnotationAllowance",
     "AnnotationExemptions",
+    "CustomRule",
     "EnvVarNames",
     "EnvironmentSource",
     "ExceptionMatch",

@@ -1,0 +1,432 @@
+"""Custom rules: a ReadinessPolicy's own checks, written in CEL (`spec.customRules`).
+
+An expression sees what a ValidatingAdmissionPolicy sees: `object` (the workload as
+admitted) and `namespaceObject` (its Namespace; null offline when the input holds none),
+so the same text runs here and in the apiserver. It returns a bool: true passes (the VAP
+convention). `messageExpression`, when given, returns the failure message.
+
+Engine: `common-expression-language` (the Rust `cel` crate behind a Python API), chosen
+over `cel-python` on speed and safety (benchmarks/custom_rules.py; docs/custom-rules.md):
+its regular expressions are linear-time (RE2 semantics), it is an order of magnitude faster
+per evaluation, and its parse errors carry line and column.
+
+**Compiled once.** `compile_custom_rules` parses every expression when the policy loads and
+checks what a type checker would catch without a schema: only `object`, `namespaceObject`
+and the macros' own variables may be referenced, only known functions called. A problem is
+one message naming the rule ID, the field and the position; the caller makes the policy not
+Ready (operator) or fails `validate --policy` (CLI).
+
+**Bounded cost.** The library has no cost limit, so one is computed here, before each
+evaluation, as the apiserver estimates one at compile time: the expression's size times
+`(n + 1) ** depth`, where `depth` is how deeply its comprehensions (`all`, `exists`,
+`exists_one`, `map`, `filter`) nest and `n` the largest list or map of the object, the
+Namespace or the expression itself, times a factor for the longest string. Above
+`COST_BUDGET` the rule is not run: its finding is an error naming the bound. Nesting deeper
+than `MAX_COMPREHENSION_DEPTH` is refused at compile time.
+
+**Errors fail.** A runtime error (a missing key without `has()`, a type mismatch, a result
+that is not a bool) is the rule's failure, with the error as its message: the apiserver's
+`failurePolicy: Fail`, so a rule cannot pass by accident in one place and deny in the other.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final
+
+import cel
+from cel import stdlib as cel_stdlib
+
+from prodready.api.quantity import parse_quantity
+from prodready.rules.model import Severity
+
+if TYPE_CHECKING:
+    from prodready.api.policy import CustomRule
+
+# What a custom rule applies to when it names no kinds: every kind a VAP would match.
+DEFAULT_KINDS: Final = (
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "Job",
+    "CronJob",
+    "Pod",
+)
+MAX_EXPRESSION_LENGTH: Final = 4096
+MAX_MESSAGE_LENGTH: Final = 1024
+MAX_COMPREHENSION_DEPTH: Final = 3
+COST_BUDGET: Final = 10_000_000
+"""Estimated operations one evaluation may cost (see the module docstring); at this bound
+an evaluation of the worst shape takes well under a second (benchmarks/RESULTS.md)."""
+_STRING_UNIT: Final = 4096
+VARIABLES: Final = ("object", "namespaceObject")
+
+_COMPREHENSIONS: Final = frozenset({"all", "exists", "exists_one", "map", "filter"})
+_TOKEN = re.compile(
+    r"""(?P<string>[rRbB]{0,2}(?:'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"))"""
+    r"|(?P<ident>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<number>[0-9][0-9.eExXa-fA-FuU+-]*)"
+    r"|(?P<other>\S)",
+    re.DOTALL,
+)
+_PARSE_POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
+
+
+def _quantity_value(value: object) -> Decimal:
+    if isinstance(value, Mapping) and isinstance(value.get("@quantity"), str):
+        return parse_quantity(value["@quantity"])
+    if isinstance(value, str):
+        return parse_quantity(value)
+    raise ValueError("expected a quantity, e.g. quantity('128Mi')")
+
+
+def _quantity(text: str) -> dict[str, str]:
+    parse_quantity(text)
+    return {"@quantity": text}
+
+
+def _is_quantity(text: str) -> bool:
+    try:
+        parse_quantity(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _compare(a: object, b: object) -> int:
+    left, right = _quantity_value(a), _quantity_value(b)
+    return (left > right) - (left < right)
+
+
+# The Kubernetes CEL quantity library (the subset a readiness rule needs), and the
+# string extensions the apiserver offers; nothing that allocates in proportion to an
+# argument (lists.range) is offered.
+FUNCTIONS: Final[Mapping[str, Callable[..., Any]]] = {
+    "quantity": _quantity,
+    "isQuantity": _is_quantity,
+    "compareTo": _compare,
+    "isGreaterThan": lambda a, b: _compare(a, b) > 0,
+    "isLessThan": lambda a, b: _compare(a, b) < 0,
+    "asInteger": lambda q: int(_quantity_value(q)),
+    "asApproximateFloat": lambda q: float(_quantity_value(q)),
+    **{
+        name: function
+        for name, function in cel_stdlib.EXTENSIONS["strings"].items()
+        if name not in ("strings.quote", "reverse")
+    },
+}
+_BUILTIN_FUNCTIONS: Final = frozenset(
+    {
+        "size",
+        "contains",
+        "startsWith",
+        "endsWith",
+        "matches",
+        "int",
+        "uint",
+        "double",
+        "string",
+        "bytes",
+        "bool",
+        "type",
+        "dyn",
+        "duration",
+        "timestamp",
+        "getFullYear",
+        "getMonth",
+        "getDate",
+        "getDayOfMonth",
+        "getDayOfWeek",
+        "getDayOfYear",
+        "getHours",
+        "getMinutes",
+        "getSeconds",
+        "getMilliseconds",
+    }
+)
+KNOWN_FUNCTIONS: Final = _BUILTIN_FUNCTIONS | frozenset(FUNCTIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What bounds an expression's cost: its size and how deeply its comprehensions nest."""
+
+    tokens: int
+    depth: int
+    literal_items: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompiledCustomRule:
+    """A custom rule ready to run: its metadata and its compiled programs."""
+
+    id: str
+    title: str
+    severity: Severity
+    kinds: frozenset[str]
+    fix: str
+    expression: str
+    program: cel.Program
+    message_program: cel.Program | None
+    shape: Shape
+    message_shape: Shape | None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One evaluation: passed, and the message (the error when `error` is set)."""
+
+    passed: bool
+    message: str
+    error: bool = False
+
+
+def _position(source: str, offset: int) -> str:
+    line = source.count("\n", 0, offset) + 1
+    column = offset - (source.rfind("\n", 0, offset) + 1) + 1
+    return f"line {line}, column {column}"
+
+
+def shape_of(source: str) -> tuple[Shape, list[tuple[int, str]]]:
+    """The cost shape of an expression, and its identifiers with their offsets.
+
+    A small scanner rather than the library's AST, which the Python API does not expose:
+    string literals are skipped, a parenthesis opened by `.all(` and the other
+    comprehension macros counts one level of nesting.
+    """
+    stack: list[bool] = []
+    depth = tokens = commas = 0
+    previous: list[str] = []
+    identifiers: list[tuple[int, str]] = []
+    for match in _TOKEN.finditer(source):
+        tokens += 1
+        text = match.group()
+        if match.lastgroup == "ident":
+            identifiers.append((match.start(), text))
+        elif text == "(":
+            comprehension = (
+                len(previous) >= 2 and previous[-2] == "." and previous[-1] in _COMPREHENSIONS
+            )
+            stack.append(comprehension)
+            depth = max(depth, sum(stack))
+        elif text == ")" and stack:
+            stack.pop()
+        elif text == ",":
+            commas += 1
+        previous = [*previous[-1:], text]
+    return Shape(tokens=tokens, depth=depth, literal_items=commas + 1), identifiers
+
+
+def _bound_names(source: str) -> set[str]:
+    return {
+        m.group(1)
+        for m in re.finditer(
+            r"\.(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,", source
+        )
+    }
+
+
+def _compile_one(source: str, where: str) -> tuple[cel.Program | None, Shape | None, str | None]:
+    """(program, shape, None) or (None, None, the problem with its position)."""
+    if len(source) > MAX_EXPRESSION_LENGTH:
+        return None, None, f"{where}: longer than {MAX_EXPRESSION_LENGTH} characters"
+    try:
+        program = cel.compile(source)
+    except ValueError as error:
+        found = _PARSE_POSITION.search(str(error))
+        if found is None:
+            return None, None, f"{where}: does not compile: {str(error)[:300]}"
+        line, column, detail = found.groups()
+        return None, None, f"{where}: line {line}, column {column}: {detail[:300]}"
+    shape, identifiers = shape_of(source)
+    if shape.depth > MAX_COMPREHENSION_DEPTH:
+        return (
+            None,
+            None,
+            f"{where}: comprehensions nest {shape.depth} deep; at most "
+            f"{MAX_COMPREHENSION_DEPTH} are allowed (each level multiplies the cost)",
+        )
+    references = program.references()
+    allowed = set(VARIABLES) | _bound_names(source)
+    for name in references["variables"]:
+        if name not in allowed:
+            offset = next((o for o, text in identifiers if text == name), 0)
+            return (
+                None,
+                None,
+                f"{where}: {_position(source, offset)}: undeclared reference to '{name}' "
+                f"(the variables are {' and '.join(VARIABLES)})",
+            )
+    for name in references["functions"]:
+        if name[:1] in ("_", "@", "!", "-") or name in KNOWN_FUNCTIONS:
+            continue
+        offset = next((o for o, text in identifiers if text == name.rsplit(".", 1)[-1]), 0)
+        return (
+            None,
+            None,
+            f"{where}: {_position(source, offset)}: undeclared reference to function '{name}'",
+        )
+    return program, shape, None
+
+
+def compile_custom_rules(
+    spec_rules: Sequence[CustomRule], *, field: str = "spec.customRules"
+) -> tuple[list[CompiledCustomRule], list[str]]:
+    """Compile a policy's custom rules once; (the rules that compile, one problem per rule
+    that does not, naming its ID, the field and the position)."""
+    compiled: list[CompiledCustomRule] = []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, rule in enumerate(spec_rules):
+        where = f"{field}[{index}] ({rule.id})"
+        if rule.id in seen:
+            problems.append(f"{where}: rule ID {rule.id} is defined more than once")
+            continue
+        seen.add(rule.id)
+        program, shape, problem = _compile_one(rule.expression, f"{where}.expression")
+        message_program = message_shape = None
+        if problem is None and rule.message_expression is not None:
+            message_program, message_shape, problem = _compile_one(
+                rule.message_expression, f"{where}.messageExpression"
+            )
+        if problem is not None or program is None or shape is None:
+            problems.append(problem or f"{where}: does not compile")
+            continue
+        compiled.append(
+            CompiledCustomRule(
+                id=rule.id,
+                title=rule.title,
+                severity=Severity(rule.severity),
+                kinds=frozenset(rule.kinds or DEFAULT_KINDS),
+                fix=rule.fix or rule.title,
+                expression=rule.expression,
+                program=program,
+                message_program=message_program,
+                shape=shape,
+                message_shape=message_shape,
+            )
+        )
+    return compiled, problems
+
+
+@dataclass(frozen=True, slots=True)
+class Extent:
+    """The largest collection and the longest string of an evaluation's variables."""
+
+    items: int
+    string: int
+
+
+def extent_of(*values: object, limit: int = 1_000_000) -> Extent:
+    """Walk `values` (plain JSON-like data) for the largest list or map and longest string;
+    stops counting after `limit` nodes, which is already over any budget."""
+    items = string = seen = 0
+    stack: list[object] = list(values)
+    while stack and seen < limit:
+        value = stack.pop()
+        seen += 1
+        if isinstance(value, str):
+            string = max(string, len(value))
+        elif isinstance(value, Mapping):
+            items = max(items, len(value))
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            items = max(items, len(value))
+            stack.extend(value)
+    if stack:
+        items = max(items, limit)
+    return Extent(items=items, string=string)
+
+
+def estimated_cost(shape: Shape, extent: Extent) -> int:
+    """The bound one evaluation is held to (module docstring)."""
+    items: int = max(extent.items, shape.literal_items)
+    iterations: int = (items + 1) ** shape.depth
+    return shape.tokens * iterations * (1 + extent.string // _STRING_UNIT)
+
+
+def activation(obj: Mapping[str, Any], namespace: Mapping[str, Any] | None) -> cel.Context:
+    """The variables and functions of one evaluation, built once per workload (converting
+    the object is most of an evaluation's cost)."""
+    return cel.Context({"object": obj, "namespaceObject": namespace}, dict(FUNCTIONS))
+
+
+def _over_budget(shape: Shape, extent: Extent, what: str) -> Verdict | None:
+    cost = estimated_cost(shape, extent)
+    if cost <= COST_BUDGET:
+        return None
+    return Verdict(
+        False,
+        f"{what} not evaluated: its estimated cost {cost:,} is over the budget of "
+        f"{COST_BUDGET:,} (comprehensions nested {shape.depth} deep over up to "
+        f"{max(extent.items, shape.literal_items):,} items)",
+        error=True,
+    )
+
+
+def _describe_error(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    if isinstance(error, KeyError):
+        text = f"no such key: {text}"
+    return text[:300]
+
+
+def evaluate_rule(rule: CompiledCustomRule, context: cel.Context, extent: Extent) -> Verdict:
+    """Run one compiled rule over one activation, within the cost budget."""
+    refused = _over_budget(rule.shape, extent, "expression")
+    if refused is not None:
+        return refused
+    try:
+        result = rule.program.execute(context)
+    except Exception as error:  # any evaluation error is the rule's failure
+        return Verdict(False, f"expression failed to evaluate: {_describe_error(error)}", True)
+    if not isinstance(result, bool):
+        return Verdict(
+            False, f"expression returned {type(result).__name__}, not a bool", error=True
+        )
+    if result:
+        return Verdict(True, rule.title)
+    return Verdict(False, _message(rule, context, extent))
+
+
+def _message(rule: CompiledCustomRule, context: cel.Context, extent: Extent) -> str:
+    if rule.message_program is None or rule.message_shape is None:
+        return rule.title
+    if _over_budget(rule.message_shape, extent, "messageExpression") is not None:
+        return rule.title
+    try:
+        message = rule.message_program.execute(context)
+    except Exception as error:  # a broken message must not hide the failure
+        return f"{rule.title} (messageExpression failed: {_describe_error(error)})"
+    if not isinstance(message, str) or not message.strip():
+        return rule.title
+    return message[:MAX_MESSAGE_LENGTH]
+
+
+def custom_ids(rules: Iterable[CompiledCustomRule]) -> frozenset[str]:
+    """The IDs of `rules`."""
+    return frozenset(rule.id for rule in rules)
+
+
+__all__ = [
+    "COST_BUDGET",
+    "DEFAULT_KINDS",
+    "MAX_COMPREHENSION_DEPTH",
+    "MAX_EXPRESSION_LENGTH",
+    "CompiledCustomRule",
+    "Extent",
+    "Shape",
+    "Verdict",
+    "activation",
+    "compile_custom_rules",
+    "custom_ids",
+    "estimated_cost",
+    "evaluate_rule",
+    "extent_of",
+    "shape_of",
+]
