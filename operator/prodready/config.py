@@ -36,6 +36,7 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 LogFormat = Literal["json", "console"]
 FailurePolicy = Literal["Fail", "Ignore"]
 DefaultEnvironment = Literal["dev", "staging", "prod", "unset"]
+ReportApi = Literal["auto", "openreports", "wgpolicyk8s"]
 
 # Binding every interface is deliberate: in a pod the kubelet probes and Prometheus scrapes
 # through the pod IP, and the webhook is reached through a Service.
@@ -161,6 +162,11 @@ class Settings(BaseSettings):
         description="Port of the read-only readiness dashboard (HTTP, on the health server's "
         "address), the pages of `prodready dashboard`; unset: not served.",
     )
+    metrics_findings_by_namespace: bool = Field(
+        default=True,
+        description="Keep prodready_findings per resource_namespace; false: one series per "
+        "failing rule for the whole cluster (for clusters with many namespaces).",
+    )
     metrics_auth: bool = Field(
         default=True,
         description="Serve /metrics only to a bearer token the apiserver authenticates "
@@ -276,6 +282,12 @@ class Settings(BaseSettings):
         description="Most results written into one policy report; the rest are counted "
         "but not listed.",
     )
+    report_api: ReportApi = Field(
+        default="auto",
+        description="Which policy report API the audit writes and `prodready report` reads: "
+        "auto (OpenReports if its CRD is installed, else wgpolicyk8s.io PolicyReport), "
+        "openreports or wgpolicyk8s (that one only, even when both CRDs are installed).",
+    )
     status_max_findings: int = Field(
         default=20,
         ge=1,
@@ -379,6 +391,11 @@ class Settings(BaseSettings):
     @classmethod
     def _normalise_log_format(cls, value: Any) -> Any:
         return _choose(value, get_args(LogFormat))
+
+    @field_validator("report_api", mode="before")
+    @classmethod
+    def _normalise_report_api(cls, value: Any) -> Any:
+        return _choose(value, get_args(ReportApi))
 
     @field_validator("webhook_failure_policy", mode="before")
     @classmethod

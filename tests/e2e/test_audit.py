@@ -180,7 +180,7 @@ class TestOpenReports:
                 metric(
                     operator,
                     "prodready_findings",
-                    namespace=namespace,
+                    resource_namespace=namespace,
                     rule="PR-HC-001",
                     result="fail",
                 )
@@ -191,7 +191,7 @@ class TestOpenReports:
         )
         cluster.kubectl("delete", "deployment", "api", "-n", namespace)
         wait_for(
-            lambda: metric(operator, "prodready_findings", namespace=namespace) == 0,
+            lambda: metric(operator, "prodready_findings", resource_namespace=namespace) == 0,
             30,
             "the namespace's findings to be cleared",
         )

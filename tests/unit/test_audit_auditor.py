@@ -168,8 +168,8 @@ class Harness:
     def violations(self) -> list[JSON]:
         return [e for e in self.api.events if e["reason"] == "PolicyViolation"]
 
-    def finding(self, rule: str, result: str, severity: str = "error") -> float | None:
-        labels = {"namespace": "shop", "rule": rule, "severity": severity, "result": result}
+    def finding(self, rule: str, result: str) -> float | None:
+        labels = {"resource_namespace": "shop", "rule": rule, "result": result}
         return self.metrics.registry.get_sample_value("prodready_findings", labels)
 
 

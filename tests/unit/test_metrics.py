@@ -104,25 +104,57 @@ def test_findings_replace_a_namespace_series() -> None:
     metrics = Metrics()
     metrics.set_namespace_findings(
         "shop",
-        {("PR-HC-001", "error", "fail"): 3, ("PR-RS-001", "warning", "fail"): 1},
+        {("PR-HC-001", "error", "fail"): 3, ("PR-RS-001", "warning", "warn"): 1},
     )
     metrics.set_namespace_findings("other", {("PR-HC-001", "error", "fail"): 7})
-    failing = {"namespace": "shop", "rule": "PR-HC-001", "severity": "error", "result": "fail"}
+    failing = {"resource_namespace": "shop", "rule": "PR-HC-001", "result": "fail"}
     assert _value(metrics, "prodready_findings", failing) == 3
 
     # PR-RS-001 fixed (dropped), PR-HC-001 down to zero, a new one appears.
     metrics.set_namespace_findings(
         "shop",
-        {("PR-HC-001", "error", "fail"): 0, ("PR-SC-005", "warning", "fail"): 2},
+        {("PR-HC-001", "error", "fail"): 0, ("PR-SC-005", "warning", "warn"): 2},
     )
     shop = [
-        labels for labels in _series(metrics, "prodready_findings") if labels["namespace"] == "shop"
+        labels
+        for labels in _series(metrics, "prodready_findings")
+        if labels["resource_namespace"] == "shop"
     ]
-    assert shop == [
-        {"namespace": "shop", "rule": "PR-SC-005", "severity": "warning", "result": "fail"}
-    ]
-    other = {"namespace": "other", "rule": "PR-HC-001", "severity": "error", "result": "fail"}
+    assert shop == [{"resource_namespace": "shop", "rule": "PR-SC-005", "result": "warn"}]
+    other = {"resource_namespace": "other", "rule": "PR-HC-001", "result": "fail"}
     assert _value(metrics, "prodready_findings", other) == 7
+
+
+def test_findings_keep_failing_results_only_without_severity() -> None:
+    metrics = Metrics()
+    metrics.set_namespace_findings(
+        "shop",
+        {
+            ("PR-HC-001", "error", "pass"): 40,
+            ("PR-HC-002", "error", "skip"): 2,
+            ("PR-HC-003", "error", "fail"): 1,
+            ("PR-LG-001", "warning", "warn"): 2,
+        },
+    )
+    series = _series(metrics, "prodready_findings")
+    assert sorted(labels["rule"] for labels in series) == ["PR-HC-003", "PR-LG-001"]
+    # The scrape target's `namespace` and the rule's implied severity are not labels.
+    assert all(set(labels) == {"resource_namespace", "rule", "result"} for labels in series)
+
+
+def test_findings_without_namespace_detail_sum_over_the_cluster() -> None:
+    metrics = Metrics(findings_by_namespace=False, process_metrics=False)
+    metrics.set_namespace_findings("shop", {("PR-HC-001", "error", "fail"): 3})
+    metrics.set_namespace_findings("bank", {("PR-HC-001", "error", "fail"): 2})
+    metrics.set_namespace_findings("bank", {("PR-LG-001", "warning", "warn"): 1})
+    assert sorted(map(sorted, map(dict.items, _series(metrics, "prodready_findings")))) == [
+        [("result", "fail"), ("rule", "PR-HC-001")],
+        [("result", "warn"), ("rule", "PR-LG-001")],
+    ]
+    assert _value(metrics, "prodready_findings", {"rule": "PR-HC-001", "result": "fail"}) == 3
+    metrics.set_namespace_findings("shop", {})
+    metrics.set_namespace_findings("bank", {})
+    assert _series(metrics, "prodready_findings") == []
 
 
 def test_empty_findings_clear_a_namespace() -> None:
@@ -131,6 +163,15 @@ def test_empty_findings_clear_a_namespace() -> None:
     metrics.set_namespace_findings("shop", {})
     metrics.set_namespace_findings("never-seen", {})
     assert _series(metrics, "prodready_findings") == []
+
+
+def test_counters_have_no_created_series() -> None:
+    metrics = Metrics(process_metrics=False)
+    metrics.record_reconcile("success", 0.1)
+    metrics.record_webhook_request("Deployment", "CREATE", allowed=True, duration_seconds=0.01)
+    text = metrics.render_latest()[0].decode()
+    assert "prodready_reconciles_total" in text
+    assert "_created" not in text
 
 
 def test_negative_finding_counts_are_refused() -> None:

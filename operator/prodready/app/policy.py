@@ -93,6 +93,7 @@ class PolicyRuntime:
                 rules_config=rules_config,
                 environment=default_environment(settings),
                 namespaces=tuple(settings.namespaces),
+                report_api=settings.report_api,
             ),
             is_leading=is_leading,
             policies=self.policies,

@@ -27,6 +27,7 @@ from prodready.controller.operator import (
 from prodready.dashboard.serving import register as register_dashboard
 from prodready.kube.client import KubeClient
 from prodready.kube.store import AUDITED_RESOURCES, NAMESPACE, POLICY_RESOURCES
+from prodready.observability.metrics import Metrics
 
 WATCHED: tuple[Resource, ...] = tuple(
     dict.fromkeys((*CONTROLLER_RESOURCES, *AUDITED_RESOURCES, NAMESPACE, *POLICY_RESOURCES))
@@ -52,7 +53,8 @@ class Assembly:
 
 def assemble(settings: Settings) -> Assembly:
     """The operator, the factory of its webhook + audit, and the kopf handlers of all three."""
-    operator = Operator(settings, watched=WATCHED)
+    metrics = Metrics(findings_by_namespace=settings.metrics_findings_by_namespace)
+    operator = Operator(settings, watched=WATCHED, metrics=metrics)
 
     def policy_runtime(client: KubeClient, rules_config: rules.RulesConfig | None) -> PolicyRuntime:
         runtime = PolicyRuntime(

@@ -35,13 +35,13 @@ from typing import Any, Final
 from prodready import rules
 from prodready.audit.policy_status import PolicyStatusWriter
 from prodready.audit.reports import (
-    FLAVORS,
     REPORT_MAX_BYTES,
     SELECTOR,
     ReportFlavor,
     build_report,
     content_digest,
     failing_rules,
+    flavors_for,
     report_name,
 )
 from prodready.audit.schedule import MIN_INTERVAL_SECONDS, SETTLE_SECONDS, DirtyNamespaces
@@ -77,6 +77,7 @@ class AuditConfig:
     concurrency: int = 4
     settle_seconds: float = SETTLE_SECONDS
     min_interval_seconds: float = MIN_INTERVAL_SECONDS
+    report_api: str = "auto"  # PRODREADY_REPORT_API: auto, openreports or wgpolicyk8s
 
 
 @dataclass(frozen=True)
@@ -266,7 +267,7 @@ class Auditor:
         )
 
     async def _detect_flavor(self) -> ReportFlavor | None:
-        for flavor in FLAVORS:
+        for flavor in flavors_for(self.config.report_api):
             served = await self.client.served_resources(flavor.resource.api_version)
             if served is not None and flavor.resource.plural in served:
                 return flavor

@@ -22,7 +22,15 @@ from typing import Any, TextIO
 import aiohttp
 import kopf
 
-from prodready.audit.reports import FLAVORS, SELECTOR, ReportFlavor, parse_report
+from prodready.audit.reports import (
+    AUTO,
+    FLAVORS,
+    SELECTOR,
+    ReportFlavor,
+    flavors_for,
+    parse_report,
+    unavailable_message,
+)
 from prodready.kube.client import ApiError, KubeClient
 from prodready.rules.command import add_verdict_arguments
 from prodready.rules.formats import Run, render_json, render_sarif, render_table, summary_line
@@ -49,24 +57,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_verdict_arguments(parser)
     parser.add_argument(
+        "--report-api",
+        choices=[AUTO, *(flavor.api for flavor in FLAVORS)],
+        default=os.environ.get("PRODREADY_REPORT_API", AUTO),
+        help="the report API to read, as the operator's PRODREADY_REPORT_API (default: "
+        "$PRODREADY_REPORT_API, else auto: OpenReports if served, else PolicyReport)",
+    )
+    parser.add_argument(
         "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)"
     )
 
 
 async def fetch_reports(
-    client: KubeClient, namespace: str | None
+    client: KubeClient, namespace: str | None, api: str = AUTO
 ) -> tuple[ReportFlavor, list[dict[str, Any]]]:
-    """The prodready reports of the first report API the cluster serves."""
-    for flavor in FLAVORS:
+    """The prodready reports of the first report API (of those `api` allows) served."""
+    for flavor in flavors_for(api):
         served = await client.served_resources(flavor.resource.api_version)
         if served is not None and flavor.resource.plural in served:
             bodies = await client.list(flavor.resource.path(namespace), label_selector=SELECTOR)
             return flavor, bodies
-    raise ReportsUnavailableError(
-        "the cluster serves no policy reports: neither the OpenReports CRD "
-        "(reports.openreports.io) nor the PolicyReport CRD (policyreports.wgpolicyk8s.io) "
-        "is installed"
-    )
+    raise ReportsUnavailableError(unavailable_message(api))
 
 
 def _where(flavor: ReportFlavor, body: Mapping[str, Any]) -> str:
@@ -88,10 +99,12 @@ def to_run(flavor: ReportFlavor, bodies: list[dict[str, Any]], fail_on: Severity
     return Run(reports, sources, [], fail_on)
 
 
-async def _read(namespace: str | None) -> tuple[ReportFlavor, list[dict[str, Any]]]:
+async def _read(
+    namespace: str | None, report_api: str = AUTO
+) -> tuple[ReportFlavor, list[dict[str, Any]]]:
     client = KubeClient.login()
     try:
-        return await fetch_reports(client, namespace)
+        return await fetch_reports(client, namespace, report_api)
     finally:
         await client.close()
 
@@ -113,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
     try:
-        flavor, bodies = asyncio.run(_read(args.namespace))
+        flavor, bodies = asyncio.run(_read(args.namespace, args.report_api))
     except (ReportsUnavailableError, kopf.LoginError) as error:
         print(f"error: {error}", file=err)
         return EXIT_ERROR

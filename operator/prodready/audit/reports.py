@@ -4,6 +4,9 @@ Two report APIs exist and both are supported: OpenReports (`openreports.io/v1alp
 Report, preferred: where the Policy WG's reports moved) and the older wgpolicyk8s.io
 `PolicyReport` (`v1alpha2`, what Policy Reporter and Kyverno long used). Their results
 have the same shape; OpenReports adds a report-level `source` and `configuration`.
+With both CRDs installed, `auto` writes OpenReports; `PRODREADY_REPORT_API` pins one
+(`openreports` or `wgpolicyk8s`: `flavors_for`), for the audit and `prodready report`
+alike, so a cluster whose Policy Reporter reads PolicyReports keeps getting them.
 
 One report per workload (`prodready-<kind>-<name>`, scope = the workload), not one per
 namespace:
@@ -54,9 +57,11 @@ __all__ = [
     "build_report",
     "content_digest",
     "failing_rules",
+    "flavors_for",
     "parse_report",
     "report_name",
     "scope_of",
+    "unavailable_message",
 ]
 
 SOURCE: Final = "prodready"
@@ -98,6 +103,7 @@ class ReportFlavor:
     resource: Resource
     crd_name: str
     report_level_fields: bool  # `source` and `configuration` at the top (OpenReports)
+    api: str  # its name in PRODREADY_REPORT_API
 
 
 OPENREPORTS: Final = ReportFlavor(
@@ -105,16 +111,46 @@ OPENREPORTS: Final = ReportFlavor(
     Resource("openreports.io/v1alpha1", "Report", "reports"),
     "reports.openreports.io",
     report_level_fields=True,
+    api="openreports",
 )
 POLICY_REPORT: Final = ReportFlavor(
     "PolicyReport",
     Resource("wgpolicyk8s.io/v1alpha2", "PolicyReport", "policyreports"),
     "policyreports.wgpolicyk8s.io",
     report_level_fields=False,
+    api="wgpolicyk8s",
 )
 FLAVORS: Final = (OPENREPORTS, POLICY_REPORT)
 """In order of preference: the first one the cluster serves is written."""
 REPORT_CRD_NAMES: Final = frozenset(flavor.crd_name for flavor in FLAVORS)
+AUTO: Final = "auto"
+
+
+def flavors_for(api: str = AUTO) -> tuple[ReportFlavor, ...]:
+    """The report APIs to look for, in order, under `PRODREADY_REPORT_API=api`.
+
+    `auto`: both, OpenReports first; `openreports` or `wgpolicyk8s`: that one only, so a
+    cluster serving both gets the pinned one (and one serving only the other, none).
+    """
+    if api == AUTO:
+        return FLAVORS
+    for flavor in FLAVORS:
+        if flavor.api == api:
+            return (flavor,)
+    choices = ", ".join([AUTO, *(flavor.api for flavor in FLAVORS)])
+    raise ValueError(f"PRODREADY_REPORT_API: must be one of {choices} (got {api!r})")
+
+
+def unavailable_message(api: str = AUTO) -> str:
+    """Why no report can be read or written: the CRDs that `api` looks for are not served."""
+    flavors = flavors_for(api)
+    wanted = " nor ".join(f"the {flavor.name} CRD ({flavor.crd_name})" for flavor in flavors)
+    if len(flavors) > 1:
+        return f"the cluster serves no policy reports: neither {wanted} is installed"
+    return (
+        f"the cluster serves no policy reports of the pinned API (PRODREADY_REPORT_API="
+        f"{api}): {wanted} is not installed"
+    )
 
 
 def report_name(kind: str, name: str) -> str:

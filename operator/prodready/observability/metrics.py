@@ -4,8 +4,18 @@ A `Metrics` instance owns its `CollectorRegistry` instead of using prometheus-cl
 global one: tests create fresh instances without "duplicated timeseries" errors, and
 /metrics shows exactly what this object registered.
 
-Label values are bounded: kinds, results, rules, severities and namespaces — never an
-object name, which would create one series per workload.
+Label values are bounded: kinds, results, rules and namespaces — never an object name,
+which would create one series per workload.
+
+Conventions, as Prometheus and the Kubernetes exporters keep them:
+
+* the namespace a finding is about is `resource_namespace` (kube-state-metrics' and
+  Kyverno's name), never `namespace`: that is the scrape target's own label, which
+  Prometheus would rename `exported_namespace` (or let overwrite under `honorLabels`);
+* `prodready_findings` counts failing checks only (`fail` and `warn`): a passing check is
+  no news, and would be most of the series. No `severity` label: the rule implies it;
+* no `_created` series (counters and histograms would each export a twin that no query
+  uses): prometheus-client's `disable_created_metrics()`, process-wide.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     Info,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.gc_collector import GCCollector
@@ -30,7 +41,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from prodready import __version__
 
-__all__ = ["DURATION_BUCKETS", "RECONCILE_RESULTS", "Metrics"]
+__all__ = ["DURATION_BUCKETS", "FAILING_RESULTS", "RECONCILE_RESULTS", "Metrics"]
 
 # From 1 ms (a no-op reconcile or an admission review) to 30 s (the webhook timeout ceiling
 # and a slow apply against a busy apiserver), roughly ×2.5 per step.
@@ -52,8 +63,13 @@ DURATION_BUCKETS: Final = (
 )
 RECONCILE_RESULTS: Final = ("success", "error", "skipped")
 
+# The results of a check that fails: `fail` (an error rule) and `warn` (a warning rule).
+FAILING_RESULTS: Final = frozenset({"fail", "warn"})
+
 FindingKey = tuple[str, str, str]
-"""(rule, severity, result) — the labels of a namespace's findings besides the namespace."""
+"""(rule, severity, result) of a namespace's findings, as the audit counts them."""
+SeriesKey = tuple[str, str]
+"""(rule, result): what `prodready_findings` keeps of a finding besides its namespace."""
 
 
 class Metrics:
@@ -65,12 +81,17 @@ class Metrics:
         registry: CollectorRegistry | None = None,
         *,
         process_metrics: bool = True,
+        findings_by_namespace: bool = True,
     ) -> None:
         """Create the metrics on `registry` (default: a new one).
 
         `process_metrics` adds the process, platform and GC collectors that the global
         registry would have had (memory, CPU, open file descriptors).
+        `findings_by_namespace` keeps `prodready_findings` per `resource_namespace`; without
+        it, one series per failing rule for the whole cluster.
         """
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.findings_by_namespace = findings_by_namespace
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         if process_metrics:
             ProcessCollector(registry=self.registry)
@@ -122,8 +143,11 @@ class Metrics:
         )
         self.findings = Gauge(
             "prodready_findings",
-            "Current checklist results per namespace, rule, severity and result.",
-            ["namespace", "rule", "severity", "result"],
+            "Failing checklist checks now, by rule and result (fail: error rules, warn: "
+            "warning rules)" + (", per resource_namespace." if findings_by_namespace else "."),
+            ["resource_namespace", "rule", "result"]
+            if findings_by_namespace
+            else ["rule", "result"],
             registry=self.registry,
         )
         self.build_info = Info(
@@ -155,7 +179,8 @@ class Metrics:
             self.reconciles.labels(result=result)
 
         self._findings_lock = threading.Lock()
-        self._findings_series: dict[str, set[FindingKey]] = {}
+        self._findings_counts: dict[str, dict[SeriesKey, int]] = {}
+        self._findings_totals: dict[SeriesKey, int] = {}
 
     def record_reconcile(self, result: str, duration_seconds: float) -> None:
         """Count one reconciliation and observe its duration."""
@@ -176,26 +201,37 @@ class Metrics:
     def set_namespace_findings(self, namespace: str, counts: Mapping[FindingKey, int]) -> None:
         """Replace a namespace's findings with `counts` ((rule, severity, result) → count).
 
-        Series absent from `counts` or at zero are removed, so a fixed rule disappears
-        instead of lingering at 0 forever; `{}` clears a deleted namespace.
+        Only failing results are kept, summed over severities. Series absent from `counts`
+        or at zero are removed, so a fixed rule disappears instead of lingering at 0
+        forever; `{}` clears a deleted namespace.
         """
         if any(count < 0 for count in counts.values()):
             raise ValueError("finding counts cannot be negative")
-        current = {key for key, count in counts.items() if count > 0}
+        current: dict[SeriesKey, int] = {}
+        for (rule, _severity, result), count in counts.items():
+            if count > 0 and result in FAILING_RESULTS:
+                current[rule, result] = current.get((rule, result), 0) + count
         # Handlers may run in kopf's thread pool; the read-modify-write must not interleave.
         with self._findings_lock:
-            previous = self._findings_series.get(namespace, set())
-            for rule, severity, result in previous - current:
-                self.findings.remove(namespace, rule, severity, result)
-            for key in current:
-                rule, severity, result = key
-                self.findings.labels(
-                    namespace=namespace, rule=rule, severity=severity, result=result
-                ).set(counts[key])
+            previous = self._findings_counts.pop(namespace, {})
             if current:
-                self._findings_series[namespace] = current
-            else:
-                self._findings_series.pop(namespace, None)
+                self._findings_counts[namespace] = current
+            if self.findings_by_namespace:
+                for rule, result in previous.keys() - current.keys():
+                    self.findings.remove(namespace, rule, result)
+                for (rule, result), count in current.items():
+                    self.findings.labels(
+                        resource_namespace=namespace, rule=rule, result=result
+                    ).set(count)
+                return
+            for key in previous.keys() | current.keys():
+                total = self._findings_totals.get(key, 0) - previous.get(key, 0)
+                total += current.get(key, 0)
+                if total > 0:
+                    self._findings_totals[key] = total
+                    self.findings.labels(*key).set(total)
+                elif self._findings_totals.pop(key, None) is not None:
+                    self.findings.remove(*key)
 
     def render_latest(self) -> tuple[bytes, str]:
         """The registry in Prometheus text format, and its Content-Type."""
