@@ -202,6 +202,32 @@ class Settings(BaseSettings):
         "for webhooks in its admission configuration); anyone else fails the TLS handshake. "
         "Unset: any client that reaches the port may post reviews.",
     )
+    webhook_cert_secret: str | None = Field(
+        default=None,
+        description="Name of a Secret in the operator's namespace (POD_NAMESPACE) holding the "
+        "webhook's serving certificate, which the operator creates when absent, renews when "
+        "a third of its validity is left (a new CA each time, the previous one trusted until "
+        "then) and serves on every replica as it changes. Unset: PRODREADY_WEBHOOK_CERT_FILE, "
+        "else a throwaway self-signed certificate.",
+    )
+    webhook_cert_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="DNS names and IP addresses the certificate of PRODREADY_WEBHOOK_CERT_SECRET "
+        "is issued for, comma-separated: in a cluster, the webhook Service's names (the chart "
+        "sets them). Empty: localhost, 127.0.0.1 and ::1.",
+    )
+    webhook_cert_validity_seconds: int = Field(
+        default=365 * 24 * 3600,
+        ge=30,
+        description="Lifetime of the certificate the operator issues for "
+        "PRODREADY_WEBHOOK_CERT_SECRET; renewed when a third of it is left.",
+    )
+    webhook_configuration: str | None = Field(
+        default=None,
+        description="Name of the ValidatingWebhookConfiguration whose caBundle the leader keeps "
+        "equal to the CA of PRODREADY_WEBHOOK_CERT_SECRET (that one only; the chart names its "
+        "own). Unset: no webhook configuration is patched.",
+    )
     webhook_failure_policy: FailurePolicy = Field(
         default="Fail",
         description="What the apiserver does when the enforce entries of the webhook cannot "
@@ -270,6 +296,14 @@ class Settings(BaseSettings):
         default=False,
         description="Run without leader election: only safe with exactly one replica.",
     )
+    shards: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="How many shards the watched namespaces are split into, each held by "
+        "one replica through a Lease named after the lease name; the replicas share them "
+        "out. 1: one leader reconciles everything. Every replica must have the same value.",
+    )
     audit_interval_seconds: int = Field(
         default=600,
         ge=10,
@@ -306,8 +340,14 @@ class Settings(BaseSettings):
     )
     kubeconfig: Path | None = Field(
         default=None,
-        description="kubeconfig file to use. Unset: the in-cluster service account when "
-        "running in a pod, else $KUBECONFIG or ~/.kube/config.",
+        description="kubeconfig file to use; it beats the pod's service account. Unset: "
+        "$KUBECONFIG (several files joined by ':'), else the service account when running "
+        "in a pod, else ~/.kube/config.",
+    )
+    context: str | None = Field(
+        default=None,
+        description="kubeconfig context to use (kubectl's --context). Unset: the "
+        "kubeconfig's current-context.",
     )
 
     @classmethod
@@ -332,6 +372,7 @@ class Settings(BaseSettings):
         "allowed_tolerations",
         "allowed_node_selectors",
         "allowed_service_accounts",
+        "webhook_cert_hosts",
         mode="before",
     )
     @classmethod
@@ -421,12 +462,20 @@ class Settings(BaseSettings):
             raise _invalid(f"must be 1 to {_FIELD_MANAGER_MAX} printable characters")
         return value
 
-    @field_validator("lease_name")
+    @field_validator("lease_name", "webhook_cert_secret", "webhook_configuration")
     @classmethod
-    def _check_lease_name(cls, value: str) -> str:
-        if len(value) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(value):
+    def _check_lease_name(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(value)):
             raise _invalid("must be a Kubernetes object name (lower-case letters, digits, '-')")
         return value
+
+    @field_validator("webhook_cert_hosts")
+    @classmethod
+    def _check_cert_hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not host or any(character.isspace() for character in host):
+                raise _invalid(f"{host!r} is not a host name or IP address")
+        return list(dict.fromkeys(value))
 
     @field_validator(
         "webhook_cert_file",
@@ -453,6 +502,16 @@ class Settings(BaseSettings):
                 "prodready_setting_pair",
                 "{missing}: must be set together with {given}",
                 {"missing": env_name(missing), "given": env_name(given)},
+            )
+        # Two sources of the serving certificate: which one is served would be a guess.
+        if self.webhook_cert_secret is not None and self.webhook_cert_file is not None:
+            raise PydanticCustomError(
+                "prodready_setting_pair",
+                "{secret}: set either it or {file}, not both",
+                {
+                    "secret": env_name("webhook_cert_secret"),
+                    "file": env_name("webhook_cert_file"),
+                },
             )
         return self
 

@@ -30,6 +30,7 @@ from prodready.api.policy import EXCEPTION_KIND, POLICY_KIND
 from prodready.audit.auditor import AuditConfig, Auditor
 from prodready.audit.reports import REPORT_CRD_NAMES
 from prodready.config import Settings
+from prodready.controller.operator import own_namespace
 from prodready.kube.client import KubeClient
 from prodready.kube.events import EventRecorder
 from prodready.kube.policies import LivePolicies
@@ -46,6 +47,7 @@ from prodready.webhook.certificates import (
     generate_self_signed,
 )
 from prodready.webhook.server import WebhookServer
+from prodready.webhook.tls_rotation import CertificateSource, WebhookCertificates
 
 __all__ = ["PolicyRuntime", "register_handlers"]
 
@@ -99,6 +101,9 @@ class PolicyRuntime:
             policies=self.policies,
         )
         self.tls: ReloadingTLS | None = None
+        self._is_leading = is_leading
+        # The operator's own certificate (PRODREADY_WEBHOOK_CERT_SECRET), when configured.
+        self.certificates: WebhookCertificates | None = None
         self.webhook: WebhookServer | None = None
         self.generated: SelfSignedCertificate | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -109,7 +114,7 @@ class PolicyRuntime:
         """Serve the webhook, start the audit (the store is seeded already)."""
         # The store was just filled from fresh LISTs: the first full pass need not prune.
         self.auditor.store_seeded()
-        self.tls = self._tls()
+        self.tls = await self._own_tls() or self._tls()
         self.webhook = WebhookServer(
             host=self.settings.webhook_host,
             port=self.settings.webhook_port,
@@ -134,6 +139,8 @@ class PolicyRuntime:
             await self.stop()  # a generated certificate does not outlive a failed start
             raise
         self._tasks.append(asyncio.create_task(self.auditor.run(), name="audit"))
+        if self.certificates is not None:
+            self._tasks.append(asyncio.create_task(self.certificates.run(), name="webhook-cert"))
         if self.generated is None or self.tls.requires_client_certificate:
             self._tasks.append(asyncio.create_task(self.tls.watch(), name="webhook-tls"))
 
@@ -148,9 +155,24 @@ class PolicyRuntime:
         if self.webhook is not None:
             await self.webhook.stop()
             self.webhook = None
+        if self.certificates is not None:
+            self.certificates.close()
+            self.certificates = None
         if self.generated is not None:
             shutil.rmtree(self.generated.directory, ignore_errors=True)
             self.generated = None
+
+    async def _own_tls(self) -> ReloadingTLS | None:
+        source = CertificateSource.from_settings(self.settings, own_namespace())
+        if source is None:
+            return None
+        self.certificates = WebhookCertificates(
+            client=self.client,
+            source=source,
+            is_leading=self._is_leading,
+            client_ca_file=self.settings.webhook_client_ca_file,
+        )
+        return await self.certificates.start()
 
     def _tls(self) -> ReloadingTLS:
         settings = self.settings

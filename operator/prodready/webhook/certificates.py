@@ -1,7 +1,9 @@
 """TLS for the admission webhook: a certificate from files with hot reload, or a self-signed one.
 
-In a cluster, cert-manager writes the serving certificate into a Secret that is mounted
-into the pod, and renews it before it expires; the kubelet swaps the mounted files
+In a cluster, the operator provisions and rotates its own certificate through a Secret
+(`prodready.webhook.tls_rotation`, writing the pair into a private directory), or
+cert-manager writes it into a Secret that is mounted into the pod and renews it before it
+expires; the kubelet swaps the mounted files
 atomically (a symlink flip). `ReloadingTLS` polls the files' modification times every few
 seconds and, when they change, loads a new `SSLContext`. New TLS handshakes pick it up
 through the SNI callback (OpenSSL lets a server switch a connection's context there, and
@@ -10,7 +12,8 @@ address); connections already open keep the certificate they started with, and n
 restarts. A pair that fails to load (a renewal caught half-written) is logged and tried
 again at the next poll while the previous certificate keeps serving.
 
-For local runs without files, `generate_self_signed` writes a throwaway CA and a serving
+`issue_certificate` makes a CA and a serving pair in memory. For local runs without files,
+`generate_self_signed` writes a throwaway CA and a serving
 certificate (localhost, 127.0.0.1, ::1 and any Service DNS names given) into a directory;
 the CA's PEM is what the ValidatingWebhookConfiguration's `caBundle` needs.
 
@@ -45,11 +48,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 __all__ = [
     "CertificateError",
+    "IssuedCertificate",
     "ReloadingTLS",
     "SelfSignedCertificate",
     "generate_self_signed",
+    "issue_certificate",
     "load_server_context",
     "service_dns_names",
+    "write_private",
 ]
 
 logger = logging.getLogger("prodready.webhook.tls")
@@ -100,19 +106,30 @@ def _alt_name(host: str) -> x509.GeneralName:
         return x509.DNSName(host)
 
 
-def generate_self_signed(
-    directory: Path,
-    hosts: Sequence[str] = DEFAULT_HOSTS,
+@dataclass(frozen=True, kw_only=True)
+class IssuedCertificate:
+    """A CA and a serving pair it signed, as PEM bytes (nothing written anywhere)."""
+
+    ca: bytes
+    cert: bytes
+    key: bytes
+
+
+def issue_certificate(
+    hosts: Sequence[str],
     *,
-    valid_days: int = 365,
+    validity: datetime.timedelta,
     now: datetime.datetime | None = None,
-) -> SelfSignedCertificate:
-    """Write a new CA (`ca.crt`) and a serving pair (`tls.crt`, `tls.key`) for `hosts`."""
+) -> IssuedCertificate:
+    """A new CA and a serving certificate for `hosts` it signed, valid for `validity` from
+    `now` (backdated for clock skew by at most a tenth of the validity)."""
     if not hosts:
         raise ValueError("a serving certificate needs at least one host name")
-    directory.mkdir(parents=True, exist_ok=True)
-    start = (now or datetime.datetime.now(datetime.UTC)) - _CLOCK_SKEW
-    end = start + _CLOCK_SKEW + datetime.timedelta(days=valid_days)
+    if validity <= datetime.timedelta(0):
+        raise ValueError("a certificate's validity must be positive")
+    issued_at = now or datetime.datetime.now(datetime.UTC)
+    start = issued_at - min(_CLOCK_SKEW, validity / 10)
+    end = issued_at + validity
 
     ca_key = _new_key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "prodready-webhook-ca")])
@@ -162,26 +179,44 @@ def generate_self_signed(
         )
         .sign(ca_key, hashes.SHA256())
     )
+    return IssuedCertificate(
+        ca=ca_cert.public_bytes(serialization.Encoding.PEM),
+        cert=cert.public_bytes(serialization.Encoding.PEM),
+        key=key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    )
 
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write `path` owner-only (0600) from its creation: never readable by others, not even
+    for a moment."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+
+
+def generate_self_signed(
+    directory: Path,
+    hosts: Sequence[str] = DEFAULT_HOSTS,
+    *,
+    valid_days: int = 365,
+    now: datetime.datetime | None = None,
+) -> SelfSignedCertificate:
+    """Write a new CA (`ca.crt`) and a serving pair (`tls.crt`, `tls.key`) for `hosts`."""
+    issued = issue_certificate(hosts, validity=datetime.timedelta(days=valid_days), now=now)
+    directory.mkdir(parents=True, exist_ok=True)
     generated = SelfSignedCertificate(
         directory=directory,
         cert_file=directory / "tls.crt",
         key_file=directory / "tls.key",
         ca_file=directory / "ca.crt",
     )
-    generated.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    generated.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    # The key is created owner-only rather than chmod-ed afterwards: never readable by others,
-    # not even for a moment.
-    descriptor = os.open(generated.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+    generated.ca_file.write_bytes(issued.ca)
+    generated.cert_file.write_bytes(issued.cert)
+    write_private(generated.key_file, issued.key)
     return generated
 
 
