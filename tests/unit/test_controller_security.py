@@ -283,6 +283,45 @@ async def test_a_name_taken_between_the_read_and_the_create_is_a_conflict() -> N
     assert "Service/web (no controller)" in _conditions(reconciler)["Stalled"]["message"]
 
 
+async def test_where_the_store_holds_a_kind_in_full_no_name_is_read_before_a_create() -> None:
+    """A store seeded with every object of the child kinds tells a free name from a held
+    one by itself: a new service's children are created without a read by name, a name
+    held by another object is a conflict without one, and a name taken after the watch
+    last spoke fails the create, which is a conflict too, named once the watch delivers."""
+    reconciler, client, _events = _setup()
+    for kind in (
+        "Service",
+        "Deployment",
+        "PodDisruptionBudget",
+        "ServiceMonitor",
+        "PrometheusRule",
+    ):
+        reconciler.store.mark_complete(kind)
+    theirs = client.put({**FOREIGN_SERVICE, "metadata": {**FOREIGN_SERVICE["metadata"]}})
+    reconciler.store.put(theirs)
+    client.race = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web"},
+        "spec": {"minAvailable": 1},
+    }
+    await reconciler.reconcile(KEY)
+    assert not [path for path in client.reads if "/secrets/" not in path]
+    assert ("create", "Deployment/web") in client.writes
+    assert ("create", "Service/web") not in client.writes
+    assert ("create", "PodDisruptionBudget/web") not in client.writes
+    message = _conditions(reconciler)["Stalled"]["message"]
+    assert "Service/web (no controller)" in message
+    assert "PodDisruptionBudget/web (unknown)" in message
+
+    reconciler.store.put(client.objects[("PodDisruptionBudget", "web")])  # the watch event
+    await reconciler.reconcile(KEY)
+    assert (
+        "PodDisruptionBudget/web (no controller)" in _conditions(reconciler)["Stalled"]["message"]
+    )
+    assert not [path for path in client.reads if "/secrets/" not in path]
+
+
 async def test_our_own_child_without_its_label_is_applied_not_created() -> None:
     reconciler, client, _events = _setup()
     await reconciler.reconcile(KEY)

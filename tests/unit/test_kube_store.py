@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from prodready.api.resource import Resource
 from prodready.audit.schedule import DirtyNamespaces
-from prodready.kube.store import LAST_APPLIED, Change, ObjectStore, slim
+from prodready.kube.client import ApiError
+from prodready.kube.store import LAST_APPLIED, Change, ObjectStore, seed, slim
 
 
 def _object(
@@ -177,3 +179,35 @@ def test_a_slow_namespace_is_audited_less_often() -> None:
     dirty.forget("big")
     dirty.mark("big", 120.0)
     assert dirty.next_due() == 120.5
+
+
+async def test_only_a_kind_listed_in_every_namespace_is_held_in_full() -> None:
+    """`covers`: the reconciler trusts an absent name to be free only for a kind whose
+    seed LIST succeeded in every watched namespace."""
+    services = Resource("v1", "Service", "services")
+    budgets = Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
+    monitors = Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors")
+
+    class Client:
+        async def served_resources(self, api_version: str) -> set[str] | None:
+            return (
+                None
+                if api_version.startswith("monitoring")
+                else {"services", "poddisruptionbudgets"}
+            )
+
+        async def list(self, path: str) -> list[dict[str, Any]]:
+            if "poddisruptionbudgets" in path and "/namespaces/b/" in path:
+                raise ApiError(403, "Forbidden", "no", "GET", path)
+            return (
+                [_object("Service", "web", namespace=path.split("/")[4])]
+                if "services" in path
+                else []
+            )
+
+    store = ObjectStore()
+    await seed(Client(), store, (services, budgets, monitors), ("a", "b"))  # type: ignore[arg-type]
+    assert store.covers("Service")
+    assert store.get("Service", "b", "web") is not None
+    assert not store.covers("PodDisruptionBudget")  # refused in one namespace
+    assert not store.covers("ServiceMonitor")  # not served

@@ -184,6 +184,7 @@ class ObjectStore:
         self._by_kind: dict[str, set[tuple[str, str]]] = defaultdict(set)
         self._by_owner: dict[tuple[str, str], set[tuple[str, str]]] = defaultdict(set)
         self._listeners: list[Listener] = []
+        self._complete: set[str] = set()
 
     def subscribe(self, listener: Listener) -> None:
         """Call `listener` with every change from now on (in the event loop's thread)."""
@@ -193,6 +194,16 @@ class ObjectStore:
         return sum(len(objects) for objects in self._namespaces.values())
 
     # -- reading ---------------------------------------------------------------------------
+
+    def covers(self, kind: str) -> bool:
+        """True when every object of `kind` in the watched namespaces is here (its seed
+        LIST succeeded everywhere, and its watch keeps it so): an absent name is then a
+        free name, up to the watch's own delay."""
+        return kind in self._complete
+
+    def mark_complete(self, kind: str) -> None:
+        """Record that `kind` was listed in every watched namespace (`seed` does)."""
+        self._complete.add(kind)
 
     def get(self, kind: str, namespace: str, name: str) -> JSON | None:
         """One stored object, or None."""
@@ -395,6 +406,7 @@ async def seed(
     `required`, without which the process is of no use: that error is raised.
     """
     for resource in await _served(client, resources):
+        complete = True
         for scope in _scopes(resource, namespaces):
             try:
                 bodies = await client.list(resource.path(scope))
@@ -406,11 +418,14 @@ async def seed(
                     resource.plural,
                     error.message,
                 )
+                complete = False
                 continue
             for body in bodies:
                 body.setdefault("kind", resource.kind)
                 body.setdefault("apiVersion", resource.api_version)
                 store.put(body)
+        if complete:
+            store.mark_complete(resource.kind)
 
 
 async def list_present(
