@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("prodready.rules.command", "check workload manifests against the checklist"),
     "fix": ("prodready.rules.fix_command", "apply the safe fixes of findings to manifest files"),
     "rules": ("prodready.rules.catalogue", "list the checklist rules"),
+    "test": (
+        "prodready.rules.test_command",
+        "check a policy's rules against expected results (prodready-test.yaml)",
+    ),
     "report": ("prodready.audit.command", "print the cluster's current findings"),
     "dashboard": ("prodready.dashboard.command", "serve the cluster's readiness pages, read-only"),
     "webhook-config": (

@@ -405,9 +405,8 @@ class Auditor:
                 previous = entry.failing if entry and entry.scope_uid == uid else frozenset()
             new = sorted(failing - previous)
             if new:
-                titles = ", ".join(
-                    f"{rule_id} ({rules.RULES_BY_ID[rule_id].title})" for rule_id in new
-                )
+                title_of = {f.rule_id: f.title for f in report.findings}  # custom rules too
+                titles = ", ".join(f"{rule_id} ({title_of[rule_id]})" for rule_id in new)
                 await self.events.warning(
                     body,
                     VIOLATION_REASON,

@@ -64,6 +64,14 @@ from prodready.rules.context import (
     ref_of,
     sequence,
 )
+from prodready.rules.custom import (
+    CompiledCustomRule,
+    Extent,
+    Verdict,
+    activation,
+    evaluate_rule,
+    extent_of,
+)
 from prodready.rules.limits import DEFAULT_LIMITS, LIMITS_RULE_ID, Deadline, Excess, Limits, excess
 from prodready.rules.model import (
     Environment,
@@ -85,7 +93,7 @@ from prodready.rules.policy import (
     stricter,
 )
 from prodready.rules.registry import RULES, RULES_BY_ID, Rule
-from prodready.rules.subject import EnvironmentDecision, RuleSettings, Subject
+from prodready.rules.subject import EnvironmentDecision, Outcome, RuleSettings, Subject
 
 SPEC_RULE_ID = "PR-PS-001"
 
@@ -114,14 +122,17 @@ class _Plan:
     settings: RuleSettings
     enforce_settings: RuleSettings
     exemptions: tuple[_ConfigExemption, ...]
+    custom: tuple[CompiledCustomRule, ...] = ()
+    custom_ids: frozenset[str] = frozenset()
 
 
 def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile(fnmatch.translate(pattern))
 
 
-def _plan(config: RulesConfig) -> _Plan:
+def _plan(config: RulesConfig, custom: tuple[CompiledCustomRule, ...] = ()) -> _Plan:
     env_vars = config.env_vars
+    custom_ids = frozenset(rule.id for rule in custom)
     settings = RuleSettings(
         log_format=env_vars.log_format,
         log_level=env_vars.log_level,
@@ -134,6 +145,7 @@ def _plan(config: RulesConfig) -> _Plan:
         secrets_complete=config.secrets_complete,
         third_party_images=tuple(config.third_party_images),
         health_path=config.health_path,
+        custom_rule_ids=custom_ids,
     )
     disabled = set(config.disabled)
     exemptions = tuple(
@@ -154,6 +166,8 @@ def _plan(config: RulesConfig) -> _Plan:
         settings=settings,
         enforce_settings=dataclasses.replace(settings, config_maps_complete=True),
         exemptions=exemptions,
+        custom=tuple(rule for rule in custom if rule.id not in disabled),
+        custom_ids=custom_ids,
     )
 
 
@@ -165,16 +179,17 @@ class _Plans:
     """One `_Plan` per distinct configuration met in an `evaluate` call."""
 
     def __init__(self) -> None:
-        self._plans: dict[int, tuple[RulesConfig, _Plan]] = {
-            id(_DEFAULT_CONFIG): (_DEFAULT_CONFIG, _DEFAULT_PLAN)
+        self._plans: dict[tuple[int, int], tuple[object, _Plan]] = {
+            (id(_DEFAULT_CONFIG), id(())): ((_DEFAULT_CONFIG, ()), _DEFAULT_PLAN)
         }
 
-    def get(self, config: RulesConfig) -> _Plan:
-        found = self._plans.get(id(config))
+    def get(self, config: RulesConfig, custom: tuple[CompiledCustomRule, ...] = ()) -> _Plan:
+        key = (id(config), id(custom))
+        found = self._plans.get(key)
         if found is None:
-            # The config is kept beside its plan so its id() cannot be reused meanwhile.
-            found = (config, _plan(config))
-            self._plans[id(config)] = found
+            # The inputs are kept beside their plan so their id() cannot be reused meanwhile.
+            found = ((config, custom), _plan(config, custom))
+            self._plans[key] = found
         return found[1]
 
 
@@ -280,7 +295,9 @@ def decide_environment(
     return _with_floor(declared, default, effective or _floorless(workload.context, workload))
 
 
-def _annotation_exemptions(workload: Workload) -> dict[str, tuple[str | None, str]]:
+def _annotation_exemptions(
+    workload: Workload, custom_ids: frozenset[str] = frozenset()
+) -> dict[str, tuple[str | None, str]]:
     """rule ID -> (reason or None when it has none of its own, path of the annotation),
     from the workload and its pod template; the policy decides which count."""
     exempt: dict[str, tuple[str | None, str]] = {}
@@ -295,7 +312,8 @@ def _annotation_exemptions(workload: Workload) -> dict[str, tuple[str | None, st
             continue
         reasons = exemption_reasons(str(listed), str(annotations.get(EXEMPT_REASON_KEY, "")))
         for rule_id, reason in reasons.items():
-            if rule_id in RULES_BY_ID and exempt.get(rule_id, (None, ""))[0] is None:
+            known = rule_id in RULES_BY_ID or rule_id in custom_ids
+            if known and exempt.get(rule_id, (None, ""))[0] is None:
                 exempt[rule_id] = (
                     None if reason is None else f"{where} {EXEMPT_KEY}: {reason}",
                     f"{prefix}.annotations.{EXEMPT_KEY}",
@@ -337,6 +355,87 @@ def _result(severity: Severity, passed: bool) -> Result:
     return Result.FAIL if severity is Severity.ERROR else Result.WARN
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Checked:
+    """What a rule (built-in or custom) contributes, before exemptions are applied."""
+
+    rule_id: str
+    title: str
+    fix: str
+    severity: Severity
+
+
+def _findings(
+    checked: _Checked,
+    outcomes: Iterable[Outcome],
+    exemption: tuple[str, str] | None,
+    refused: str | None,
+    ref: ObjectRef,
+) -> list[Finding]:
+    """The findings of one rule's outcomes: one `skip` when exempted, else one per outcome."""
+    severity = checked.severity
+    if exemption is not None:
+        outcomes = list(outcomes)
+        if not outcomes:
+            return []
+        failure = next((o for o in outcomes if not o.passed), None)
+        reason, path = exemption
+        message = f"exempted by {reason}"
+        if failure is not None:
+            would = "fail" if severity is Severity.ERROR else "warn"
+            message += f" (would {would}: {failure.message})"
+        return [
+            Finding(
+                rule_id=checked.rule_id,
+                title=checked.title,
+                severity=severity,
+                result=Result.SKIP,
+                object=ref,
+                container=None,
+                path=path,
+                message=message,
+                fix=checked.fix,
+            )
+        ]
+    findings: list[Finding] = []
+    for outcome in outcomes:
+        message = outcome.message
+        if refused is not None and not outcome.passed:
+            message = f"{message} (not exempted: {refused})"
+        findings.append(
+            Finding(
+                rule_id=checked.rule_id,
+                title=checked.title,
+                severity=severity,
+                result=_result(severity, outcome.passed),
+                object=ref,
+                container=outcome.container,
+                path=outcome.path,
+                message=message,
+                fix=checked.fix,
+                patch=outcome.patch,
+            )
+        )
+    return findings
+
+
+def _custom_outcomes(
+    rule: CompiledCustomRule, variables: tuple[Any, Extent] | Verdict
+) -> list[Outcome]:
+    verdict = variables if isinstance(variables, Verdict) else evaluate_rule(rule, *variables)
+    return [Outcome(verdict.passed, "", verdict.message)]
+
+
+def _custom_variables(workload: Workload) -> tuple[Any, Extent] | Verdict:
+    """The activation of a workload's custom rules, once for all of them (or why not)."""
+    namespace = workload.context.namespaces.get(workload.namespace)
+    try:
+        return activation(workload.obj, namespace), extent_of(workload.obj, namespace)
+    except (TypeError, ValueError, OverflowError) as error:
+        message = f"the object cannot be given to CEL: {str(error)[:200]}"
+        return Verdict(False, message, error=True)
+
+
 def _evaluate_rules(
     plan: _Plan,
     effective: EffectivePolicy,
@@ -352,7 +451,17 @@ def _evaluate_rules(
     if plan.exemptions:
         for rule_id, entry in _config_exemptions(plan, workload).items():
             exempt.setdefault(rule_id, entry)
-    annotated = _annotation_exemptions(workload)
+    annotated = _annotation_exemptions(workload, plan.custom_ids)
+
+    def exemption_of(rule_id: str, severity: Severity) -> tuple[tuple[str, str] | None, str | None]:
+        exemption = exempt.get(rule_id)
+        if exemption is None and rule_id in annotated:
+            reason, path = annotated[rule_id]
+            if reason is not None and effective.annotation_may_exempt(rule_id, severity):
+                return (reason, path), None
+            return None, _refusal(effective, reason)
+        return exemption, None
+
     findings: list[Finding] = []
     for rule in plan.rules:
         if rule.check is None or workload.kind not in rule.kinds:
@@ -364,56 +473,22 @@ def _evaluate_rules(
         if deadline is not None:
             deadline.check(ref)
         outcomes = rule.check(subject)
-        exemption = exempt.get(rule.id)
-        refused: str | None = None
-        if exemption is None and rule.id in annotated:
-            reason, path = annotated[rule.id]
-            if reason is not None and effective.annotation_may_exempt(rule.id, severity):
-                exemption = (reason, path)
-            else:
-                refused = _refusal(effective, reason)
-        if exemption is not None:
-            outcomes = list(outcomes)
-            if not outcomes:
-                continue
-            failure = next((o for o in outcomes if not o.passed), None)
-            reason, path = exemption
-            message = f"exempted by {reason}"
-            if failure is not None:
-                would = "fail" if severity is Severity.ERROR else "warn"
-                message += f" (would {would}: {failure.message})"
-            findings.append(
-                Finding(
-                    rule_id=rule.id,
-                    title=rule.title,
-                    severity=severity,
-                    result=Result.SKIP,
-                    object=ref,
-                    container=None,
-                    path=path,
-                    message=message,
-                    fix=rule.fix,
-                )
-            )
+        exemption, refused = exemption_of(rule.id, severity)
+        checked = _Checked(rule_id=rule.id, title=rule.title, fix=rule.fix, severity=severity)
+        findings.extend(_findings(checked, outcomes, exemption, refused, ref))
+    variables: tuple[Any, Extent] | Verdict | None = None
+    for custom in plan.custom:
+        if workload.kind not in custom.kinds:
             continue
-        for outcome in outcomes:
-            message = outcome.message
-            if refused is not None and not outcome.passed:
-                message = f"{message} (not exempted: {refused})"
-            findings.append(
-                Finding(
-                    rule_id=rule.id,
-                    title=rule.title,
-                    severity=severity,
-                    result=_result(severity, outcome.passed),
-                    object=ref,
-                    container=outcome.container,
-                    path=outcome.path,
-                    message=message,
-                    fix=rule.fix,
-                    patch=outcome.patch,
-                )
-            )
+        if deadline is not None:
+            deadline.check(ref)
+        if variables is None:
+            variables = _custom_variables(workload)
+        severity = plan.severity.get(custom.id, custom.severity)
+        exemption, refused = exemption_of(custom.id, severity)
+        checked = _Checked(rule_id=custom.id, title=custom.title, fix=custom.fix, severity=severity)
+        outcomes = _custom_outcomes(custom, variables)
+        findings.extend(_findings(checked, outcomes, exemption, refused, ref))
     return findings
 
 
@@ -595,7 +670,7 @@ def _workload_report(
         ref = ref_of(obj)
         decision = _declared_decision(obj, run.default, effective)
         return _report(ref, decision, [_limits_finding(ref, over)], index, effective)
-    plan = run.plans.get(effective.config)
+    plan = run.plans.get(effective.config, effective.custom_rules)
     settings = run.settings(plan, effective)
     workload = Workload(obj, context)
     decision = decide_environment(workload, settings, run.default, effective=effective)
@@ -630,7 +705,7 @@ def _production_service_report(
         return _report(
             ref, _spec_decision(spec_environment, default, effective), [], index, effective
         )
-    plan = run.plans.get(effective.config)
+    plan = run.plans.get(effective.config, effective.custom_rules)
     settings = run.settings(plan, effective)
     children, error = rendered
     if children is None:

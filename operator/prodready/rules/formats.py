@@ -420,9 +420,28 @@ def _sarif_result(
     return result
 
 
+def _custom_sarif_rule(finding: Finding) -> dict[str, Any]:
+    """A descriptor for a policy's own rule (customRules), from what its finding carries."""
+    return {
+        "id": finding.rule_id,
+        "name": rule_name(finding.title),
+        "shortDescription": {"text": finding.title},
+        "fullDescription": {"text": finding.title},
+        "help": {"text": f"Fix: {finding.fix}", "markdown": f"**Fix:** {finding.fix}"},
+        "defaultConfiguration": {"level": finding.severity.value},
+        "properties": {"tags": ["kubernetes", "production-readiness", "custom"]},
+    }
+
+
 def sarif_dict(run: Run) -> dict[str, Any]:
     """The SARIF 2.1.0 log: every rule as a descriptor; failures and skips as results."""
     index = {rule.id: position for position, rule in enumerate(RULES)}
+    custom: list[dict[str, Any]] = []
+    for report in run.reports:
+        for finding in report.findings:
+            if finding.rule_id not in index:
+                index[finding.rule_id] = len(RULES) + len(custom)
+                custom.append(_custom_sarif_rule(finding))
     results: list[dict[str, Any]] = []
     fixes = 0
     for report in run.reports:
@@ -457,7 +476,7 @@ def sarif_dict(run: Run) -> dict[str, Any]:
                         "name": TOOL_NAME,
                         "version": __version__,
                         "semanticVersion": __version__,
-                        "rules": [_sarif_rule(i) for i in range(len(RULES))],
+                        "rules": [*(_sarif_rule(i) for i in range(len(RULES))), *custom],
                     }
                 },
                 "invocations": [

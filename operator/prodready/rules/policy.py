@@ -78,6 +78,7 @@ from prodready.api.enforcement import AnnotationAllowance, Mode
 from prodready.api.labels import DOMAIN
 from prodready.rules.config import EnvVarNames, Exemption, RulesConfig
 from prodready.rules.context import ENVIRONMENT_KEY, normalise_environment
+from prodready.rules.custom import CompiledCustomRule, compile_custom_rules
 from prodready.rules.limits import LIMITS_RULE_ID
 from prodready.rules.model import Environment, Severity
 from prodready.rules.registry import RULES_BY_ID
@@ -91,7 +92,10 @@ DEFAULT_MAX_EXCEPTION_DAYS: Final = 90
 
 _STRICTNESS: Final = {Mode.ENFORCE: 2, Mode.AUDIT: 1, Mode.OFF: 0}
 _ENVIRONMENT_ORDER: Final = {Environment.DEV: 0, Environment.STAGING: 1, Environment.PROD: 2}
-_REASON_ENTRY = re.compile(r"^\s*(PR-[A-Z]{2}-[0-9]{3})\s*:\s*(.*?)\s*$", re.DOTALL)
+_REASON_ENTRY = re.compile(
+    r"^\s*([A-Z][A-Z0-9]{1,9}-[A-Z0-9]{1,10}(?:-[A-Z0-9]{1,10})?)\s*:\s*(.*?)\s*$", re.DOTALL
+)
+_RESERVED_PREFIX: Final = "PR-"
 
 
 class PolicyError(ValueError):
@@ -151,6 +155,7 @@ class EffectivePolicy:
     annotation_rules: frozenset[str] = frozenset()
     excepted: Mapping[str, ExceptionGrant] = field(default_factory=dict)
     refused_exceptions: tuple[str, ...] = ()
+    custom_rules: tuple[CompiledCustomRule, ...] = ()
 
     def annotation_may_exempt(self, rule_id: str, severity: Severity) -> bool:
         """True if a workload's own annotation may exempt `rule_id` at `severity`."""
@@ -181,6 +186,9 @@ class CompiledPolicy:
     annotation_rules: frozenset[str]
     max_exception: timedelta
     problems: tuple[str, ...] = ()
+    custom_rules: tuple[CompiledCustomRule, ...] = ()
+    custom_rule_ids: frozenset[str] = frozenset()
+    """Every custom ID the policy declares, compiled or not (a broken one is a problem)."""
 
     def selects(self, labels: Mapping[str, str], namespace_labels: Mapping[str, str]) -> bool:
         """True if the policy covers a workload with these labels in such a namespace."""
@@ -278,8 +286,14 @@ class PolicySet:
         return self._by_namespace.get(namespace, ())
 
     @property
+    def custom_rule_ids(self) -> frozenset[str]:
+        """The custom rule IDs any policy of the set declares."""
+        return frozenset().union(*(policy.custom_rule_ids for policy in self.policies))
+
+    @property
     def problems(self) -> list[str]:
-        """What makes a policy or exception not Ready (unknown rule IDs), one line each."""
+        """What makes a policy or exception not Ready (unknown rule IDs, custom rules that
+        do not compile), one line each."""
         found = [
             f"{POLICY_KIND} {policy.name}: {problem}"
             for policy in self.policies
@@ -290,7 +304,19 @@ class PolicySet:
             for exception in self.exceptions
             for problem in exception.problems
         ]
+        found += self.exception_problems(self.exceptions)
         return found
+
+    def exception_problems(self, exceptions: Iterable[CompiledException]) -> list[str]:
+        """Custom rule IDs `exceptions` name that no policy of the set declares."""
+        declared = self.custom_rule_ids
+        return [
+            f"{EXCEPTION_KIND} {exception.ref}: spec.rules: unknown rule ID {rule_id} "
+            "(no ReadinessPolicy declares it in customRules)"
+            for exception in exceptions
+            for rule_id in sorted(exception.reasons)
+            if rule_id not in RULES_BY_ID and rule_id not in declared
+        ]
 
 
 def _environment_floor(
@@ -350,6 +376,7 @@ def resolve(
             environment_declared=raw,
             annotation_allow=allow,
             annotation_rules=deciding.annotation_rules,
+            custom_rules=deciding.custom_rules,
         )
         max_duration, policy_text = deciding.max_exception, f"{POLICY_KIND} {deciding.name}"
     else:
@@ -452,11 +479,19 @@ def _describe(obj: Mapping[str, Any], kind: str) -> str:
     return kind
 
 
-def _known(rule_ids: Iterable[str], where: str, problems: list[str]) -> list[str]:
-    """The rule IDs the registry knows; the others become one problem each."""
+def _known(
+    rule_ids: Iterable[str],
+    where: str,
+    problems: list[str],
+    custom: frozenset[str] = frozenset(),
+) -> list[str]:
+    """The rule IDs the registry knows, or `custom` declares; the others become one problem
+    each."""
     known: list[str] = []
     for rule_id in rule_ids:
-        if rule_id not in RULES_BY_ID:
+        if rule_id in custom:
+            known.append(rule_id)
+        elif rule_id not in RULES_BY_ID:
             problems.append(f"{where}: unknown rule ID {rule_id} (see `prodready rules`)")
         elif rule_id != LIMITS_RULE_ID:
             known.append(rule_id)
@@ -492,31 +527,39 @@ def compile_policy(obj: Mapping[str, Any]) -> CompiledPolicy:
         raise PolicyError(_format_error(_describe(obj, POLICY_KIND), error)) from None
     spec = model.spec
     problems: list[str] = []
+    custom_rules, custom_problems = compile_custom_rules(spec.custom_rules)
+    problems += custom_problems
+    custom = frozenset(rule.id for rule in spec.custom_rules)
     severity = {
         rule_id: Severity(spec.severity[rule_id])
-        for rule_id in _known(spec.severity, "spec.severity", problems)
+        for rule_id in _known(spec.severity, "spec.severity", problems, custom)
     }
-    disabled = _known(spec.disabled, "spec.disabled", problems)
+    disabled = _known(spec.disabled, "spec.disabled", problems, custom)
     exemptions = []
+    custom_exemptions = []
     for index, exemption in enumerate(spec.exemptions):
-        rules = _known(exemption.rules, f"spec.exemptions[{index}].rules", problems)
-        if rules:
-            exemptions.append(
-                Exemption(
-                    rules=rules,
-                    namespace=exemption.namespace,
-                    name=exemption.name,
-                    kind=exemption.kind,
-                    image=exemption.image,
-                    reason=exemption.reason,
-                )
-            )
+        rules = _known(exemption.rules, f"spec.exemptions[{index}].rules", problems, custom)
+        globs = {
+            "namespace": exemption.namespace,
+            "name": exemption.name,
+            "kind": exemption.kind,
+            "image": exemption.image,
+            "reason": exemption.reason,
+        }
+        builtin = [rule_id for rule_id in rules if rule_id not in custom]
+        if builtin:
+            exemptions.append(Exemption(rules=builtin, **globs))
+        if len(builtin) < len(rules):
+            # The rules configuration validates IDs against the registry, which does not
+            # know this policy's own rules: they were checked against spec.customRules above.
+            own = [rule_id for rule_id in rules if rule_id in custom]
+            custom_exemptions.append(Exemption.model_construct(None, rules=own, **globs))
     annotation_rules = _known(
-        spec.annotation_exemptions.rules, "spec.annotationExemptions.rules", problems
+        spec.annotation_exemptions.rules, "spec.annotationExemptions.rules", problems, custom
     )
     config_fields: dict[str, Any] = {
-        "severity": severity,
-        "disabled": disabled,
+        "severity": {k: v for k, v in severity.items() if k not in custom},
+        "disabled": [rule_id for rule_id in disabled if rule_id not in custom],
         "env_vars": EnvVarNames(**spec.env_vars.model_dump()),
         "exemptions": exemptions,
         "secrets_complete": spec.secrets_complete,
@@ -525,6 +568,15 @@ def compile_policy(obj: Mapping[str, Any]) -> CompiledPolicy:
     }
     if spec.sensitive_names is not None:
         config_fields["sensitive_names"] = list(spec.sensitive_names)
+    config = RulesConfig(**config_fields)
+    if custom:
+        config = config.model_copy(
+            update={
+                "severity": severity,
+                "disabled": disabled,
+                "exemptions": [*exemptions, *custom_exemptions],
+            }
+        )
     environment = spec.environment
     return CompiledPolicy(
         name=model.metadata.name,
@@ -534,11 +586,13 @@ def compile_policy(obj: Mapping[str, Any]) -> CompiledPolicy:
         object_selector=_selector(spec.object_selector),
         environment_value=environment.value if environment is not None else None,
         environment_label=environment.namespace_label if environment is not None else None,
-        config=RulesConfig(**config_fields),
+        config=config,
         annotation_allow=spec.annotation_exemptions.allow,
         annotation_rules=frozenset(annotation_rules),
         max_exception=timedelta(days=spec.max_exception_days),
         problems=tuple(problems),
+        custom_rules=tuple(custom_rules),
+        custom_rule_ids=custom,
     )
 
 
@@ -554,7 +608,12 @@ def compile_exception(obj: Mapping[str, Any]) -> CompiledException:
         raise PolicyError(_format_error(_describe(obj, EXCEPTION_KIND), error)) from None
     spec = model.spec
     problems: list[str] = []
-    known = set(_known((entry.rule for entry in spec.rules), "spec.rules", problems))
+    # A custom ID is kept here: whether a policy declares it is the PolicySet's question
+    # (`PolicySet.exception_problems`), since the exception does not name a policy.
+    custom = frozenset(
+        entry.rule for entry in spec.rules if not entry.rule.startswith(_RESERVED_PREFIX)
+    )
+    known = set(_known((entry.rule for entry in spec.rules), "spec.rules", problems, custom))
     match = spec.match
     return CompiledException(
         namespace=model.namespace,

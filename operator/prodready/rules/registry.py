@@ -82,7 +82,7 @@ class Rule:
 
 
 def _exemption_check(subject: Subject) -> Iterator[Outcome]:
-    return configuration.exemption_annotations(subject, RULE_IDS)
+    return configuration.exemption_annotations(subject, RULE_IDS | subject.settings.custom_rule_ids)
 
 
 E, W = Severity.ERROR, Severity.WARNING

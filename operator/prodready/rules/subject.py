@@ -50,6 +50,8 @@ class RuleSettings:
     third_party_images: Sequence[str] = ()
     # The health endpoint a probe fix may point at (RulesConfig.health_path); none: no patch.
     health_path: str | None = None
+    # The deciding policy's own rule IDs (customRules): PR-EX-001 knows them too.
+    custom_rule_ids: frozenset[str] = frozenset()
     _names: SensitiveNames = field(init=False, repr=False, compare=False)
     _third_party: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
