@@ -1,9 +1,11 @@
-"""The controller: kopf watches, a work queue reconciles, one Lease picks the leader.
+"""The controller: kopf watches, a work queue reconciles, Leases say who reconciles what.
 
 kopf owns the event loop, the watches, the signals and the start-up/clean-up order. Its
 watch events only update the process's object store (`prodready.kube.store`), whose
 changes enqueue keys here; the reconciling happens in our workers, which run on the
-leader only. Graceful shutdown is kopf's: on SIGTERM it stops
+leader only (one Lease), or, with `PRODREADY_SHARDS` above 1, on every replica for the
+namespaces of the shards it holds (`prodready.kube.shards`). Graceful shutdown is kopf's:
+on SIGTERM it stops
 watching and runs the clean-up handler below, which stops taking work, lets in-flight
 reconciles finish within the configured timeout, hands the Lease over and closes clients.
 The admission webhook and the audit run beside the controller in the same process, as its
@@ -26,7 +28,7 @@ import kopf
 from prodready import api, render, rules
 from prodready.api.resource import Resource
 from prodready.config import Settings
-from prodready.controller.queue import WorkQueue
+from prodready.controller.queue import DONE, ReconcileResult, WorkQueue
 from prodready.controller.reconciler import (
     MONITORING_API,
     Reconciler,
@@ -36,7 +38,8 @@ from prodready.controller.reconciler import (
 from prodready.kube.access import metrics_access
 from prodready.kube.client import KubeClient
 from prodready.kube.events import EventRecorder
-from prodready.kube.leader import LeaderElector
+from prodready.kube.leader import LeaderElector, default_identity
+from prodready.kube.shards import ShardCoordinator
 from prodready.kube.store import (
     PRODUCTION_SERVICE,
     Change,
@@ -94,6 +97,12 @@ class Operator:
     client: KubeClient | None = None
     reconciler: Reconciler | None = None
     elector: LeaderElector | None = None
+    shards: ShardCoordinator | None = None  # PRODREADY_SHARDS > 1: who reconciles what
+    # Names this replica in its Leases and in the User-Agent of its requests (the
+    # apiserver's audit log tells the replicas' writes apart by it).
+    identity: str = field(default_factory=default_identity)
+    # Reconciles running per shard, cancelled when the shard is lost.
+    _in_flight: dict[int, set[asyncio.Task[ReconcileResult]]] = field(default_factory=dict)
     health: HealthServer | None = None
     companion_factory: CompanionFactory | None = None
     companion: Companion | None = None  # admission webhook + audit (prodready.app)
@@ -110,6 +119,7 @@ class Operator:
     async def startup(self, settings: kopf.OperatorSettings) -> None:
         """Log in, start the health server and (when leading) the workers."""
         self.client = KubeClient.login(settings, metrics=self.metrics)
+        self.client.user_agent = f"prodready ({self.identity})"
         rules_config = (
             rules.load_config(self.settings.rules_config_file)
             if self.settings.rules_config_file
@@ -160,8 +170,24 @@ class Operator:
         self.store.freeze()  # what start-up loaded (modules, clients, the seeded store) stays
         if self.settings.standalone:
             await self.start_leading()
+        elif self.settings.shards > 1:
+            self.shards = ShardCoordinator(
+                client=self.client,
+                namespace=own_namespace(),
+                lease_name=self.settings.lease_name,
+                shards=self.settings.shards,
+                identity=self.identity,
+            )
+            self._start_workers(())  # keys come with the shards
+            self.tasks.append(
+                asyncio.create_task(
+                    self.shards.run(self.shards_acquired, self.shards_lost), name="shards"
+                )
+            )
         else:
-            self.elector = LeaderElector(self.client, own_namespace(), self.settings.lease_name)
+            self.elector = LeaderElector(
+                self.client, own_namespace(), self.settings.lease_name, identity=self.identity
+            )
             self.tasks.append(
                 asyncio.create_task(
                     self.elector.run(self.start_leading, self.stop_leading), name="leader"
@@ -176,6 +202,14 @@ class Operator:
             await self.companion.stop()
         if self.elector is not None:
             await self.elector.stop()
+        if self.shards is not None:
+            # Stop its loop first, so that nothing is taken after everything is handed back.
+            for task in self.tasks:
+                if task.get_name() == "shards":
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            await self.shards.stop()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:
@@ -189,17 +223,71 @@ class Operator:
 
     async def start_leading(self) -> None:
         """Begin reconciling: every known ProductionService is looked at once."""
+        self._start_workers(self.store.keys(api.KIND))
+
+    def _start_workers(self, keys: Iterable[ServiceKey]) -> None:
         assert self.reconciler is not None
         self.queue = WorkQueue()
-        for key in self.store.keys(api.KIND):
+        for key in keys:
             self.queue.add(key)
+        reconcile = self.reconciler.reconcile if self.shards is None else self._reconcile_owned
         self.workers = asyncio.create_task(
-            self.queue.run(self.reconciler.reconcile, workers=WORKERS), name="workers"
+            self.queue.run(reconcile, workers=WORKERS), name="workers"
         )
 
     def is_leading(self) -> bool:
-        """Whether this replica reconciles now (the audit writes only while it does)."""
+        """Whether this replica audits now (the audit writes only while it does): the
+        leader, or with shards the holder of shard 0 (the audit is not sharded)."""
+        if self.shards is not None:
+            return self.shards.holds(0)
         return self.workers is not None
+
+    def owns(self, namespace: str) -> bool:
+        """Whether this replica reconciles the services of `namespace` now."""
+        return self.shards is None or self.shards.owns(namespace)
+
+    async def shards_acquired(self, shards: frozenset[int]) -> None:
+        """Shards became ours: look at every service of their namespaces once."""
+        assert self.shards is not None
+        keys = [key for key in self.store.keys(api.KIND) if self.shards.shard_for(key[0]) in shards]
+        for key in keys:
+            self.queue.add(key)
+        logger.info(
+            "reconciling shards",
+            extra={"shards": sorted(shards), "held": sorted(self.shards.held), "keys": len(keys)},
+        )
+
+    async def shards_lost(self, shards: frozenset[int]) -> None:
+        """Shards are no longer ours: cancel their reconciles in flight (the new holder
+        starts over; server-side apply makes a repeated write harmless) before the Lease
+        can be anyone else's. Their queued keys are skipped when they come up."""
+        cancelled = [task for shard in shards for task in self._in_flight.pop(shard, ())]
+        for task in cancelled:
+            task.cancel()
+        if cancelled:
+            await asyncio.wait(cancelled, timeout=self.settings.shutdown_timeout_seconds)
+        logger.info("stopped reconciling shards", extra={"shards": sorted(shards)})
+
+    async def _reconcile_owned(self, key: ServiceKey) -> ReconcileResult:
+        """Reconcile `key` if its namespace is in a shard this replica holds, as a task
+        that `shards_lost` can cancel."""
+        assert self.shards is not None
+        assert self.reconciler is not None
+        shard = self.shards.shard_for(key[0])
+        if not self.shards.holds(shard):
+            return DONE
+        task = asyncio.create_task(self.reconciler.reconcile(key))
+        in_flight = self._in_flight.setdefault(shard, set())
+        in_flight.add(task)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # we are being stopped ourselves
+            return DONE  # the shard was lost mid-reconcile
+        finally:
+            in_flight.discard(task)
 
     async def stop_leading(self) -> None:
         """Another replica leads now: stop at once (in-flight reconciles finish)."""
@@ -255,7 +343,8 @@ class Operator:
         while True:
             await asyncio.sleep(self.settings.resync_interval_seconds)
             for key in self.store.keys(api.KIND):
-                self.queue.add(key)
+                if self.owns(key[0]):
+                    self.queue.add(key)
 
     # -- kopf watch events -----------------------------------------------------------------
 
@@ -274,11 +363,12 @@ class Operator:
                 return  # deleted: owner references let the garbage collector remove children
             if previous is not None and _only_status_changed(previous, current):
                 return
-            self.queue.add((change.namespace, change.name))
+            if self.owns(change.namespace):
+                self.queue.add((change.namespace, change.name))
             return
         body = change.current if change.current is not None else change.previous
         owner = owner_name(body) if body is not None else None
-        if owner is not None:
+        if owner is not None and self.owns(change.namespace):
             self.queue.add((change.namespace, owner))
 
     def on_monitoring_crd_event(self) -> None:
@@ -286,7 +376,8 @@ class Operator:
         if self.reconciler is not None:
             self.reconciler.forget_discovery()
         for key in self.store.keys(api.KIND):
-            self.queue.add(key)
+            if self.owns(key[0]):
+                self.queue.add(key)
 
 
 def _only_status_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:

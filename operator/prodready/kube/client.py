@@ -89,6 +89,10 @@ class KubeClient:
     Status reason, whoever made it (reconciler, audit, webhook, leader election).
     """
 
+    # Set before the first request; the apiserver's audit log records it as userAgent
+    # (the operator adds its replica's identity, so each replica's writes can be told apart).
+    user_agent: str = "prodready"
+
     def __init__(
         self,
         connection: kopf.ConnectionInfo,
@@ -116,7 +120,7 @@ class KubeClient:
 
     def _session_or_new(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            headers = {"User-Agent": "prodready", **self._connection.as_http_headers()}
+            headers = {"User-Agent": self.user_agent, **self._connection.as_http_headers()}
             self._session = aiohttp.ClientSession(
                 base_url=None,
                 headers=headers,

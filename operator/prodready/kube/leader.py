@@ -29,7 +29,8 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def _format(moment: datetime.datetime) -> str:
+def format_time(moment: datetime.datetime) -> str:
+    """A Lease's MicroTime (RFC 3339 with microseconds, UTC)."""
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -152,7 +153,7 @@ class LeaderElector:
         return {
             "holderIdentity": self.identity,
             "leaseDurationSeconds": self.lease_seconds,
-            "acquireTime": _format(acquired),
-            "renewTime": _format(now),
+            "acquireTime": format_time(acquired),
+            "renewTime": format_time(now),
             "leaseTransitions": transitions,
         }
