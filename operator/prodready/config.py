@@ -202,7 +202,7 @@ class Settings(BaseSettings):
         "for webhooks in its admission configuration); anyone else fails the TLS handshake. "
         "Unset: any client that reaches the port may post reviews.",
     )
-    webhook_cert_secret: str | None = Field(
+    webhook_cert_secret_name: str | None = Field(
         default=None,
         description="Name of a Secret in the operator's namespace (POD_NAMESPACE) holding the "
         "webhook's serving certificate, which the operator creates when absent, renews when "
@@ -212,21 +212,21 @@ class Settings(BaseSettings):
     )
     webhook_cert_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="DNS names and IP addresses the certificate of PRODREADY_WEBHOOK_CERT_SECRET "
-        "is issued for, comma-separated: in a cluster, the webhook Service's names (the chart "
-        "sets them). Empty: localhost, 127.0.0.1 and ::1.",
+        description="DNS names and IP addresses the certificate of "
+        "PRODREADY_WEBHOOK_CERT_SECRET_NAME is issued for, comma-separated: in a cluster, the "
+        "webhook Service's names (the chart sets them). Empty: localhost, 127.0.0.1 and ::1.",
     )
     webhook_cert_validity_seconds: int = Field(
         default=365 * 24 * 3600,
         ge=30,
         description="Lifetime of the certificate the operator issues for "
-        "PRODREADY_WEBHOOK_CERT_SECRET; renewed when a third of it is left.",
+        "PRODREADY_WEBHOOK_CERT_SECRET_NAME; renewed when a third of it is left.",
     )
     webhook_configuration: str | None = Field(
         default=None,
         description="Name of the ValidatingWebhookConfiguration whose caBundle the leader keeps "
-        "equal to the CA of PRODREADY_WEBHOOK_CERT_SECRET (that one only; the chart names its "
-        "own). Unset: no webhook configuration is patched.",
+        "equal to the CA of PRODREADY_WEBHOOK_CERT_SECRET_NAME (that one only; the chart names "
+        "its own). Unset: no webhook configuration is patched.",
     )
     webhook_failure_policy: FailurePolicy = Field(
         default="Fail",
@@ -462,7 +462,7 @@ class Settings(BaseSettings):
             raise _invalid(f"must be 1 to {_FIELD_MANAGER_MAX} printable characters")
         return value
 
-    @field_validator("lease_name", "webhook_cert_secret", "webhook_configuration")
+    @field_validator("lease_name", "webhook_cert_secret_name", "webhook_configuration")
     @classmethod
     def _check_lease_name(cls, value: str | None) -> str | None:
         if value is not None and (len(value) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(value)):
@@ -504,12 +504,12 @@ class Settings(BaseSettings):
                 {"missing": env_name(missing), "given": env_name(given)},
             )
         # Two sources of the serving certificate: which one is served would be a guess.
-        if self.webhook_cert_secret is not None and self.webhook_cert_file is not None:
+        if self.webhook_cert_secret_name is not None and self.webhook_cert_file is not None:
             raise PydanticCustomError(
                 "prodready_setting_pair",
                 "{secret}: set either it or {file}, not both",
                 {
-                    "secret": env_name("webhook_cert_secret"),
+                    "secret": env_name("webhook_cert_secret_name"),
                     "file": env_name("webhook_cert_file"),
                 },
             )

@@ -7,6 +7,7 @@ No cluster: `helm template`, `helm lint` and a client-side dry run only
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import re
 import socket
@@ -19,13 +20,16 @@ from typing import Any
 
 import pytest
 import yaml
-from cryptography import x509
 
 from prodready import __version__
 from prodready.config import Settings, load_settings
 from prodready.observability.metrics import Metrics
 from prodready.rules import RulesConfig, evaluate, load_config
-from prodready.webhook.certificates import load_server_context, service_dns_names
+from prodready.webhook.certificates import (
+    issue_certificate,
+    load_server_context,
+    service_dns_names,
+)
 from prodready.webhook.configuration import ServiceTarget, render_webhook_configuration
 from tests.cluster.controlplane import default_bin_dir
 from tests.generate import CHART, GenerateError, documents, helm, helm_template
@@ -42,7 +46,7 @@ EVERYTHING_ON: dict[str, Any] = {
         "prometheusRule": {"enabled": True},
         "dashboard": {"enabled": True},
     },
-    "webhook": {"certManager": {"enabled": True}},
+    "webhook": {"certificate": "cert-manager"},
     "watch": {"namespaces": ["shop"]},
 }
 
@@ -93,14 +97,17 @@ def test_defaults_install_the_operator_and_nothing_optional(
         "ClusterRole",  # exception authors (aggregated to admin)
         "ClusterRole",  # the metrics reader (bound by metrics.readers, or by hand)
         "ClusterRole",  # policy viewers (aggregated to view)
+        "ClusterRole",  # the caBundle of its own webhook configuration, by name
+        "ClusterRoleBinding",
         "ClusterRoleBinding",
         "Deployment",
         "Lease",
         "NetworkPolicy",
         "PodDisruptionBudget",
-        "Role",
+        "Role",  # leader election
+        "Role",  # the webhook certificate's Secret
         "RoleBinding",
-        "Secret",
+        "RoleBinding",
         "Service",
         "ServiceAccount",
         "ValidatingAdmissionPolicy",
@@ -127,6 +134,22 @@ def test_chart_version_matches_the_package() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["appVersion"] == __version__
     assert chart["name"] == "prodready"
+
+
+def test_chart_requires_kubernetes_1_30() -> None:
+    """matchConditions and the preStop sleep action are GA from 1.30; managed clusters'
+    pre-release version suffixes (v1.30.2-eks-…) are accepted."""
+    assert yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"] == ">=1.30.0-0"
+    helm_template(None, extra_args=["--kube-version", "1.30.2-eks-1234"])
+    with pytest.raises(GenerateError, match="requires kubeVersion"):
+        helm_template(None, extra_args=["--kube-version", "1.29.9"])
+
+
+def test_helm_template_twice_gives_identical_output() -> None:
+    """Nothing random or time-dependent is rendered (no generated certificate), so Argo CD
+    and `helm diff` see no change where there is none."""
+    for values in (None, EVERYTHING_ON):
+        assert helm_template(values) == helm_template(values)
 
 
 def test_helm_lint_strict_is_clean() -> None:
@@ -211,6 +234,10 @@ LEFT_AT_DEFAULT = {
     "PRODREADY_HEALTH_HOST",
     "PRODREADY_WEBHOOK_HOST",
     "PRODREADY_KUBECONFIG",
+    # Set with webhook.certificate=cert-manager (a mounted Secret); by default the operator
+    # provisions its own (PRODREADY_WEBHOOK_CERT_SECRET_NAME).
+    "PRODREADY_WEBHOOK_CERT_FILE",
+    "PRODREADY_WEBHOOK_KEY_FILE",
     "PRODREADY_RULES_CONFIG_FILE",
     "PRODREADY_DASHBOARD_PORT",  # set by readinessDashboard.enabled (off by default)
 }
@@ -221,10 +248,6 @@ def test_every_operator_setting_is_set_and_valid(defaults: list[dict[str, Any]])
     every = {f"PRODREADY_{name.upper()}" for name in Settings.model_fields}
     assert {name for name in env if name.startswith("PRODREADY_")} <= every  # no stray name
     assert every - set(env) == LEFT_AT_DEFAULT
-    # The certificate files are in a mounted volume; the rest is checked as the operator would.
-    cert = env.pop("PRODREADY_WEBHOOK_CERT_FILE")
-    key = env.pop("PRODREADY_WEBHOOK_KEY_FILE")
-    assert Path(cert).parent == Path(key).parent == Path(mounts_of(defaults)["webhook-tls"])
     settings = load_settings(env)
     assert settings.log_format == "json"
     assert settings.namespaces == []
@@ -445,42 +468,85 @@ def _serve_once(context: ssl.SSLContext) -> tuple[int, threading.Thread]:
     return port, thread
 
 
-def test_generated_certificate_is_trusted_for_the_service_name(
+def test_the_operator_provisions_its_certificate_for_the_service_name(
     defaults: list[dict[str, Any]], tmp_path: Path
 ) -> None:
-    """What the apiserver does: verify the serving certificate against caBundle for
+    """By default the chart renders no certificate: the operator is told which Secret to
+    keep, for which names, and which webhook configuration (its own) to keep trusting it;
+    what it issues for those names is what the apiserver verifies against caBundle for
     `<service>.<namespace>.svc`, over TLS to the operator's own server context."""
-    secret = one(defaults, "Secret", "prodready-webhook-tls")
-    assert secret["type"] == "kubernetes.io/tls"
-    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
-    ca_bundle = _ca_bundle(one(defaults, "ValidatingWebhookConfiguration"))
-    assert data["ca.crt"] == ca_bundle
-    certificate = x509.load_pem_x509_certificate(data["tls.crt"])
-    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    assert names.value.get_values_for_type(x509.DNSName) == service_dns_names(RELEASE, NAMESPACE)
-    (tmp_path / "tls.crt").write_bytes(data["tls.crt"])
-    (tmp_path / "tls.key").write_bytes(data["tls.key"])
+    assert "Secret" not in kinds(defaults)
+    configuration = one(defaults, "ValidatingWebhookConfiguration")
+    assert all("caBundle" not in w["clientConfig"] for w in configuration["webhooks"])
+    assert "annotations" not in configuration["metadata"]
+    assert "webhook-tls" not in mounts_of(defaults)
+    env = {name: entry["value"] for name, entry in env_of(defaults).items() if "value" in entry}
+    settings = load_settings(env)
+    assert settings.webhook_cert_secret_name == "prodready-webhook-tls"
+    assert settings.webhook_configuration == configuration["metadata"]["name"]
+    assert settings.webhook_cert_validity_seconds == 365 * 86400
+    assert settings.webhook_cert_hosts == service_dns_names(RELEASE, NAMESPACE)
+    issued = issue_certificate(
+        settings.webhook_cert_hosts,
+        validity=datetime.timedelta(seconds=settings.webhook_cert_validity_seconds),
+    )
+    (tmp_path / "tls.crt").write_bytes(issued.cert)
+    (tmp_path / "tls.key").write_bytes(issued.key)
     server = load_server_context(tmp_path / "tls.crt", tmp_path / "tls.key")
     port, thread = _serve_once(server)
-    client = ssl.create_default_context(cadata=ca_bundle.decode())
+    client = ssl.create_default_context(cadata=issued.ca.decode())
     with (
         socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
         client.wrap_socket(raw, server_hostname=f"{RELEASE}.{NAMESPACE}.svc") as tls,
     ):
         assert tls.recv(2) == b"ok"
     thread.join(timeout=10)
+    days = render({"webhook": {"certificateValidityDays": 30}})
+    assert env_of(days)["PRODREADY_WEBHOOK_CERT_VALIDITY_SECONDS"]["value"] == str(30 * 86400)
 
 
-def test_every_render_without_a_cluster_generates_a_new_certificate() -> None:
-    """`lookup` finds nothing without a cluster; tests/e2e/test_chart.py proves that an
-    upgrade keeps the installed certificate."""
-    first = one(render(), "Secret")["data"]["tls.crt"]
-    assert first != one(render(), "Secret")["data"]["tls.crt"]
+def test_security_contexts_keep_their_defaults_and_leave_ids_to_openshift() -> None:
+    """`podSecurityContext.runAsUser: null` (OpenShift's restricted-v2 assigns IDs from the
+    namespace's range and refuses fixed ones) renders no fixed user, group or fsGroup."""
+    objects = render()
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]["securityContext"]
+    assert pod == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "fsGroup": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert container(objects)["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    openshift = render({"podSecurityContext": {"runAsUser": None}})
+    pod = one(openshift, "Deployment")["spec"]["template"]["spec"]["securityContext"]
+    assert pod == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert not {"runAsUser", "runAsGroup"} & set(container(openshift)["securityContext"])
+    assert container(openshift)["securityContext"]["readOnlyRootFilesystem"] is True
+    custom = render({"securityContext": {"runAsUser": 1000}, "podSecurityContext": {"fsGroup": 2}})
+    assert container(custom)["securityContext"]["runAsUser"] == 1000
+    assert one(custom, "Deployment")["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 2
 
 
 def test_cert_manager_issues_the_certificate_and_injects_the_ca() -> None:
-    objects = render({"webhook": {"certManager": {"enabled": True}}})
+    objects = render({"webhook": {"certificate": "cert-manager"}})
     assert "Secret" not in kinds(objects)
+    env = env_of(objects)
+    assert "PRODREADY_WEBHOOK_CERT_SECRET_NAME" not in env
+    cert = env["PRODREADY_WEBHOOK_CERT_FILE"]["value"]
+    key = env["PRODREADY_WEBHOOK_KEY_FILE"]["value"]
+    assert Path(cert).parent == Path(key).parent == Path(mounts_of(objects)["webhook-tls"])
+    # Nothing of the operator's own certificate: no Role for a Secret, no caBundle patching.
+    names = {o["metadata"]["name"] for o in objects if o["kind"] in {"Role", "ClusterRole"}}
+    assert not {"prodready-webhook-certificate", "prodready-webhook-configuration"} & names
     issuer = one(objects, "Issuer")
     certificate = one(objects, "Certificate")
     assert issuer["spec"] == {"selfSigned": {}}
@@ -500,7 +566,9 @@ def test_cert_manager_issues_the_certificate_and_injects_the_ca() -> None:
 
 def test_cert_manager_with_an_existing_issuer_creates_none() -> None:
     issuer = {"kind": "ClusterIssuer", "name": "internal-ca", "group": "cert-manager.io"}
-    objects = render({"webhook": {"certManager": {"enabled": True, "issuerRef": issuer}}})
+    objects = render(
+        {"webhook": {"certificate": "cert-manager", "certManager": {"issuerRef": issuer}}}
+    )
     assert "Issuer" not in kinds(objects)
     assert one(objects, "Certificate")["spec"]["issuerRef"] == issuer
 
@@ -509,6 +577,8 @@ def test_webhook_disabled_leaves_no_configuration_and_no_certificate() -> None:
     objects = render({"webhook": {"enabled": False}})
     assert not {"ValidatingWebhookConfiguration", "Secret"} & set(kinds(objects))
     assert "PRODREADY_WEBHOOK_CERT_FILE" not in env_of(objects)
+    assert "PRODREADY_WEBHOOK_CERT_SECRET_NAME" not in env_of(objects)
+    assert "prodready-webhook-certificate" not in {o["metadata"]["name"] for o in objects}
     # The operator then writes a throwaway certificate: /tmp must be writable.
     assert mounts_of(objects) == {"tmp": "/tmp"}
 

@@ -147,6 +147,9 @@ def admitted_kinds(policy: dict[str, Any]) -> set[str]:
     found = variables(policy)
     kinds = set(listed(found["child"])) | set(listed(found["report"]))
     kinds |= set(listed(found["event"])) | {"coordination.k8s.io/leases"}
+    # The webhook's own certificate: one Secret and one webhook configuration, by name.
+    for name in ("webhookCertificate", "webhookTrust"):
+        kinds |= set(re.findall(r"variables\.resource == '([^']*)'", found[name]))
     return kinds
 
 
@@ -326,6 +329,43 @@ def test_protected_namespaces_always_include_the_systems_own(policy: dict[str, A
         "kube-node-lease",
         "ingress",
     ]
+
+
+def test_the_webhook_certificate_is_written_by_name_and_only_its_ca_bundle_changes(
+    policy: dict[str, Any],
+) -> None:
+    found = variables(policy)
+    certificate = found["webhookCertificate"]
+    assert "variables.resource == '/secrets'" in certificate
+    assert "variables.targetNamespace == 'platform'" in certificate
+    assert "request.name == 'prodready-webhook-tls'" in certificate
+    assert "request.operation in ['CREATE', 'UPDATE']" in certificate  # never DELETE
+    trust = found["webhookTrust"]
+    assert "'admissionregistration.k8s.io/validatingwebhookconfigurations'" in trust
+    assert "request.name == 'prodready'" in trust
+    assert "request.operation == 'UPDATE'" in trust
+    check = next(
+        v["expression"]
+        for v in policy["spec"]["validations"]
+        if v["expression"].startswith("!variables.webhookTrust")
+    )
+    for field in (
+        "rules",
+        "failurePolicy",
+        "namespaceSelector",
+        "objectSelector",
+        "timeoutSeconds",
+        "matchPolicy",
+        "sideEffects",
+        "matchConditions",
+        "clientConfig.service",
+        "clientConfig.url",
+    ):
+        assert f"o.{field} == w.{field}" in check, field
+    assert "caBundle" not in check
+    # With cert-manager the token writes neither.
+    other = variables(only(render_chart({"webhook": {"certificate": "cert-manager"}}), POLICY))
+    assert other["webhookCertificate"].strip() == other["webhookTrust"].strip() == "false"
 
 
 def test_the_lease_rule_names_the_configured_lease() -> None:

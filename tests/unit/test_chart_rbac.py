@@ -26,6 +26,7 @@ from prodready.config import load_settings
 from prodready.controller.reconciler import PRODUCTION_SERVICE
 from prodready.kube.leader import LEASE
 from prodready.kube.store import AUDITED_RESOURCES, NAMESPACE, POLICY_RESOURCES
+from prodready.webhook.tls_rotation import SECRETS as CERTIFICATE_SECRET, WEBHOOK_CONFIGURATIONS
 from tests.cluster.controlplane import default_bin_dir
 from tests.generate import documents, helm_template
 
@@ -98,6 +99,19 @@ LEASE_CALLS: dict[tuple[str, str], set[Triple]] = {
     ("kube/leader.py", "create"): triples([LEASE], ["create"]),
     ("kube/leader.py", "request PUT"): triples([LEASE], ["update"]),
 }
+# The webhook's own certificate (webhook.certificate=operator, the default): its Secret read,
+# created and renewed, the caBundle of its own webhook configuration read and patched; each
+# granted by name (`create` cannot be), see certificate_rules.
+CERTIFICATE_CALLS: dict[tuple[str, str], set[Triple]] = {
+    ("webhook/tls_rotation.py", "get"): triples(
+        [CERTIFICATE_SECRET, WEBHOOK_CONFIGURATIONS], ["get"]
+    ),
+    ("webhook/tls_rotation.py", "create"): triples([CERTIFICATE_SECRET], ["create"]),
+    ("webhook/tls_rotation.py", "request PUT"): triples([CERTIFICATE_SECRET], ["update"]),
+    ("webhook/tls_rotation.py", "request PATCH"): triples([WEBHOOK_CONFIGURATIONS], ["patch"]),
+}
+CERTIFICATE_SECRET_NAME: Final = "prodready-webhook-tls"
+WEBHOOK_CONFIGURATION_NAME: Final = "prodready"
 # Cluster-scoped reviews (granted by the ClusterRole in both modes): /metrics asks who holds
 # a scrape's token and whether they may get /metrics (metrics.authentication, on by default);
 # the webhook's /authorize asks whether a ProductionService's author may do what it implies
@@ -169,6 +183,7 @@ def watched() -> set[Triple]:
 def test_every_api_call_of_the_operator_is_accounted_for() -> None:
     sites = set(call_sites())
     known = set(NAMESPACED_CALLS) | set(LEASE_CALLS) | set(REVIEW_CALLS)
+    known |= set(CERTIFICATE_CALLS)
     assert sites - known == set(), (
         "new API calls: add them to NAMESPACED_CALLS/LEASE_CALLS with the RBAC they need, "
         "and to charts/prodready/templates/rbac.yaml"
@@ -238,6 +253,20 @@ def lease_rules() -> set[tuple[str, str, str, str, str]]:
     }
 
 
+def certificate_rules() -> set[tuple[str, str, str, str, str]]:
+    """The webhook certificate's grants: by name, in the release namespace (the Secret) or
+    for the release's own webhook configuration; `create` of a Secret cannot be named."""
+    rules = set()
+    for group, resource, verb in set().union(*CERTIFICATE_CALLS.values()):
+        if resource == WEBHOOK_CONFIGURATIONS.plural:
+            rules.add((CLUSTER, group, resource, verb, WEBHOOK_CONFIGURATION_NAME))
+        elif verb == "create":
+            rules.add((RELEASE_NAMESPACE, group, resource, verb, "*"))
+        else:
+            rules.add((RELEASE_NAMESPACE, group, resource, verb, CERTIFICATE_SECRET_NAME))
+    return rules
+
+
 def test_cluster_wide_rbac_is_exactly_what_the_code_uses() -> None:
     crds = {t for t in watched() if t[1] == "customresourcedefinitions"}
     assert crds == {
@@ -248,6 +277,7 @@ def test_cluster_wide_rbac_is_exactly_what_the_code_uses() -> None:
     expected = {(CLUSTER, *t, "*") for t in expected_namespaced() | expected_cluster_scoped()}
     expected |= lease_rules()
     expected |= review_rules()
+    expected |= certificate_rules()
     actual = granted()
     assert actual - expected == set(), "granted but never used"
     assert expected - actual == set(), "used but not granted"
@@ -259,21 +289,35 @@ def test_namespace_scoped_rbac_grants_only_the_watched_namespaces() -> None:
     # Cluster-scoped kinds: CRDs, Namespaces (their labels; kopf also follows the named
     # namespaces with them), ReadinessPolicies.
     expected |= {(CLUSTER, *t, "*") for t in expected_cluster_scoped()}
-    expected |= lease_rules() | review_rules()
+    expected |= lease_rules() | review_rules() | certificate_rules()
     assert actual - expected == set(), "granted but never used"
     assert expected - actual == set(), "used but not granted"
 
 
 def test_what_the_operator_can_never_do() -> None:
     actual = granted()
-    assert not {r for r in actual if r[2] == "secrets" and r[3] != "get"}
+    # Beyond reading Secrets by name: its own certificate's Secret only (created once).
+    own = certificate_rules()
+    assert not {r for r in actual if r[2] == "secrets" and r[3] != "get"} - own
     assert not {r for r in actual if r[2] in {"pods", "pods/exec", "serviceaccounts/token"}}
     assert not {r for r in actual if r[1] == "rbac.authorization.k8s.io"}
-    assert not {r for r in actual if r[1] == "admissionregistration.k8s.io"}
+    webhook_configurations = {r for r in actual if r[1] == "admissionregistration.k8s.io"}
+    assert webhook_configurations == {r for r in own if r[2] == "validatingwebhookconfigurations"}
+    assert {(r[0], r[3], r[4]) for r in webhook_configurations} == {
+        (CLUSTER, "get", "prodready"),
+        (CLUSTER, "patch", "prodready"),
+    }
     assert not {r for r in actual if r[2] == "productionservices" and r[3] not in {"list", "watch"}}
     assert not {
         r for r in actual if r[3] in {"escalate", "bind", "impersonate", "deletecollection"}
     }
+
+
+def test_with_cert_manager_the_certificate_grants_go() -> None:
+    with_cert_manager = granted({"webhook": {"certificate": "cert-manager"}})
+    assert not with_cert_manager & certificate_rules()
+    assert not {r for r in with_cert_manager if r[1] == "admissionregistration.k8s.io"}
+    assert not {r for r in with_cert_manager if r[2] == "secrets" and r[3] != "get"}
 
 
 def test_rbac_can_be_left_to_the_cluster_administrator() -> None:

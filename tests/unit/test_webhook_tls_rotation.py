@@ -202,7 +202,7 @@ def test_settings_describe_the_source() -> None:
     assert CertificateSource.from_settings(load_settings({}), NAMESPACE) is None
     settings = load_settings(
         {
-            "PRODREADY_WEBHOOK_CERT_SECRET": SECRET,
+            "PRODREADY_WEBHOOK_CERT_SECRET_NAME": SECRET,
             "PRODREADY_WEBHOOK_CERT_VALIDITY_SECONDS": "60",
             "PRODREADY_WEBHOOK_CONFIGURATION": CONFIGURATION,
         }
@@ -431,7 +431,7 @@ async def test_a_start_that_fails_leaves_no_directory(tmp_path: Path) -> None:
 async def test_the_operator_serves_its_own_certificate_when_a_secret_is_named(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """PolicyRuntime (app/policy.py) with PRODREADY_WEBHOOK_CERT_SECRET: the webhook serves
+    """PolicyRuntime (app/policy.py) with PRODREADY_WEBHOOK_CERT_SECRET_NAME: the webhook serves
     the Secret's pair over a real handshake, and the keeper runs beside the audit."""
     import ssl
 
@@ -446,7 +446,7 @@ async def test_the_operator_serves_its_own_certificate_when_a_secret_is_named(
         {
             "PRODREADY_WEBHOOK_HOST": "127.0.0.1",
             "PRODREADY_WEBHOOK_PORT": str(free_port()),
-            "PRODREADY_WEBHOOK_CERT_SECRET": SECRET,
+            "PRODREADY_WEBHOOK_CERT_SECRET_NAME": SECRET,
             "PRODREADY_WEBHOOK_CERT_HOSTS": "127.0.0.1",
         }
     )

@@ -110,3 +110,38 @@ rules/grants.py reads them: `*` any run of characters but a star, `?` one such c
 {{- end }}
 {{- printf "r'^(?:%s)$'" (join "|" $patterns) | replace "\\{namespace\\}" "' + variables.targetNamespace + r'" }}
 {{- end }}
+
+{{/*
+The pod's and the container's securityContext from values. With podSecurityContext.runAsUser
+null (OpenShift: restricted-v2 assigns IDs from the namespace's range and refuses fixed
+ones), no runAsUser, runAsGroup or fsGroup is rendered anywhere.
+*/}}
+{{- define "prodready.assignedIDs" -}}
+{{- not (hasKey .Values.podSecurityContext "runAsUser") | ternary "true" "" }}
+{{- end }}
+
+{{- define "prodready.podSecurityContext" -}}
+{{- $context := deepCopy .Values.podSecurityContext }}
+{{- if include "prodready.assignedIDs" . }}
+{{- $context = omit $context "runAsUser" "runAsGroup" "fsGroup" }}
+{{- end }}
+{{- toYaml $context }}
+{{- end }}
+
+{{- define "prodready.containerSecurityContext" -}}
+{{- $context := deepCopy .Values.securityContext }}
+{{- if include "prodready.assignedIDs" . }}
+{{- $context = omit $context "runAsUser" "runAsGroup" }}
+{{- end }}
+{{- toYaml $context }}
+{{- end }}
+
+{{/* Whether the operator provisions the webhook certificate itself ("true" or ""). */}}
+{{- define "prodready.operatorCertificate" -}}
+{{- and .Values.webhook.enabled (eq .Values.webhook.certificate "operator") | ternary "true" "" }}
+{{- end }}
+
+{{/* Whether cert-manager issues the webhook certificate ("true" or ""). */}}
+{{- define "prodready.certManagerCertificate" -}}
+{{- and .Values.webhook.enabled (eq .Values.webhook.certificate "cert-manager") | ternary "true" "" }}
+{{- end }}

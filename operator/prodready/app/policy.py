@@ -29,6 +29,7 @@ from prodready import rules
 from prodready.api.policy import EXCEPTION_KIND, POLICY_KIND
 from prodready.audit.auditor import AuditConfig, Auditor
 from prodready.audit.reports import REPORT_CRD_NAMES
+from prodready.audit.vap_sync import VapSync
 from prodready.config import Settings
 from prodready.controller.operator import own_namespace
 from prodready.kube.client import KubeClient
@@ -100,9 +101,16 @@ class PolicyRuntime:
             is_leading=is_leading,
             policies=self.policies,
         )
+        # ReadinessPolicies with enforceInApiserver: their generated VAPs, kept applied.
+        self.vap_sync = VapSync(
+            store=store,
+            client=client,
+            field_manager=settings.field_manager,
+            is_leading=is_leading,
+        )
         self.tls: ReloadingTLS | None = None
         self._is_leading = is_leading
-        # The operator's own certificate (PRODREADY_WEBHOOK_CERT_SECRET), when configured.
+        # The operator's own certificate (PRODREADY_WEBHOOK_CERT_SECRET_NAME), when configured.
         self.certificates: WebhookCertificates | None = None
         self.webhook: WebhookServer | None = None
         self.generated: SelfSignedCertificate | None = None
@@ -139,6 +147,7 @@ class PolicyRuntime:
             await self.stop()  # a generated certificate does not outlive a failed start
             raise
         self._tasks.append(asyncio.create_task(self.auditor.run(), name="audit"))
+        self._tasks.append(asyncio.create_task(self.vap_sync.run(), name="vap-sync"))
         if self.certificates is not None:
             self._tasks.append(asyncio.create_task(self.certificates.run(), name="webhook-cert"))
         if self.generated is None or self.tls.requires_client_certificate:
@@ -205,6 +214,7 @@ class PolicyRuntime:
         (it may select any namespace). Status and version changes are no change here.
         The controller's own writes count (their watch events come back unchanged).
         """
+        self.vap_sync.on_change(change)
         if not change.content_changed:
             return
         if change.kind in AUDITED_KINDS or change.kind == EXCEPTION_KIND:

@@ -4,7 +4,7 @@ As Kyverno and controller-runtime's cert-controller do, so that the chart render
 certificate (`helm template` is stable, Argo CD stays in sync) and nothing but the operator
 is needed:
 
-* one Secret (`PRODREADY_WEBHOOK_CERT_SECRET`, type kubernetes.io/tls, in the operator's
+* one Secret (`PRODREADY_WEBHOOK_CERT_SECRET_NAME`, type kubernetes.io/tls, in the operator's
   namespace) holds the serving pair (`tls.crt`, `tls.key`) and the CAs to trust
   (`ca.crt`). Whichever replica finds it absent creates it (a self-signed CA and a serving
   certificate for the Service's DNS names); a replica that loses the race reads the
@@ -104,12 +104,12 @@ class CertificateSource:
 
     @classmethod
     def from_settings(cls, settings: Settings, namespace: str) -> CertificateSource | None:
-        """The source PRODREADY_WEBHOOK_CERT_SECRET and friends describe (None: unset)."""
-        if settings.webhook_cert_secret is None:
+        """The source PRODREADY_WEBHOOK_CERT_SECRET_NAME and friends describe (None: unset)."""
+        if settings.webhook_cert_secret_name is None:
             return None
         return cls(
             namespace=namespace,
-            secret_name=settings.webhook_cert_secret,
+            secret_name=settings.webhook_cert_secret_name,
             hosts=tuple(settings.webhook_cert_hosts or DEFAULT_HOSTS),
             validity=datetime.timedelta(seconds=settings.webhook_cert_validity_seconds),
             webhook_configuration=settings.webhook_configuration,
