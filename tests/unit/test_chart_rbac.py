@@ -50,7 +50,7 @@ def triples(resources: Iterable[Resource], verbs: Iterable[str], sub: str = "") 
 CHILDREN = list(render.CHILD_KINDS)
 REPORTS = [flavor.resource for flavor in FLAVORS]
 SECRETS = Resource("v1", "Secret", "secrets")
-EVENTS = Resource("v1", "Event", "events")
+EVENTS = Resource("events.k8s.io/v1", "Event", "events")
 
 # Every KubeClient call site of the operator process, by (module, call), with what it
 # needs. Discovery (`served_resources`: GET /apis/<group>/<version>) and `ping`
@@ -82,7 +82,9 @@ NAMESPACED_CALLS: dict[tuple[str, str], set[Triple]] = {
     # Referenced Secrets, read by name for their key names.
     ("controller/reconciler.py", "get"): triples([SECRETS], ["get"]),
     ("controller/reconciler.py", "served_resources"): set(),
+    # events.k8s.io Events: created, and a repeated one's series patched.
     ("kube/events.py", "request POST"): triples([EVENTS], ["create"]),
+    ("kube/events.py", "request PATCH"): triples([EVENTS], ["patch"]),
     # The audit: reports listed, applied and deleted; the status of policies and exceptions.
     # The readiness dashboard served from the operator (readinessDashboard.enabled): the
     # ProductionServices and exceptions it shows (reports through audit/command.py's reader).
@@ -98,6 +100,15 @@ LEASE_CALLS: dict[tuple[str, str], set[Triple]] = {
     ("kube/leader.py", "get"): triples([LEASE], ["get"]),
     ("kube/leader.py", "create"): triples([LEASE], ["create"]),
     ("kube/leader.py", "request PUT"): triples([LEASE], ["update"]),
+}
+# Sharding (operator.shards above 1): the shard and member Leases, listed by label, renewed,
+# handed back, and a dead replica's member Lease deleted; granted only when sharding.
+SHARD_CALLS: dict[tuple[str, str], set[Triple]] = {
+    ("kube/shards.py", "list"): triples([LEASE], ["list"]),
+    ("kube/shards.py", "get"): triples([LEASE], ["get"]),
+    ("kube/shards.py", "create"): triples([LEASE], ["create"]),
+    ("kube/shards.py", "request PUT"): triples([LEASE], ["update"]),
+    ("kube/shards.py", "request DELETE"): triples([LEASE], ["delete"]),
 }
 # The webhook's own certificate (webhook.certificate=operator, the default): its Secret read,
 # created and renewed, the caBundle of its own webhook configuration read and patched; each
@@ -182,7 +193,7 @@ def watched() -> set[Triple]:
 
 def test_every_api_call_of_the_operator_is_accounted_for() -> None:
     sites = set(call_sites())
-    known = set(NAMESPACED_CALLS) | set(LEASE_CALLS) | set(REVIEW_CALLS)
+    known = set(NAMESPACED_CALLS) | set(LEASE_CALLS) | set(SHARD_CALLS) | set(REVIEW_CALLS)
     known |= set(CERTIFICATE_CALLS)
     assert sites - known == set(), (
         "new API calls: add them to NAMESPACED_CALLS/LEASE_CALLS with the RBAC they need, "
@@ -292,6 +303,15 @@ def test_namespace_scoped_rbac_grants_only_the_watched_namespaces() -> None:
     expected |= lease_rules() | review_rules() | certificate_rules()
     assert actual - expected == set(), "granted but never used"
     assert expected - actual == set(), "used but not granted"
+
+
+def test_sharding_grants_the_leases_of_the_release_namespace() -> None:
+    single, sharded = granted(), granted({"operator": {"shards": 16}})
+    # Member Leases are named after pods, so the shard rules cannot name their objects.
+    extra = {(RELEASE_NAMESPACE, *t, "*") for t in set().union(*SHARD_CALLS.values())}
+    assert sharded - single == extra - single
+    assert sharded - single
+    assert {r for r in sharded - single if r[0] != RELEASE_NAMESPACE} == set()
 
 
 def test_what_the_operator_can_never_do() -> None:
