@@ -22,6 +22,7 @@ from prodready import render
 from prodready.api.resource import Resource
 from prodready.app.process import assemble
 from prodready.audit.reports import FLAVORS
+from prodready.audit.vap_sync import BINDINGS as VAP_BINDINGS, POLICIES as VAP_POLICIES
 from prodready.config import load_settings
 from prodready.controller.reconciler import PRODUCTION_SERVICE
 from prodready.kube.leader import LEASE
@@ -50,6 +51,7 @@ def triples(resources: Iterable[Resource], verbs: Iterable[str], sub: str = "") 
 CHILDREN = list(render.CHILD_KINDS)
 REPORTS = [flavor.resource for flavor in FLAVORS]
 SECRETS = Resource("v1", "Secret", "secrets")
+VAP_RESOURCES = [VAP_POLICIES, VAP_BINDINGS]
 EVENTS = Resource("events.k8s.io/v1", "Event", "events")
 
 # Every KubeClient call site of the operator process, by (module, call), with what it
@@ -135,6 +137,13 @@ REVIEW_CALLS: dict[tuple[str, str], set[Triple]] = {
     },
     ("webhook/authorization.py", "request POST"): {SUBJECT_ACCESS_REVIEWS},
 }
+# ReadinessPolicies with enforceInApiserver (rbac.admissionPolicies, off by default): the
+# generated ValidatingAdmissionPolicies and bindings, applied, listed by label and deleted.
+ADMISSION_POLICY_CALLS: dict[tuple[str, str], set[Triple]] = {
+    ("audit/vap_sync.py", "apply"): triples(VAP_RESOURCES, ["patch", "create"]),
+    ("audit/vap_sync.py", "list"): triples(VAP_RESOURCES, ["list"]),
+    ("audit/vap_sync.py", "delete"): triples(VAP_RESOURCES, ["delete"]),
+}
 # Not part of the operator process: `prodready report` runs with the user's credentials.
 NOT_THE_OPERATOR = {"audit/command.py"}
 CLIENT_METHODS = {
@@ -194,7 +203,7 @@ def watched() -> set[Triple]:
 def test_every_api_call_of_the_operator_is_accounted_for() -> None:
     sites = set(call_sites())
     known = set(NAMESPACED_CALLS) | set(LEASE_CALLS) | set(SHARD_CALLS) | set(REVIEW_CALLS)
-    known |= set(CERTIFICATE_CALLS)
+    known |= set(CERTIFICATE_CALLS) | set(ADMISSION_POLICY_CALLS)
     assert sites - known == set(), (
         "new API calls: add them to NAMESPACED_CALLS/LEASE_CALLS with the RBAC they need, "
         "and to charts/prodready/templates/rbac.yaml"
@@ -355,3 +364,10 @@ def test_metrics_reviews_are_granted_only_with_metrics_authentication() -> None:
     # The webhook's /authorize still needs SubjectAccessReviews; TokenReviews go.
     assert without & review_rules() == {(CLUSTER, *SUBJECT_ACCESS_REVIEWS, "*")}
     assert review_rules() <= granted()
+
+
+def test_admission_policies_are_granted_only_when_asked_for() -> None:
+    asked = granted({"rbac": {"create": True, "admissionPolicies": True}})
+    expected = {(CLUSTER, *t, "*") for t in set().union(*ADMISSION_POLICY_CALLS.values())}
+    assert asked - granted() == expected
+    assert not expected & granted()
