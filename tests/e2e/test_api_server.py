@@ -307,7 +307,8 @@ def test_names_category_printer_columns_and_status(crds: ControlPlane, namespace
         listed = crds.kubectl("get", resource, "-n", namespace, "-o", "name")
         assert "productionservice.prodready.io/hello" in listed.stdout
     header = crds.kubectl("get", "ps", "-n", namespace).stdout.splitlines()[0].split()
-    assert header == ["NAME", "ENVIRONMENT", "REPLICAS", "READY", "COMPLIANT", "AGE"]
+    # READY first, its reason beside it (as Flux's kinds); the README and NOTES.txt say so.
+    assert header == ["NAME", "READY", "REASON", "COMPLIANT", "REPLICAS", "ENVIRONMENT", "AGE"]
 
     status = {
         "status": {
@@ -353,9 +354,10 @@ def test_names_category_printer_columns_and_status(crds: ControlPlane, namespace
         json.dumps(status),
     )
     row = crds.kubectl("get", "ps", "hello", "-n", namespace, "--no-headers").stdout.split()
-    assert row[:5] == ["hello", "dev", "2", "True", "False"]
-    wide = crds.kubectl("get", "ps", "hello", "-n", namespace, "-o", "wide").stdout
-    assert "SCORE" in wide
+    assert row[:6] == ["hello", "True", "Available", "False", "2", "dev"]
+    wide = crds.kubectl("get", "ps", "hello", "-n", namespace, "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[-2:] == ["SCORE", "MESSAGE"]
+    assert wide[1].endswith("90   2/2 replicas ready")
     stored = crds.kubectl_json("get", "ps", "hello", "-n", namespace)
     parsed = parse_production_service(stored)
     assert parsed.status is not None

@@ -449,6 +449,7 @@ def test_operator_with_the_chart_credentials_reconciles_end_to_end(
         ("create", "customresourcedefinitions", None),
         ("update", "leases", "default"),
         ("delete", "leases", "prodready-chart"),
+        ("create", "events", "default"),  # core Events: it writes events.k8s.io's
         ("get", "nodes", None),
     ],
 )
@@ -468,7 +469,8 @@ def test_the_service_account_can_do_nothing_else(
         ("delete", "deployments", "default"),
         ("watch", "productionservices", None),
         ("patch", "productionservices --subresource=status", "default"),
-        ("create", "events", "default"),
+        ("create", "events.events.k8s.io", "default"),
+        ("patch", "events.events.k8s.io", "default"),
         ("patch", "reports.openreports.io", "default"),
         ("list", "cronjobs", None),
         ("update", "leases/prodready", "prodready-chart"),

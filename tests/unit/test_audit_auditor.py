@@ -183,8 +183,8 @@ async def test_first_pass_writes_reports_posts_one_event_and_sets_metrics() -> N
     await harness.auditor.step()  # leadership gained: a full audit
     report = harness.api.report("prodready-deployment-api")
     assert _failing(report) == {"PR-HC-001"}
-    assert [e["involvedObject"]["name"] for e in harness.violations()] == ["api"]
-    assert "PR-HC-001" in harness.violations()[0]["message"]
+    assert [e["regarding"]["name"] for e in harness.violations()] == ["api"]
+    assert "PR-HC-001" in harness.violations()[0]["note"]
     assert harness.finding(rule="PR-HC-001", result="fail") == 1
     assert harness.metrics.registry.get_sample_value("prodready_audit_runs_total") == 1
     assert harness.auditor.flavor is OPENREPORTS

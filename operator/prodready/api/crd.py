@@ -157,14 +157,24 @@ def structural_schema(model: type[Any]) -> Schema:
 
 
 def _printer_columns() -> list[dict[str, Any]]:
-    def condition(kind: str) -> str:
-        return f'.status.conditions[?(@.type=="{kind}")].status'
+    # READY first and the Ready condition's reason beside it, as Flux's kinds show it: the
+    # question `kubectl get` answers first is "is it up, and if not, why".
+    def condition(kind: str, field: str = "status") -> str:
+        return f'.status.conditions[?(@.type=="{kind}")].{field}'
 
     return [
-        {"name": "Environment", "type": "string", "jsonPath": ".spec.environment"},
-        {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
         {"name": "Ready", "type": "string", "jsonPath": condition(CONDITION_READY)},
+        {
+            "name": "Reason",
+            "type": "string",
+            "jsonPath": condition(CONDITION_READY, "reason"),
+            "description": "Why the service is (not) Ready, e.g. Available, RollingOut, "
+            "ProgressDeadlineExceeded, SecretMissing",
+        },
         {"name": "Compliant", "type": "string", "jsonPath": condition(CONDITION_POLICY_COMPLIANT)},
+        {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
+        {"name": "Environment", "type": "string", "jsonPath": ".spec.environment"},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         {
             "name": "Score",
             "type": "integer",
@@ -172,7 +182,13 @@ def _printer_columns() -> list[dict[str, Any]]:
             "priority": 1,
             "description": "Percentage of applicable checklist rules that pass",
         },
-        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        {
+            "name": "Message",
+            "type": "string",
+            "jsonPath": condition(CONDITION_READY, "message"),
+            "priority": 1,
+            "description": "The Ready condition's message",
+        },
     ]
 
 

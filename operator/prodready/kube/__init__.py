@@ -5,7 +5,8 @@
   seeded once per kind, indexed by namespace, kind and controlling owner; the controller,
   the audit and the admission webhook all read it.
 * `leader.LeaderElector` — one Lease picks the replica that reconciles and audits.
-* `events.EventRecorder` — core/v1 Events on the objects the operator acts on.
+* `events.EventRecorder` — events.k8s.io/v1 Events (a repetition counted as a series) on
+  the objects the operator acts on.
 * `access` — who may read /metrics (TokenReview, SubjectAccessReview).
 * `interning` — one copy of the strings every stored object repeats.
 """
