@@ -155,7 +155,10 @@ class PolicyStatusWriter:
                 state = None
             else:
                 state = exception_state(exception, now)
-                reasons = list(exception.problems)
+                reasons = [
+                    *exception.problems,
+                    *self._policies.current().exception_problems(exception),
+                ]
                 if state == "Expired":
                     reasons.append(f"expired at {_stamp(exception.expires)}")
                     await self._expired(namespace, name, body, exception.expires)

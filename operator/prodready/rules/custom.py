@@ -16,13 +16,23 @@ and the macros' own variables may be referenced, only known functions called. A 
 one message naming the rule ID, the field and the position; the caller makes the policy not
 Ready (operator) or fails `validate --policy` (CLI).
 
-**Bounded cost.** The library has no cost limit, so one is computed here, before each
-evaluation, as the apiserver estimates one at compile time: the expression's size times
-`(n + 1) ** depth`, where `depth` is how deeply its comprehensions (`all`, `exists`,
-`exists_one`, `map`, `filter`) nest and `n` the largest list or map of the object, the
-Namespace or the expression itself, times a factor for the longest string. Above
-`COST_BUDGET` the rule is not run: its finding is an error naming the bound. Nesting deeper
-than `MAX_COMPREHENSION_DEPTH` is refused at compile time.
+**Bounded cost.** The library has no cost limit, so one is estimated here before each
+evaluation, from the expression's shape and the size of the object, the way the apiserver
+estimates one from a schema's bounds (`estimated_cost`): with `N` one more than the largest
+list or map of the object, the Namespace or the expression, and `depth` how deeply the
+comprehensions (`all`, `exists`, `exists_one`, `map`, `filter`) nest,
+
+- each token may run `N ** depth` times, and may read the longest string;
+- each reference to `object` or `namespaceObject` runs `N ** d` times (`d`: the
+  comprehensions around it), and the library copies the whole variable at each one;
+- `+` may concatenate: `k` of them build strings up to `k + 1` times the longest, and
+  copying them costs `k ** 2` times its length.
+
+The units are about 0.1 µs each (measured: benchmarks/custom_rules.py). Above
+`COST_BUDGET` the rule is not run: its finding is an error naming the estimate and the
+budget. Nesting deeper than `MAX_COMPREHENSION_DEPTH` is refused when compiling, and the
+string functions that could build a large value from a small expression (`replace`,
+`split`) refuse results past `MAX_BUILT_STRING` characters or `MAX_SPLIT_PARTS` parts.
 
 **Errors fail.** A runtime error (a missing key without `has()`, a type mismatch, a result
 that is not a bool) is the rule's failure, with the error as its message: the apiserver's
@@ -31,6 +41,7 @@ that is not a bool) is the rule's failure, with the error as its message: the ap
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +57,10 @@ from prodready.rules.model import Severity
 if TYPE_CHECKING:
     from prodready.api.policy import CustomRule
 
+# The library logs each failing function call with its arguments' error; the failure is
+# the rule's finding already, and a log line must not carry a value from a workload.
+logging.getLogger("cel").setLevel(logging.CRITICAL)
+
 # What a custom rule applies to when it names no kinds: every kind a VAP would match.
 DEFAULT_KINDS: Final = (
     "Deployment",
@@ -59,10 +74,10 @@ DEFAULT_KINDS: Final = (
 MAX_EXPRESSION_LENGTH: Final = 4096
 MAX_MESSAGE_LENGTH: Final = 1024
 MAX_COMPREHENSION_DEPTH: Final = 3
-COST_BUDGET: Final = 10_000_000
-"""Estimated operations one evaluation may cost (see the module docstring); at this bound
-an evaluation of the worst shape takes well under a second (benchmarks/RESULTS.md)."""
-_STRING_UNIT: Final = 4096
+COST_BUDGET: Final = 5_000_000
+"""Estimated units one evaluation may cost (module docstring): about half a second."""
+MAX_BUILT_STRING: Final = 1 << 20
+MAX_SPLIT_PARTS: Final = 10_000
 VARIABLES: Final = ("object", "namespaceObject")
 
 _COMPREHENSIONS: Final = frozenset({"all", "exists", "exists_one", "map", "filter"})
@@ -76,16 +91,24 @@ _TOKEN = re.compile(
 _PARSE_POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
 
 
+def _parse(text: str) -> Decimal:
+    try:
+        return parse_quantity(text)
+    except ValueError:
+        # Not the value itself: it comes from a workload and may be anything.
+        raise ValueError("not a Kubernetes quantity (e.g. 100m, 128Mi, 1)") from None
+
+
 def _quantity_value(value: object) -> Decimal:
     if isinstance(value, Mapping) and isinstance(value.get("@quantity"), str):
-        return parse_quantity(value["@quantity"])
+        return _parse(value["@quantity"])
     if isinstance(value, str):
-        return parse_quantity(value)
+        return _parse(value)
     raise ValueError("expected a quantity, e.g. quantity('128Mi')")
 
 
 def _quantity(text: str) -> dict[str, str]:
-    parse_quantity(text)
+    _parse(text)
     return {"@quantity": text}
 
 
@@ -100,6 +123,22 @@ def _is_quantity(text: str) -> bool:
 def _compare(a: object, b: object) -> int:
     left, right = _quantity_value(a), _quantity_value(b)
     return (left > right) - (left < right)
+
+
+def _replace(text: str, old: str, new: str, limit: int = -1) -> str:
+    occurrences = text.count(old) if old else len(text) + 1
+    if limit >= 0:
+        occurrences = min(occurrences, limit)
+    if len(text) + occurrences * (len(new) - len(old)) > max(MAX_BUILT_STRING, len(text)):
+        raise ValueError(f"replace() would build a string over {MAX_BUILT_STRING} characters")
+    return cel_stdlib.replace(text, old, new, limit)
+
+
+def _split(text: str, separator: str, limit: int | None = None) -> list[str]:
+    parts = len(text) if separator == "" else text.count(separator) + 1
+    if (limit is None or limit < 0 or limit > MAX_SPLIT_PARTS) and parts > MAX_SPLIT_PARTS:
+        raise ValueError(f"split() would return over {MAX_SPLIT_PARTS} parts")
+    return cel_stdlib.split(text, separator, limit)
 
 
 # The Kubernetes CEL quantity library (the subset a readiness rule needs), and the
@@ -118,6 +157,8 @@ FUNCTIONS: Final[Mapping[str, Callable[..., Any]]] = {
         for name, function in cel_stdlib.EXTENSIONS["strings"].items()
         if name not in ("strings.quote", "reverse")
     },
+    "replace": _replace,
+    "split": _split,
 }
 _BUILTIN_FUNCTIONS: Final = frozenset(
     {
@@ -153,11 +194,14 @@ KNOWN_FUNCTIONS: Final = _BUILTIN_FUNCTIONS | frozenset(FUNCTIONS)
 
 @dataclass(frozen=True, slots=True)
 class Shape:
-    """What bounds an expression's cost: its size and how deeply its comprehensions nest."""
+    """What bounds an expression's cost: its size, how deeply its comprehensions nest, the
+    nesting of each reference to a variable, and its `+` operators."""
 
     tokens: int
     depth: int
     literal_items: int
+    variable_depths: tuple[int, ...] = ()
+    plus: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,14 +243,19 @@ def shape_of(source: str) -> tuple[Shape, list[tuple[int, str]]]:
     comprehension macros counts one level of nesting.
     """
     stack: list[bool] = []
-    depth = tokens = commas = 0
+    depth = tokens = commas = plus = 0
     previous: list[str] = []
     identifiers: list[tuple[int, str]] = []
+    variable_depths: list[int] = []
     for match in _TOKEN.finditer(source):
         tokens += 1
         text = match.group()
         if match.lastgroup == "ident":
             identifiers.append((match.start(), text))
+            if text in VARIABLES and previous[-1:] != ["."]:
+                variable_depths.append(sum(stack))
+        elif text == "+":
+            plus += 1
         elif text == "(":
             comprehension = (
                 len(previous) >= 2 and previous[-2] == "." and previous[-1] in _COMPREHENSIONS
@@ -218,7 +267,14 @@ def shape_of(source: str) -> tuple[Shape, list[tuple[int, str]]]:
         elif text == ",":
             commas += 1
         previous = [*previous[-1:], text]
-    return Shape(tokens=tokens, depth=depth, literal_items=commas + 1), identifiers
+    shape = Shape(
+        tokens=tokens,
+        depth=depth,
+        literal_items=commas + 1,
+        variable_depths=tuple(variable_depths),
+        plus=plus,
+    )
+    return shape, identifiers
 
 
 def _bound_names(source: str) -> set[str]:
@@ -315,22 +371,26 @@ def compile_custom_rules(
 
 @dataclass(frozen=True, slots=True)
 class Extent:
-    """The largest collection and the longest string of an evaluation's variables."""
+    """The size of an evaluation's variables: the largest collection, the longest string,
+    and in all, the nodes and the characters of strings."""
 
     items: int
     string: int
+    nodes: int = 0
+    characters: int = 0
 
 
 def extent_of(*values: object, limit: int = 1_000_000) -> Extent:
-    """Walk `values` (plain JSON-like data) for the largest list or map and longest string;
-    stops counting after `limit` nodes, which is already over any budget."""
-    items = string = seen = 0
+    """Walk `values` (plain JSON-like data) for their `Extent`; stops counting after `limit`
+    nodes, which is already over any budget."""
+    items = string = seen = characters = 0
     stack: list[object] = list(values)
     while stack and seen < limit:
         value = stack.pop()
         seen += 1
         if isinstance(value, str):
             string = max(string, len(value))
+            characters += len(value)
         elif isinstance(value, Mapping):
             items = max(items, len(value))
             stack.extend(value.keys())
@@ -340,14 +400,19 @@ def extent_of(*values: object, limit: int = 1_000_000) -> Extent:
             stack.extend(value)
     if stack:
         items = max(items, limit)
-    return Extent(items=items, string=string)
+        seen = max(seen, limit)
+    return Extent(items=items, string=string, nodes=seen, characters=characters)
 
 
 def estimated_cost(shape: Shape, extent: Extent) -> int:
     """The bound one evaluation is held to (module docstring)."""
-    items: int = max(extent.items, shape.literal_items)
-    iterations: int = (items + 1) ** shape.depth
-    return shape.tokens * iterations * (1 + extent.string // _STRING_UNIT)
+    width: int = max(extent.items, shape.literal_items) + 1
+    iterations: int = width**shape.depth
+    operations = shape.tokens * iterations * (1 + extent.string // 8192)
+    copy = 1 + 2 * extent.nodes + extent.characters // 256
+    references: int = sum(width**depth for depth in shape.variable_depths) * copy
+    concatenation: int = iterations * shape.plus**2 * (1 + extent.string // 256)
+    return operations + references + concatenation
 
 
 def activation(obj: Mapping[str, Any], namespace: Mapping[str, Any] | None) -> cel.Context:
@@ -363,17 +428,30 @@ def _over_budget(shape: Shape, extent: Extent, what: str) -> Verdict | None:
     return Verdict(
         False,
         f"{what} not evaluated: its estimated cost {cost:,} is over the budget of "
-        f"{COST_BUDGET:,} (comprehensions nested {shape.depth} deep over up to "
-        f"{max(extent.items, shape.literal_items):,} items)",
+        f"{COST_BUDGET:,} for an object of this size (docs/custom-rules.md: cost)",
         error=True,
     )
 
 
+_QUOTED = re.compile(r"\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])*'")
+_FUNCTION = re.compile(r"^Function '([A-Za-z_.]+)' error: ")
+
+
 def _describe_error(error: Exception) -> str:
+    """The error, without the values it may quote (a parse error quotes its input, which
+    comes from the workload); a missing key keeps its name."""
     text = str(error).strip() or type(error).__name__
     if isinstance(error, KeyError):
-        text = f"no such key: {text}"
-    return text[:300]
+        return f"no such key: {text}"[:300]
+    function = _FUNCTION.match(text)
+    prefix = f"{function.group(1)}(): " if function else ""
+    text = text[function.end() :] if function else text
+    if "regex parse error" in text:
+        # It prints the pattern, which may come from the workload, unquoted.
+        reason = text.rsplit("error:", 1)[-1].split(".")[0].strip()
+        text = f"not a valid regular expression ({reason})"
+    text = _QUOTED.sub("'…'", text).replace("Check function arguments and their types.", "")
+    return (prefix + " ".join(text.split()))[:300]
 
 
 def evaluate_rule(rule: CompiledCustomRule, context: cel.Context, extent: Extent) -> Verdict:

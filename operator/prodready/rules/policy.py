@@ -304,16 +304,18 @@ class PolicySet:
             for exception in self.exceptions
             for problem in exception.problems
         ]
-        found += self.exception_problems(self.exceptions)
+        found += [
+            f"{EXCEPTION_KIND} {exception.ref}: {problem}"
+            for exception in self.exceptions
+            for problem in self.exception_problems(exception)
+        ]
         return found
 
-    def exception_problems(self, exceptions: Iterable[CompiledException]) -> list[str]:
-        """Custom rule IDs `exceptions` name that no policy of the set declares."""
+    def exception_problems(self, exception: CompiledException) -> list[str]:
+        """Custom rule IDs `exception` names that no policy of the set declares."""
         declared = self.custom_rule_ids
         return [
-            f"{EXCEPTION_KIND} {exception.ref}: spec.rules: unknown rule ID {rule_id} "
-            "(no ReadinessPolicy declares it in customRules)"
-            for exception in exceptions
+            f"spec.rules: unknown rule ID {rule_id} (no ReadinessPolicy declares it in customRules)"
             for rule_id in sorted(exception.reasons)
             if rule_id not in RULES_BY_ID and rule_id not in declared
         ]
