@@ -19,6 +19,7 @@ k8s_dir="$cache/kubernetes-$KUBERNETES_VERSION"
 etcd_dir="$cache/etcd-$ETCD_VERSION"
 kwok_dir="$cache/kwok-$KWOK_VERSION"
 helm_dir="$cache/helm-$HELM_VERSION"
+prometheus_dir="$cache/prometheus-$PROMETHEUS_VERSION"
 
 build_kubernetes() {
   local bin="$k8s_dir/bin"
@@ -132,12 +133,13 @@ build_kstatus
 build_go_install "$kwok_dir" sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
 kwok_stages
 build_go_install "$helm_dir" helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+build_go_install "$prometheus_dir" github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION"
 
 # One directory of links, so callers need a single path.
 links="$cache/bin-$KUBERNETES_VERSION-$ETCD_VERSION-$KWOK_VERSION-$HELM_VERSION"
 mkdir -p "$links"
 for b in "$k8s_dir"/bin/* "$etcd_dir/bin/etcd" "$kwok_dir/bin/kwok" "$kwok_dir/stages.yaml" \
-  "$helm_dir/bin/helm" "$kstatus_bin"; do
+  "$helm_dir/bin/helm" "$prometheus_dir/bin/promtool" "$kstatus_bin"; do
   ln -sfn "$b" "$links/$(basename "$b")"
 done
 echo "$links"

@@ -1,4 +1,9 @@
-"""The PrometheusRule: alerts on the service's critical errors (PR-MO-002)."""
+"""The PrometheusRule: alerts on the service's critical errors (PR-MO-002).
+
+Every alert carries a `runbook_url` (the Prometheus Operator's and Alertmanager templates'
+convention) to its section of the repository's docs/runbook.md: what it means, what it
+costs, how to diagnose and mitigate it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,12 @@ from prodready.api.models import ProductionService
 from prodready.render.metadata import COMPONENT_MONITORING, common_labels, object_metadata
 
 RATE_WINDOW: Final = "5m"
+RUNBOOK_URL: Final = "https://github.com/prodready/prodready/blob/main/docs/runbook.md"
+
+
+def runbook_url(alert: str) -> str:
+    """The runbook section of `alert` (GitHub's anchor of a heading: its text in lower case)."""
+    return f"{RUNBOOK_URL}#{alert.lower()}"
 
 
 def _number(value: float) -> str:
@@ -80,6 +91,8 @@ def alert_rules(ps: ProductionService) -> list[dict[str, Any]]:
                 },
             }
         )
+    for rule in rules:
+        rule["annotations"]["runbook_url"] = runbook_url(rule["alert"])
     return rules
 
 
