@@ -13,8 +13,6 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol, cast
 
-from prodready import __version__
-
 # name -> (module, one-line help). Order is the order `--help` shows.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("prodready.app.command", "run the operator against a cluster"),
@@ -53,15 +51,31 @@ class _LazyHelpFormatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
-def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+class _VersionAction(argparse.Action):
+    """`--version`, looking the version up only when asked (importlib.metadata is slow to
+    import for every other command)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from prodready import __version__
+
+        print(f"prodready {__version__}")
+        parser.exit()
+
+
+def build_parser(argv: Sequence[str], prog: str = "prodready") -> argparse.ArgumentParser:
     """Build the parser, loading only the subcommand named in `argv` (if any)."""
     parser = argparse.ArgumentParser(
-        prog="prodready",
+        prog=prog,
         description="Production-readiness for Kubernetes workloads: an operator, a renderer "
         "and a checker that share one rules engine.",
         formatter_class=_LazyHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"prodready {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = next((a for a in argv if a in COMMANDS), None)
     for name, (module_name, help_text) in COMMANDS.items():
@@ -73,16 +87,21 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, prog: str = "prodready") -> int:
     """Run the command line; returns the exit code (0 ok, 1 findings, 2 usage/input error)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(args_list)
+    parser = build_parser(args_list, prog)
     args = parser.parse_args(args_list)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
         return 2
     return int(handler(args))
+
+
+def kubectl_plugin() -> int:
+    """`kubectl prodready ...`: kubectl runs `kubectl-prodready` from PATH with the rest."""
+    return main(prog="kubectl prodready")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -234,6 +234,7 @@ LEFT_AT_DEFAULT = {
     "PRODREADY_HEALTH_HOST",
     "PRODREADY_WEBHOOK_HOST",
     "PRODREADY_KUBECONFIG",
+    "PRODREADY_CONTEXT",
     # Set with webhook.certificate=cert-manager (a mounted Secret); by default the operator
     # provisions its own (PRODREADY_WEBHOOK_CERT_SECRET_NAME).
     "PRODREADY_WEBHOOK_CERT_FILE",

@@ -34,6 +34,8 @@ def _report_body(namespace: str, name: str, *, broken: bool) -> dict[str, Any]:
 
 
 class FakeClient:
+    default_namespace = "shop"  # the kubeconfig context's namespace
+
     def __init__(self, served: dict[str, set[str]], bodies: list[dict[str, Any]]) -> None:
         self.served = served
         self.bodies = bodies
@@ -69,7 +71,7 @@ def client(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
 def test_table_lists_each_workload_like_validate(
     client: FakeClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["report"]) == 1  # an error-severity rule fails in the cluster
+    assert main(["report", "-A"]) == 1  # an error-severity rule fails in the cluster
     out = capsys.readouterr().out
     assert out.index("Deployment shop/api") < out.index("Deployment web/front")  # sorted
     assert "shop/reports/prodready-deployment-api:1" in out
@@ -101,7 +103,7 @@ def test_policy_reports_are_read_when_openreports_is_absent(
     client: FakeClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
     client.served = {"wgpolicyk8s.io/v1alpha2": {"policyreports"}}
-    assert main(["report", "--show-passed"]) == 1
+    assert main(["report", "--show-passed", "--all-namespaces"]) == 1
     assert "PASS  PR-HC-002" in capsys.readouterr().out
     assert client.paths == [POLICY_REPORT.resource.path(None)]
 
@@ -110,6 +112,26 @@ def test_no_reports_is_a_note(client: FakeClient, capsys: pytest.CaptureFixture[
     client.bodies = []
     assert main(["report", "-n", "empty"]) == 0
     assert "no prodready reports in namespace empty" in capsys.readouterr().err
+
+
+def test_the_context_namespace_is_the_default(
+    client: FakeClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client.bodies = []
+    assert main(["report"]) == 0
+    assert client.paths == ["/apis/openreports.io/v1alpha1/namespaces/shop/reports"]
+    err = capsys.readouterr().err
+    assert "no prodready reports in namespace shop" in err
+    assert "-A reads every namespace" in err
+
+
+def test_namespace_and_all_namespaces_exclude_each_other(
+    client: FakeClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "-A", "-n", "shop"])
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
 
 
 def test_no_report_crd_is_an_error(client: FakeClient, capsys: pytest.CaptureFixture[str]) -> None:
@@ -133,7 +155,7 @@ def test_failures_are_one_line(
     error: Exception,
     message: str,
 ) -> None:
-    async def failing(_namespace: str | None) -> Any:
+    async def failing(_namespace: str | None, **_: Any) -> Any:
         raise error
 
     monkeypatch.setattr(command, "_read", failing)

@@ -7,6 +7,7 @@ import os
 import sys
 
 from prodready.config import SettingsError, load_settings
+from prodready.kube.login import ClusterTarget, add_cluster_arguments, select
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--log-format", choices=["json", "console"])
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_cluster_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         "PRODREADY_STANDALONE": "true" if args.standalone else None,
         "PRODREADY_LOG_FORMAT": args.log_format,
         "PRODREADY_LOG_LEVEL": args.log_level,
+        "PRODREADY_KUBECONFIG": args.kubeconfig,
+        "PRODREADY_CONTEXT": args.context,
     }
     environ.update({k: str(v) for k, v in overrides.items() if v is not None})
     try:
@@ -48,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"prodready: invalid settings:\n{error}", file=sys.stderr)
         return 2
-    if settings.kubeconfig is not None:
-        os.environ["KUBECONFIG"] = str(settings.kubeconfig)
+    kubeconfig = str(settings.kubeconfig) if settings.kubeconfig is not None else None
+    select(ClusterTarget(kubeconfig=kubeconfig, context=settings.context))
 
     # Imported here: `prodready validate` never pays for kopf.
     from prodready.app.process import run as run_operator

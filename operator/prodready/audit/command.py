@@ -1,11 +1,15 @@
 """`prodready report`: the cluster's current findings, read from the operator's policy reports.
 
-    prodready report                    # every namespace, as a table
+    prodready report                    # the context's namespace, as a table
+    prodready report -A                 # every namespace
     prodready report -n shop -o sarif   # one namespace, for code scanning
+    kubectl prodready report -A         # the same, as a kubectl plugin
 
 It reads the reports the in-cluster audit writes (OpenReports, else PolicyReport) with
-the current kubeconfig's credentials, and prints them with the very functions
-`prodready validate` uses, so a finding looks the same whether CI or the cluster found it.
+kubectl's credentials (`--kubeconfig`, `--context`, as kubectl picks them), and like
+kubectl reads the context's namespace unless told `-n` or `-A`; it prints them with the
+very functions `prodready validate` uses, so a finding looks the same whether CI or the
+cluster found it.
 Exit codes as `validate`: 0 — nothing fails at the `--fail-on` level; 1 — something does;
 2 — the reports cannot be read (no credentials, no report CRD, no permission).
 """
@@ -32,6 +36,7 @@ from prodready.audit.reports import (
     unavailable_message,
 )
 from prodready.kube.client import ApiError, KubeClient
+from prodready.kube.login import DEFAULT_NAMESPACE, add_cluster_arguments, select_from_arguments
 from prodready.rules.command import add_verdict_arguments
 from prodready.rules.formats import Run, render_json, render_sarif, render_table, summary_line
 from prodready.rules.loader import LoadedObject
@@ -49,8 +54,15 @@ class ReportsUnavailableError(Exception):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare `report`'s arguments."""
-    parser.add_argument(
-        "-n", "--namespace", help="only this namespace (default: every namespace you can read)"
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "-n", "--namespace", help="this namespace (default: the kubeconfig context's namespace)"
+    )
+    where.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="every namespace the credentials can read",
     )
     parser.add_argument(
         "-o", "--output", choices=OUTPUTS, default="table", help="output format (default: table)"
@@ -63,9 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the report API to read, as the operator's PRODREADY_REPORT_API (default: "
         "$PRODREADY_REPORT_API, else auto: OpenReports if served, else PolicyReport)",
     )
-    parser.add_argument(
-        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)"
-    )
+    add_cluster_arguments(parser)
 
 
 async def fetch_reports(
@@ -100,11 +110,17 @@ def to_run(flavor: ReportFlavor, bodies: list[dict[str, Any]], fail_on: Severity
 
 
 async def _read(
-    namespace: str | None, report_api: str = AUTO
-) -> tuple[ReportFlavor, list[dict[str, Any]]]:
+    namespace: str | None, *, all_namespaces: bool, report_api: str = AUTO
+) -> tuple[str | None, ReportFlavor, list[dict[str, Any]]]:
+    """The namespace read (None: all), and its reports."""
     client = KubeClient.login()
     try:
-        return await fetch_reports(client, namespace, report_api)
+        if not all_namespaces and not namespace:
+            namespace = client.default_namespace or DEFAULT_NAMESPACE
+        flavor, bodies = await fetch_reports(
+            client, None if all_namespaces else namespace, report_api
+        )
+        return (None if all_namespaces else namespace), flavor, bodies
     finally:
         await client.close()
 
@@ -123,10 +139,11 @@ def run(args: argparse.Namespace) -> int:
     """Run `report`; returns the exit code."""
     out: TextIO = sys.stdout
     err: TextIO = sys.stderr
-    if args.kubeconfig:
-        os.environ["KUBECONFIG"] = args.kubeconfig
+    select_from_arguments(args)
     try:
-        flavor, bodies = asyncio.run(_read(args.namespace, args.report_api))
+        namespace, flavor, bodies = asyncio.run(
+            _read(args.namespace, all_namespaces=args.all_namespaces, report_api=args.report_api)
+        )
     except (ReportsUnavailableError, kopf.LoginError) as error:
         print(f"error: {error}", file=err)
         return EXIT_ERROR
@@ -141,8 +158,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     result = to_run(flavor, bodies, Severity(args.fail_on))
     if not bodies:
-        where = f"namespace {args.namespace}" if args.namespace else "the cluster"
-        print(f"note: no prodready reports in {where} (is the operator running there?)", file=err)
+        where = f"namespace {namespace}" if namespace else "the cluster"
+        hint = "" if namespace is None or args.namespace else "; -A reads every namespace"
+        print(
+            f"note: no prodready reports in {where} (is the operator running there?{hint})",
+            file=err,
+        )
     _print(result, args, out, err)
     out.flush()
     return EXIT_FINDINGS if result.failed else EXIT_OK

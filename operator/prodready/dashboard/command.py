@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from typing import TextIO
 
@@ -23,6 +22,7 @@ from aiohttp import web
 
 from prodready.dashboard.server import DEFAULT_REFRESH_SECONDS, DashboardServer
 from prodready.kube.client import KubeClient
+from prodready.kube.login import add_cluster_arguments, select_from_arguments
 
 EXIT_OK = 0
 EXIT_ERROR = 2
@@ -46,9 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_REFRESH_SECONDS,
         help=f"read the cluster again at most this often (default: {DEFAULT_REFRESH_SECONDS:g})",
     )
-    parser.add_argument(
-        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)"
-    )
+    add_cluster_arguments(parser)
 
 
 async def serve(server: DashboardServer, host: str, port: int, out: TextIO) -> None:
@@ -68,8 +66,7 @@ async def serve(server: DashboardServer, host: str, port: int, out: TextIO) -> N
 def run(args: argparse.Namespace) -> int:
     """Run `dashboard` until interrupted; returns the exit code."""
     err: TextIO = sys.stderr
-    if args.kubeconfig:
-        os.environ["KUBECONFIG"] = args.kubeconfig
+    select_from_arguments(args)
     if not 0 <= args.port <= 65535:
         print(f"error: --port must be between 0 and 65535 (got {args.port})", file=err)
         return EXIT_ERROR

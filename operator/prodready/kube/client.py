@@ -1,24 +1,27 @@
 """The few Kubernetes API calls the operator makes, on aiohttp.
 
 kopf watches; this client writes: server-side apply under one field manager, status
-patches, deletes, metadata-only reads and discovery. It logs in exactly as kopf does
-(`kopf.login_with_service_account` / `kopf.login_with_kubeconfig`), so the operator has one
-notion of "the cluster" whether it runs in a pod or on a laptop.
+patches, deletes, metadata-only reads and discovery. It logs in with the very function
+kopf's login handler uses (`prodready.kube.login`: kubectl's credentials, exec plugins
+included), so the operator has one notion of "the cluster" whether it runs in a pod or on
+a laptop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import aiohttp
 import kopf
 
 from prodready.api.resource import Resource
+from prodready.kube.login import ClusterTarget, expired, login as login_to_cluster, selected
 from prodready.observability.metrics import Metrics
 
 JSON = dict[str, Any]
@@ -99,8 +102,11 @@ class KubeClient:
         *,
         timeout: float = 30.0,
         metrics: Metrics | None = None,
+        credentials: Callable[[], kopf.ConnectionInfo] | None = None,
     ) -> None:
+        """`credentials` logs in again (default: to the selected cluster)."""
         self._connection = connection
+        self._credentials = credentials or (lambda: login_to_cluster(selected()))
         self._metrics = metrics
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -108,26 +114,42 @@ class KubeClient:
 
     @classmethod
     def login(
-        cls, settings: kopf.OperatorSettings | None = None, *, metrics: Metrics | None = None
+        cls,
+        settings: kopf.OperatorSettings | None = None,
+        *,
+        metrics: Metrics | None = None,
+        target: ClusterTarget | None = None,
     ) -> KubeClient:
-        """Log in from the pod's ServiceAccount, else from KUBECONFIG / ~/.kube/config."""
-        connection = _login(settings or kopf.OperatorSettings())
-        return cls(connection, metrics=metrics)
+        """Log in as kubectl does (`prodready.kube.login`), to `target` or the selected one.
+
+        `settings` is accepted for kopf's signature; the credentials do not depend on it.
+        """
+        credentials = functools.partial(login_to_cluster, target or selected())
+        return cls(credentials(), metrics=metrics, credentials=credentials)
 
     @property
     def server(self) -> str:
         return self._connection.server.rstrip("/")
 
+    @property
+    def default_namespace(self) -> str | None:
+        """The namespace of the kubeconfig's context (or the pod's), as kubectl defaults to."""
+        return self._connection.default_namespace
+
     def _session_or_new(self) -> aiohttp.ClientSession:
+        # The credential travels per request (`_auth`): a refreshed token needs no new
+        # session; only new TLS material (a new client certificate) does.
         if self._session is None or self._session.closed:
-            headers = {"User-Agent": self.user_agent, **self._connection.as_http_headers()}
             self._session = aiohttp.ClientSession(
                 base_url=None,
-                headers=headers,
+                headers={"User-Agent": self.user_agent},
                 timeout=self._timeout,
                 connector=aiohttp.TCPConnector(ssl=self._connection.as_ssl_context(), limit=64),
             )
         return self._session
+
+    def _auth(self) -> dict[str, str]:
+        return self._connection.as_http_headers()
 
     async def close(self) -> None:
         """Close the HTTP session (idempotent)."""
@@ -155,9 +177,12 @@ class KubeClient:
         """
         relogged = False
         for attempt in range(TRANSIENT_RETRIES + 1):
+            if expired(self._connection):
+                await self._relogin(self._connection)
             session = self._session_or_new()
             data = None if body is None else encode_body(body, content_type)
-            headers = {"Accept": accept}
+            stale = self._connection
+            headers = {"Accept": accept, **self._auth()}
             if data is not None:
                 headers["Content-Type"] = content_type
             async with session.request(
@@ -167,7 +192,7 @@ class KubeClient:
                 status, retry_after = response.status, response.headers.get("Retry-After")
             if status == 401 and not relogged:
                 relogged = True
-                await self._relogin()
+                await self._relogin(stale)
                 continue
             if status in (429, 503) and attempt < TRANSIENT_RETRIES:
                 await asyncio.sleep(_retry_delay(retry_after, attempt))
@@ -186,10 +211,17 @@ class KubeClient:
             self._metrics.api_errors.labels(reason=error.reason).inc()
         return error
 
-    async def _relogin(self) -> None:
+    async def _relogin(self, stale: kopf.ConnectionInfo) -> None:
+        """Log in again (a rotated token file, an expired exec credential), once for all
+        the requests that found `stale` wanting; in a thread, as a plugin is a subprocess."""
         async with self._relogin_lock:
-            self._connection = _login(kopf.OperatorSettings())
-            await self.close()
+            if self._connection is not stale:
+                return  # another request has logged in meanwhile
+            fresh = await asyncio.to_thread(self._credentials)
+            tls_changed = _tls(fresh) != _tls(stale)
+            self._connection = fresh
+            if tls_changed:
+                await self.close()
 
     # -- verbs -----------------------------------------------------------------------------
 
@@ -364,7 +396,9 @@ class KubeClient:
         try:
             session = self._session_or_new()
             async with session.get(
-                self.server + "/readyz", timeout=aiohttp.ClientTimeout(total=3)
+                self.server + "/readyz",
+                headers=self._auth(),
+                timeout=aiohttp.ClientTimeout(total=3),
             ) as response:
                 await response.read()
                 return response.status == 200
@@ -372,15 +406,18 @@ class KubeClient:
             return False
 
 
-def _login(settings: kopf.OperatorSettings) -> kopf.ConnectionInfo:
-    connection = kopf.login_with_service_account(
-        logger=logger, settings=settings
-    ) or kopf.login_with_kubeconfig(logger=logger, settings=settings)
-    if connection is None:
-        raise kopf.LoginError(
-            "no Kubernetes credentials: not in a pod, and no KUBECONFIG or ~/.kube/config"
-        )
-    return connection
+def _tls(connection: kopf.ConnectionInfo) -> tuple[object, ...]:
+    """What the TLS context of a session is made of (the server's CA, the client pair)."""
+    return (
+        connection.server,
+        connection.ca_path,
+        connection.ca_data,
+        connection.insecure,
+        connection.certificate_path,
+        connection.certificate_data,
+        connection.private_key_path,
+        connection.private_key_data,
+    )
 
 
 def _api_error(status: int, text: str, method: str, path: str) -> ApiError:
