@@ -39,6 +39,7 @@ from prodready.kube.access import metrics_access
 from prodready.kube.client import KubeClient
 from prodready.kube.events import EventRecorder
 from prodready.kube.leader import LeaderElector, default_identity
+from prodready.kube.login import login as login_to_cluster
 from prodready.kube.shards import ShardCoordinator
 from prodready.kube.store import (
     PRODUCTION_SERVICE,
@@ -397,9 +398,11 @@ def build_registry(operator: Operator) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def _login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # The same two logins our client uses: one notion of "the cluster" in the process.
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    def _login(**_: Any) -> kopf.ConnectionInfo | None:
+        # The login our client uses: one notion of "the cluster" in the process. kopf runs
+        # a sync handler in a thread (an exec plugin is a subprocess), and again when the
+        # credential's expiration passes or the apiserver answers 401.
+        return login_to_cluster()
 
     @kopf.on.startup(registry=registry)
     async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
