@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 LOCAL := .local
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv binaries browser lint unit test generate cluster cluster-down demo bench clean
+.PHONY: help venv binaries browser lint unit test generate cluster cluster-down demo bench krew-archive clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ demo: cluster ## bring up the control plane and the operator, apply examples/, s
 
 bench: venv binaries ## benchmarks against peers (see benchmarks/RESULTS.md)
 	PRODREADY_BIN_DIR=$(CURDIR)/$(LOCAL)/bin $(BIN)/python -m benchmarks
+
+krew-archive: venv ## build dist/kubectl-prodready-v<version>.tar.gz (the krew launcher) and update plugins/krew/prodready.yaml
+	$(BIN)/python plugins/krew/build.py dist
 
 clean: cluster-down ## remove the venv and local state (the binary cache stays)
 	rm -rf $(VENV) $(LOCAL)
