@@ -353,3 +353,69 @@ def test_the_kubectl_plugin_names_itself_as_kubectl_does(
 def test_every_command_that_logs_in_takes_kubeconfig_and_context(command: str) -> None:
     args = build_parser([command]).parse_args([command, "--kubeconfig", "k", "--context", "c"])
     assert (args.kubeconfig, args.context) == ("k", "c")
+
+
+# -- KubeClient logs in again ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def apiserver() -> Any:
+    """Answers 200 to the token 'good', 401 to any other; records what it was sent."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    seen: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        header = request.headers.get("Authorization", "")
+        seen.append(header)
+        if header != "Bearer good":
+            return web.json_response({"kind": "Status", "reason": "Unauthorized"}, status=401)
+        return web.json_response({"kind": "Namespace"})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/namespaces/x", handle)
+    async with TestServer(app) as running:
+        running.seen = seen  # type: ignore[attr-defined]
+        yield running
+
+
+def _connection(server: Any, token: str, **extra: Any) -> kopf.ConnectionInfo:
+    return kopf.ConnectionInfo(server=str(server.make_url("")), token=token, **extra)
+
+
+async def test_a_401_logs_in_once_for_every_request_that_met_it(apiserver: Any) -> None:
+    import asyncio
+
+    from prodready.kube.client import KubeClient
+
+    logins: list[str] = []
+
+    def credentials() -> kopf.ConnectionInfo:
+        logins.append("login")
+        return _connection(apiserver, "good", insecure=None)
+
+    client = KubeClient(_connection(apiserver, "stale", insecure=True), credentials=credentials)
+    try:
+        answers = await asyncio.gather(*(client.get("/api/v1/namespaces/x") for _ in range(5)))
+        assert answers == [{"kind": "Namespace"}] * 5
+        assert logins == ["login"]  # one login for the five requests refused
+        assert apiserver.seen.count("Bearer stale") == 5
+    finally:
+        await client.close()
+
+
+async def test_an_expired_credential_is_renewed_before_it_is_sent(apiserver: Any) -> None:
+    from prodready.kube.client import KubeClient
+
+    past = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
+    client = KubeClient(
+        _connection(apiserver, "old", expiration=past),
+        credentials=lambda: _connection(apiserver, "good"),
+    )
+    try:
+        assert await client.get("/api/v1/namespaces/x") == {"kind": "Namespace"}
+        assert apiserver.seen == ["Bearer good"]  # the expired token never left
+        assert client.default_namespace is None
+    finally:
+        await client.close()
