@@ -632,3 +632,18 @@ def test_now_and_environment_are_honoured(tmp_path: Path) -> None:
     _edit_test(directory, change)
     assert expires
     assert main(["test", str(directory)]) == 0
+
+
+def test_a_rule_that_does_not_apply_says_which_policy_decides(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = _copy_example(tmp_path)
+    workloads = directory / "workloads.yaml"
+    documents = [d for d in yaml.safe_load_all(workloads.read_text()) if d["kind"] != "Namespace"]
+    workloads.write_text(yaml.safe_dump_all(documents))
+    assert main(["test", str(directory)]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "expected fail, got skip (the rule does not apply to this workload, for which "
+        "default decides (Audit))"
+    ) in out

@@ -171,13 +171,17 @@ def _policies(spec: TestFile, base: Path) -> PolicySet | None:
         raise TestError(str(error)) from None
 
 
-def _aggregate(findings: list[Finding]) -> tuple[str, str]:
+def _aggregate(findings: list[Finding], report: ObjectReport) -> tuple[str, str]:
     """(result, the message that decided it) of one rule's findings on one workload."""
     for result in (Result.FAIL, Result.WARN, Result.PASS, Result.SKIP):
         found = next((f for f in findings if f.result is result), None)
         if found is not None:
             return result.value, found.message
-    return Result.SKIP.value, "the rule does not apply to this workload"
+    return (
+        Result.SKIP.value,
+        f"the rule does not apply to this workload, for which {report.policy_source} "
+        f"decides ({report.mode.value})",
+    )
 
 
 def _is_workload(report: ObjectReport) -> bool:
@@ -229,7 +233,8 @@ def run_test(path: Path) -> tuple[str, list[Case]]:
                     f"{where}: {name} names {len(matched)} workloads; give namespace/name or a kind"
                 )
             report = matched[0]
-            actual, detail = _aggregate([f for f in report.findings if f.rule_id == expected.rule])
+            findings = [f for f in report.findings if f.rule_id == expected.rule]
+            actual, detail = _aggregate(findings, report)
             cases.append(
                 Case(expected.rule, report.object.display(), expected.result, actual, detail)
             )
