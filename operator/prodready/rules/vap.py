@@ -303,9 +303,12 @@ def placement(rule: Rule) -> Placement:
     translation = TRANSLATIONS.get(rule.id)
     if translation is None:
         return Placement(rule.id, "webhook", _ELSEWHERE.get(rule.id, "not translated"))
+    note = ""
+    if rule.severity is not Severity.ERROR or rule.prod_only or rule.relaxed_in_dev:
+        note = "compiled where the policy makes it an error for every workload it decides for"
     if translation.partial is not None:
-        return Placement(rule.id, "both", translation.partial)
-    return Placement(rule.id, "apiserver", "")
+        return Placement(rule.id, "both", "; ".join(n for n in (translation.partial, note) if n))
+    return Placement(rule.id, "apiserver", note)
 
 
 def placement_table() -> str:

@@ -1,0 +1,458 @@
+"""rules.vap (a ReadinessPolicy as a ValidatingAdmissionPolicy), its command and the
+operator's sync, without a cluster. What the CEL says is proven against the real apiserver
+and the engine by tests/e2e/test_vap_differential.py; here: which rules are compiled, with
+which conditions, into which objects, and what the sync writes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import fnmatch
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from prodready.api.policy import EXCEPTION_KIND, POLICY_KIND
+from prodready.audit.vap_sync import VapSync, next_expiry, wanted_objects
+from prodready.kube.client import ApiError
+from prodready.kube.store import Change, ObjectStore
+from prodready.rules import vap
+from prodready.rules.policy import PolicyError, compile_exception
+from prodready.rules.registry import RULES
+from prodready.rules.vap_command import add_arguments, run
+
+REPO = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def policy(name: str = "production", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "prodready.io/v1alpha1",
+        "kind": POLICY_KIND,
+        "metadata": {"name": name},
+        "spec": {"mode": "Enforce", **spec},
+    }
+
+
+def exception(name: str, namespace: str, expires: datetime, **match: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "prodready.io/v1alpha1",
+        "kind": EXCEPTION_KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "rules": [{"rule": "PR-HC-001", "reason": "a migration"}],
+            "match": match or {"names": ["api"]},
+            "expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "approvedBy": "the platform team",
+        },
+    }
+
+
+CUSTOM = {
+    "id": "ACME-OWN-001",
+    "title": "Workloads name an owning team",
+    "expression": "has(object.metadata.labels) && 'team' in object.metadata.labels",
+    "messageExpression": "'label team is missing on ' + object.metadata.name",
+}
+
+
+def validation(plan: vap.VapPlan, rule_id: str) -> dict[str, Any]:
+    return plan.validations[plan.compiled.index(rule_id)]
+
+
+# -- which rules ---------------------------------------------------------------------------
+
+
+def test_the_docs_table_is_current() -> None:
+    text = (REPO / "docs" / "admission.md").read_text()
+    section = text.split("<!-- BEGIN placement -->\n")[1].split("<!-- END placement -->")[0]
+    assert section == vap.placement_table(), "regenerate docs/admission.md's table"
+
+
+def test_every_rule_says_where_it_runs_and_why() -> None:
+    for rule in RULES:
+        where = vap.placement(rule)
+        assert where.where in {"apiserver", "both", "webhook"}
+        if where.where == "webhook":
+            assert where.note, rule.id
+            assert where.note != "not translated", rule.id
+    assert vap.placement(RULES[0]).where == "apiserver"
+    assert set(vap.TRANSLATIONS) <= {rule.id for rule in RULES}
+
+
+def test_by_default_the_error_rules_with_a_translation_are_compiled() -> None:
+    plan = vap.plan_policy(policy())
+    assert plan.compiled == ["PR-HC-001", "PR-HC-002"]
+    assert plan.left_to_webhook == {}
+
+
+def test_the_policy_severity_decides() -> None:
+    raised = vap.plan_policy(policy(severity={"PR-RS-001": "error", "PR-SC-005": "error"}))
+    assert raised.compiled == ["PR-HC-001", "PR-HC-002", "PR-SC-005", "PR-RS-001"]
+    lowered = vap.plan_policy(policy(severity={"PR-HC-001": "warning"}, disabled=["PR-HC-002"]))
+    assert lowered.compiled == []
+
+
+def test_a_rule_that_is_an_error_only_in_some_environments_stays_with_the_webhook(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PR-SC-003 is relaxed in dev; pretend it had a translation.
+    translations = dict(vap.TRANSLATIONS)
+    translations["PR-SC-003"] = vap.Translation(
+        rule_id="PR-SC-003", expression="true", message="'x'"
+    )
+    monkeypatch.setattr(vap, "TRANSLATIONS", translations)
+    plan = vap.plan_policy(policy())
+    assert plan.left_to_webhook == {"PR-SC-003": "an error only in some environments"}
+    prod = vap.plan_policy(policy(environment={"value": "prod"}))
+    assert "PR-SC-003" in prod.compiled
+
+
+def test_an_exemption_glob_with_a_class_leaves_its_rules_to_the_webhook() -> None:
+    plan = vap.plan_policy(
+        policy(exemptions=[{"rules": ["PR-HC-001"], "name": "api-[0-9]", "reason": "legacy"}])
+    )
+    assert plan.compiled == ["PR-HC-002"]
+    assert plan.left_to_webhook == {
+        "PR-HC-001": "a policy exemption uses a glob with a [...] class"
+    }
+
+
+def test_custom_rules_run_as_written_when_they_are_errors() -> None:
+    warning = {**CUSTOM, "id": "ACME-OWN-002", "severity": "warning"}
+    untitled = {**CUSTOM, "id": "ACME-OWN-003"}
+    del untitled["messageExpression"]
+    plan = vap.plan_policy(
+        policy(customRules=[CUSTOM, warning, untitled], disabled=["ACME-OWN-003"])
+    )
+    assert plan.compiled == ["PR-HC-001", "PR-HC-002", "ACME-OWN-001"]
+    compiled = validation(plan, "ACME-OWN-001")
+    assert compiled["expression"].endswith(f"({CUSTOM['expression']})")
+    assert compiled["messageExpression"] == (f'"ACME-OWN-001: " + ({CUSTOM["messageExpression"]})')
+    plain = vap.plan_policy(policy(customRules=[untitled]))
+    assert validation(plain, "ACME-OWN-003")["messageExpression"].endswith(
+        '("Workloads name an owning team")'
+    )
+
+
+# -- conditions ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("glob", ["*", "legacy-*", "api-?", "docker.io/library/*", "a+b(c)"])
+def test_a_glob_matches_as_fnmatch_does(glob: str) -> None:
+    regex = vap.glob_regex(glob)
+    assert regex is not None
+    for text in ["legacy-api", "api-1", "api-12", "docker.io/library/nginx:1", "a+b(c)", ""]:
+        assert bool(re.fullmatch(regex, text)) == fnmatch.fnmatchcase(text, glob), text
+    assert vap.glob_regex("api-[0-9]") is None
+
+
+def test_exemptions_become_conditions_of_their_rules() -> None:
+    plan = vap.plan_policy(
+        policy(
+            exemptions=[
+                {"rules": ["PR-HC-002"], "name": "legacy-*", "reason": "old"},
+                {"rules": ["PR-HC-002"], "image": "busybox*", "reason": "tools"},
+                {"rules": ["PR-HC-001"], "namespace": "*", "reason": "everything"},
+            ]
+        )
+    )
+    readiness = validation(plan, "PR-HC-002")["expression"]
+    assert 'variables.name.matches("^(?s:legacy\\\\-.*)$")' in readiness
+    assert "variables.allContainers.all(c, has(c.image) && c.image.matches" in readiness
+    liveness = validation(plan, "PR-HC-001")["expression"]
+    assert liveness.startswith("!variables.decides || !(object.kind in ")
+    assert " || (true) || " in liveness  # exempt everywhere: always true
+
+
+def test_the_annotation_counts_only_where_the_policy_lets_it() -> None:
+    default = vap.plan_policy(policy())
+    assert "prodready.io/exempt" not in json.dumps(default.validations)
+    listed = vap.plan_policy(policy(annotationExemptions={"rules": ["PR-HC-001"]}))
+    assert "prodready.io/exempt" in validation(listed, "PR-HC-001")["expression"]
+    assert "prodready.io/exempt" not in validation(listed, "PR-HC-002")["expression"]
+    audit = vap.plan_policy(policy(mode="Audit"))
+    assert all("prodready.io/exempt" in v["expression"] for v in audit.validations)
+
+
+def test_active_exceptions_are_conditions_and_expired_ones_are_not() -> None:
+    active = compile_exception(exception("a", "shop", NOW + timedelta(days=10)))
+    expired = compile_exception(exception("b", "old", NOW - timedelta(days=1)))
+    selected = compile_exception(
+        exception(
+            "c",
+            "lab",
+            NOW + timedelta(days=5),
+            kinds=["Deployment"],
+            selector={
+                "matchLabels": {"tier": "web"},
+                "matchExpressions": [
+                    {"key": "a", "operator": "In", "values": ["1"]},
+                    {"key": "b", "operator": "NotIn", "values": ["2"]},
+                    {"key": "c", "operator": "Exists"},
+                    {"key": "d", "operator": "DoesNotExist"},
+                ],
+            },
+        )
+    )
+    plan = vap.plan_policy(policy(), exceptions=[active, expired, selected], now=NOW)
+    liveness = validation(plan, "PR-HC-001")["expression"]
+    assert 'request.namespace == "shop" && variables.name in ["api"]' in liveness
+    assert '"old"' not in liveness
+    assert 'object.kind in ["Deployment"]' in liveness
+    for term in (
+        '("tier" in variables.labels && variables.labels["tier"] == "web")',
+        '("a" in variables.labels && variables.labels["a"] in ["1"])',
+        '(!("b" in variables.labels) || !(variables.labels["b"] in ["2"]))',
+        '("c" in variables.labels)',
+        '!("d" in variables.labels)',
+    ):
+        assert term in liveness
+    assert '"shop"' not in validation(plan, "PR-HC-002")["expression"]
+
+
+# -- the objects ---------------------------------------------------------------------------
+
+
+def test_an_enforce_policy_is_a_vap_and_a_deny_binding() -> None:
+    body = policy(
+        namespaceSelector={"matchLabels": {"env": "prod"}},
+        objectSelector={"matchExpressions": [{"key": "tier", "operator": "Exists"}]},
+    )
+    body["metadata"]["uid"] = "1234"
+    (vap_object, binding), plan = vap.policy_objects(body)
+    assert vap_object["kind"] == vap.VAP_KIND
+    assert vap_object["metadata"]["name"] == binding["metadata"]["name"] == "prodready-production"
+    assert binding["spec"]["policyName"] == "prodready-production"
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    assert binding["spec"]["matchResources"] == {
+        "namespaceSelector": {"matchLabels": {"env": "prod"}},
+        "objectSelector": {
+            "matchExpressions": [{"key": "tier", "operator": "Exists", "values": []}]
+        },
+    }
+    for obj in (vap_object, binding):
+        assert obj["metadata"]["ownerReferences"][0]["uid"] == "1234"
+        assert obj["metadata"]["labels"][vap.MANAGED_BY_LABEL] == "prodready"
+    rules = vap_object["spec"]["matchConstraints"]["resourceRules"]
+    assert {r for rule in rules for r in rule["resources"]} == {
+        "deployments", "statefulsets", "daemonsets", "replicasets", "jobs", "cronjobs", "pods",
+    }  # fmt: skip
+    variables = {v["name"]: v["expression"] for v in vap_object["spec"]["variables"]}
+    assert variables["decides"] == "true"
+    assert len(vap_object["spec"]["validations"]) == len(plan.compiled) == 2
+
+
+def test_an_audit_policy_warns_and_yields_to_earlier_policies() -> None:
+    earlier = policy("a-first", namespaceSelector={"matchLabels": {"team": "x"}})
+    audit = policy("b-audit", mode="Audit")
+    (vap_object, binding), _ = vap.policy_objects(audit, others=[earlier, audit, {"kind": "bad"}])
+    assert binding["spec"]["validationActions"] == ["Warn"]
+    assert "ownerReferences" not in binding["metadata"]
+    decides = next(v for v in vap_object["spec"]["variables"] if v["name"] == "decides")
+    assert '"team" in' in decides["expression"]
+    assert '"prodready.io/enforce"' in decides["expression"]
+
+
+def test_off_or_nothing_compiled_is_no_object() -> None:
+    assert vap.policy_objects(policy(mode="Off"))[0] == []
+    assert vap.policy_objects(policy(disabled=["PR-HC-001", "PR-HC-002"]))[0] == []
+
+
+def test_objects_for_a_file_of_policies_and_exceptions() -> None:
+    objects, plans = vap.objects_for(
+        [policy(), policy("other", mode="Audit"), exception("a", "shop", NOW + timedelta(1))],
+        now=NOW,
+    )
+    assert [o["metadata"]["name"] for o in objects] == ["prodready-production"] * 2 + [
+        "prodready-other"
+    ] * 2
+    assert [p.policy for p in plans] == ["production", "other"]
+    with pytest.raises(PolicyError):
+        vap.objects_for([policy(mode="Sometimes")])
+
+
+# -- prodready admission-policy ------------------------------------------------------------
+
+
+def _run(path: Path, output: str = "yaml") -> int:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return run(parser.parse_args(["--policy", str(path), "-o", output]))
+
+
+def test_the_command_prints_yaml_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "policy.yaml"
+    body = policy(exemptions=[{"rules": ["PR-HC-001"], "name": "a[0-9]", "reason": "r"}])
+    path.write_text(yaml.safe_dump(body))
+    assert _run(path) == 0
+    out, err = capsys.readouterr()
+    documents = list(yaml.safe_load_all(out))
+    assert [d["kind"] for d in documents] == [vap.VAP_KIND, vap.BINDING_KIND]
+    assert "PR-HC-001 left to the webhook" in err
+    assert _run(path, "json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["kind"] == "List"
+    assert len(listed["items"]) == 2
+
+
+def test_the_command_names_a_bad_policy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy(disabled=["PR-XX-999"])))
+    assert _run(path) == 2
+    assert "PR-XX-999" in capsys.readouterr().err
+
+
+# -- the operator's sync -------------------------------------------------------------------
+
+
+class FakeApi:
+    """Just enough of KubeClient: apply, list by label, delete."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.calls: list[tuple[str, str, str]] = []
+        self.apply_error: ApiError | None = None
+
+    async def apply(self, resource: Any, body: dict[str, Any], **options: Any) -> dict[str, Any]:
+        assert options == {"field_manager": "prodready", "force": False}
+        self.calls.append(("apply", body["kind"], body["metadata"]["name"]))
+        if self.apply_error is not None:
+            raise self.apply_error
+        stored = copy.deepcopy(body)
+        stored["metadata"]["uid"] = f"uid-{body['metadata']['name']}"
+        self.objects[(body["kind"], body["metadata"]["name"])] = stored
+        return stored
+
+    async def list(self, path: str, *, label_selector: str | None = None) -> list[dict[str, Any]]:
+        assert label_selector == "app.kubernetes.io/managed-by=prodready"
+        kind = vap.BINDING_KIND if path.endswith("bindings") else vap.VAP_KIND
+        return [copy.deepcopy(o) for (k, _), o in sorted(self.objects.items()) if k == kind]
+
+    async def delete(self, resource: Any, namespace: str | None, name: str, uid: str) -> bool:
+        assert namespace is None
+        self.calls.append(("delete", resource.kind, name))
+        return self.objects.pop((resource.kind, name), None) is not None
+
+
+def _sync(store: ObjectStore, api: FakeApi, leading: bool = True) -> VapSync:
+    return VapSync(
+        store=store,
+        client=api,  # type: ignore[arg-type]
+        field_manager="prodready",
+        is_leading=lambda: leading,
+        clock=lambda: NOW,
+    )
+
+
+def test_the_sync_applies_once_and_deletes_what_no_policy_wants() -> None:
+    store = ObjectStore()
+    wanted = policy(enforceInApiserver=True)
+    wanted["metadata"]["uid"] = "p1"
+    store.put(wanted)
+    store.put(policy("quiet"))
+    store.put(exception("a", "shop", NOW + timedelta(days=3)))
+    api = FakeApi()
+    sync = _sync(store, api)
+    assert asyncio.run(sync.sync_once()) == NOW + timedelta(days=3)
+    assert set(api.objects) == {
+        (vap.VAP_KIND, "prodready-production"),
+        (vap.BINDING_KIND, "prodready-production"),
+    }
+    assert sync.writes == 2
+    api.calls.clear()
+    asyncio.run(sync.sync_once())
+    assert api.calls == []  # converged: no writes
+    wanted["spec"]["enforceInApiserver"] = False
+    store.put(wanted)
+    asyncio.run(sync.sync_once())
+    assert api.objects == {}
+    assert {c[0] for c in api.calls} == {"delete"}
+
+
+def test_the_sync_logs_what_the_apiserver_refuses(caplog: pytest.LogCaptureFixture) -> None:
+    store = ObjectStore()
+    store.put(policy(enforceInApiserver=True))
+    api = FakeApi()
+    sync = _sync(store, api)
+    for status, reason in ((409, "Conflict"), (422, "Invalid")):
+        api.apply_error = ApiError(status, reason, "no", "PATCH", "/x")
+        asyncio.run(sync.sync_once())
+    assert sync.writes == 0
+    assert "held by another manager" in caplog.text
+    assert "refuses a generated VAP" in caplog.text
+    api.apply_error = ApiError(500, "InternalError", "boom", "PATCH", "/x")
+    with pytest.raises(ApiError):
+        asyncio.run(sync.sync_once())
+
+
+def test_wanted_objects_skip_what_does_not_compile() -> None:
+    bad_exception = exception("bad", "shop", NOW + timedelta(days=1))
+    bad_exception["spec"]["rules"] = []
+    bad_policy = policy("broken", enforceInApiserver=True, disabled=["PR-LM-001"])
+    objects, problems = wanted_objects(
+        [policy(enforceInApiserver=True), bad_policy, {"kind": POLICY_KIND}],
+        [bad_exception, exception("ok", "shop", NOW + timedelta(days=1))],
+        NOW,
+    )
+    assert len(objects) == 2
+    assert len(problems) == 1
+    assert "broken" in problems[0]
+    assert next_expiry([bad_exception], NOW) is None
+    later, sooner = NOW + timedelta(days=9), NOW + timedelta(days=2)
+    listed = [exception("a", "s", later), exception("b", "s", sooner), exception("c", "s", NOW)]
+    assert next_expiry(listed, NOW) == sooner
+
+
+def test_the_sync_wakes_on_policy_changes_and_runs_only_when_leading() -> None:
+    store = ObjectStore()
+    store.put(policy(enforceInApiserver=True))
+    api = FakeApi()
+
+    async def scenario() -> None:
+        follower = _sync(store, api, leading=False)
+        task = asyncio.create_task(follower.run())
+        await asyncio.sleep(0.05)
+        assert api.calls == []
+        task.cancel()
+        leader = _sync(store, api)
+        leader._interval = 0.01
+        task = asyncio.create_task(leader.run())
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if api.objects:
+                break
+        leader.on_change(
+            Change(kind=POLICY_KIND, namespace="", name="x", previous=None, current=None,
+                   content_changed=True)
+        )  # fmt: skip
+        await asyncio.sleep(0.02)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert len(api.objects) == 2
+
+
+def test_a_failed_sync_is_logged_and_retried(caplog: pytest.LogCaptureFixture) -> None:
+    store = ObjectStore()
+    store.put(policy(enforceInApiserver=True))
+    api = FakeApi()
+    api.apply_error = ApiError(503, "ServiceUnavailable", "later", "PATCH", "/x")
+
+    async def scenario() -> None:
+        sync = _sync(store, api)
+        sync._interval = 0.01
+        task = asyncio.create_task(sync.run())
+        await asyncio.sleep(0.05)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert "syncing the generated VAPs failed" in caplog.text
