@@ -25,53 +25,47 @@ the machine formats, so stdout stays parseable; the table prints its summary on 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from prodready.rules.config import ConfigError, RulesConfig, load_config
-from prodready.rules.context import ObjectRole, classify, kind_of
 from prodready.rules.engine import evaluate
-from prodready.rules.formats import (
-    Run,
-    render_admission,
-    render_json,
-    render_junit,
-    render_sarif,
-    render_table,
-    summary_line,
-)
 from prodready.rules.limits import LIMITS_RULE_ID
 from prodready.rules.loader import (
     MAX_OBJECTS,
     MAX_TOTAL_BYTES,
     MIB,
+    InputError,
     InputLimits,
     LoadedObject,
     LoadResult,
     load_inputs,
+    plan_inputs,
+    without_helm_tests as loader_without_helm_tests,
 )
-from prodready.rules.locate import Locator
 from prodready.rules.model import Environment, Severity
-from prodready.rules.policy import (
-    PolicyError,
-    PolicySet,
-    default_policy,
-    load_policy_file,
-    with_disabled,
-)
 from prodready.rules.registry import RULES
 from prodready.rules.toolchain import Toolchain
+
+if TYPE_CHECKING:
+    from prodready.rules.formats import Run, Totals
+    from prodready.rules.parallel import Job, SharedRun
+    from prodready.rules.policy import PolicySet
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
 CONFIG_FILES = (".prodready.yaml", ".prodready.yml")
-HELM_HOOK_KEY = "helm.sh/hook"
 OUTPUTS = ("table", "json", "sarif", "junit", "admission", "html")
+# Outputs several processes render (`prodready.rules.parallel.OUTPUTS`), and the input
+# below which one process is faster (benchmarks/RESULTS.md: validate, one and all cores).
+PARALLEL_OUTPUTS = ("json", "table")
+PARALLEL_MIN_BYTES = 256 * 1024
 
 
 def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
@@ -206,6 +200,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default: {MAX_OBJECTS})",
     )
     parser.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive("--jobs"),
+        default=None,
+        metavar="N",
+        help="processes that read and check a large input of files (-o json or table); "
+        "default: the CPUs this process may use. 1: one process",
+    )
+    parser.add_argument(
         "--warn-only",
         action="store_true",
         help="admission: answer as a webhook that warns instead of denying",
@@ -311,24 +314,9 @@ def toolchain_of(args: argparse.Namespace) -> Toolchain:
 
 
 def without_helm_tests(loaded: LoadResult) -> tuple[list[LoadedObject], int]:
-    """The loaded objects but Helm test hooks (`helm.sh/hook: test`), and how many those were.
-
-    A test hook runs once, by hand, to check a release: it is no workload. Other hooks
-    (a migration Job) run at every release and are checked as what they are.
-    """
-    kept: list[LoadedObject] = []
-    tests = 0
-    for item in loaded.objects:
-        metadata = item.obj.get("metadata")
-        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
-        hook = annotations.get(HELM_HOOK_KEY) if isinstance(annotations, dict) else None
-        if isinstance(hook, str) and any(
-            phase.strip().startswith("test") for phase in hook.split(",")
-        ):
-            tests += 1
-            continue
-        kept.append(item)
-    return kept, tests
+    """The loaded objects but Helm test hooks, and how many those were (see
+    `prodready.rules.loader.without_helm_tests`)."""
+    return loader_without_helm_tests(loaded.objects)
 
 
 def _ignored_note(kinds: Counter[str]) -> str:
@@ -350,6 +338,8 @@ def _policies(
             file=err,
         )
         return False, None
+    from prodready.rules.policy import PolicyError, default_policy, load_policy_file, with_disabled
+
     only = select_rules(args.only, flag="--only")
     off = select_rules(args.disable, flag="--disable")
     if only:
@@ -366,11 +356,18 @@ def run(args: argparse.Namespace) -> int:
     """Run `validate`; returns the exit code."""
     out: TextIO = sys.stdout
     err: TextIO = sys.stderr
-    quiet: bool = args.quiet
     config = resolve_config(args, err)
     if config is None:
         return EXIT_ERROR
     limits = InputLimits(max_bytes=args.max_input_mib * MIB, max_objects=args.max_objects)
+    if args.jobs is None:
+        from prodready.rules.parallel import available_cpus
+
+        args.jobs = available_cpus()
+    if args.jobs > 1 and args.output in PARALLEL_OUTPUTS:
+        code = _run_shared(args, config, limits, out, err)
+        if code is not None:
+            return code
     loaded = load_inputs(
         list(args.paths),
         sys.stdin.buffer,
@@ -380,27 +377,19 @@ def run(args: argparse.Namespace) -> int:
         exclude=args.exclude,
     )
     objects, helm_tests = without_helm_tests(loaded)
-    if helm_tests:
-        loaded.notes.append(
-            f"skipped {helm_tests} Helm test hook(s) (helm.sh/hook: test): run by "
-            "`helm test`, not workloads"
-        )
-    if quiet:
-        loaded.notes.clear()
-    for note in loaded.notes:
-        print(f"note: {note}", file=err)
-    ignored: Counter[str] = Counter()
-    for item in objects:
-        if classify(item.obj) is ObjectRole.IGNORED:
-            kind = kind_of(item.obj)
-            ignored["Pod (owned by a controller)" if kind == "Pod" else kind] += 1
-    if ignored and not quiet:
-        print(_ignored_note(ignored), file=err)
-    for problem in loaded.errors:
-        print(f"error: {problem}", file=err)
+    _print_read(
+        args,
+        errors=loaded.errors,
+        notes=loaded.notes,
+        helm_tests=helm_tests,
+        ignored=_ignored_kinds(objects),
+        err=err,
+    )
     usable, policies = _policies(args, config, err)
     if not usable:
         return EXIT_ERROR
+    if args.output != "sarif":
+        loaded.texts.clear()  # only SARIF points into the files' text
     try:
         reports = evaluate(
             [item.obj for item in objects],
@@ -411,36 +400,165 @@ def run(args: argparse.Namespace) -> int:
     except Exception as bug:  # not a user error: say so, without a traceback
         print(f"error: internal error while checking: {type(bug).__name__}: {bug}", file=err)
         return EXIT_ERROR
-    result = Run(
-        reports, objects, loaded.errors, Severity(args.fail_on), locator=Locator(loaded.texts)
-    )
-    if not reports and not loaded.over_limit and not quiet:
+    from prodready.rules.formats import Run
+    from prodready.rules.locate import Locator
+
+    locator = Locator(loaded.texts) if args.output == "sarif" else None
+    result = Run(reports, objects, loaded.errors, Severity(args.fail_on), locator=locator)
+    del objects
+    loaded.objects.clear()
+    if not reports and not loaded.over_limit and not args.quiet:
         print("note: no workloads found in the input", file=err)
+    _write_output(args, result, out, err)
+    return _exit_code(args, loaded.errors, result.totals, err)
+
+
+def _ignored_kinds(objects: list[LoadedObject]) -> Counter[str]:
+    from prodready.rules.parallel import ignored_kinds
+
+    return ignored_kinds(objects)
+
+
+def _print_read(
+    args: argparse.Namespace,
+    *,
+    errors: list[InputError],
+    notes: list[str],
+    helm_tests: int,
+    ignored: Counter[str],
+    err: TextIO,
+) -> None:
+    """What reading said: notes (unless `--quiet`), objects not checked, input errors."""
+    if helm_tests:
+        notes.append(
+            f"skipped {helm_tests} Helm test hook(s) (helm.sh/hook: test): run by "
+            "`helm test`, not workloads"
+        )
+    if args.quiet:
+        notes.clear()
+    for note in notes:
+        print(f"note: {note}", file=err)
+    if ignored and not args.quiet:
+        print(_ignored_note(ignored), file=err)
+    for problem in errors:
+        print(f"error: {problem}", file=err)
+
+
+def _write_output(args: argparse.Namespace, result: Run, out: TextIO, err: TextIO) -> None:
+    """The chosen format on `out`; the summary line after it (stderr but for the table)."""
+    from prodready.rules import formats
+
     output = args.output
     if output == "table":
         colour = _use_colour(out, args.color)
-        out.write(render_table(result, colour=colour, show_passed=args.show_passed))
-        if not quiet:
-            print(summary_line(result), file=out)
-    else:
-        if output == "json":
-            out.write(render_json(result))
-        elif output == "sarif":
-            out.write(render_sarif(result))
-        elif output == "junit":
-            out.write(render_junit(result))
-        elif output == "html":
-            from prodready.rules.pages import render_html  # jinja2 only when asked for
+        out.write(formats.render_table(result, colour=colour, show_passed=args.show_passed))
+    elif output == "json":
+        # Written piece by piece: the whole document of a large run is hundreds of MiB of
+        # dicts and text at once.
+        for chunk in formats.iter_json(result):
+            out.write(chunk)
+    elif output == "sarif":
+        out.write(formats.render_sarif(result))
+    elif output == "junit":
+        out.write(formats.render_junit(result))
+    elif output == "html":
+        from prodready.rules.pages import render_html  # jinja2 only when asked for
 
-            out.write(render_html(result))
-        else:
-            out.write(render_admission(result, enforce=not args.warn_only))
-        if not quiet:
-            print(summary_line(result), file=err)
+        out.write(render_html(result))
+    else:
+        out.write(formats.render_admission(result, enforce=not args.warn_only))
+    _write_summary(args, formats.summary_line(result), out, err)
+
+
+def _write_summary(args: argparse.Namespace, line: str, out: TextIO, err: TextIO) -> None:
+    if not args.quiet:
+        print(line, file=out if args.output == "table" else err)
     out.flush()
-    if loaded.errors:
+
+
+def _exit_code(
+    args: argparse.Namespace, errors: list[InputError], totals: Totals, err: TextIO
+) -> int:
+    if errors:
         return EXIT_ERROR
-    if args.min_score is not None and result.score < args.min_score:
-        print(f"error: score {result.score:g}% is below --min-score {args.min_score:g}", file=err)
+    if args.min_score is not None and totals.score < args.min_score:
+        print(f"error: score {totals.score:g}% is below --min-score {args.min_score:g}", file=err)
         return EXIT_FINDINGS
-    return EXIT_FINDINGS if result.failed else EXIT_OK
+    return EXIT_FINDINGS if totals.failed else EXIT_OK
+
+
+def _run_shared(
+    args: argparse.Namespace, config: RulesConfig, limits: InputLimits, out: TextIO, err: TextIO
+) -> int | None:
+    """`run` over several processes (`prodready.rules.parallel`) when the input is only
+    files and large enough to gain from it; None: run it in one process instead."""
+    plan = plan_inputs(
+        list(args.paths),
+        follow_symlinks=args.follow_symlinks,
+        toolchain=toolchain_of(args),
+        exclude=args.exclude,
+    )
+    if plan is None or len(plan.files) < 2 or plan.size < PARALLEL_MIN_BYTES:
+        return None
+    # The policy file is read before the input here (workers inherit it); if it cannot be
+    # used, one process says so after the input's notes, as it always has.
+    quiet_err = io.StringIO()
+    usable, policies = _policies(args, config, quiet_err)
+    if not usable:
+        return None
+    from datetime import UTC, datetime
+
+    from prodready.rules.parallel import CheckError, Job, SharedRun
+
+    job = Job(
+        limits=limits,
+        config=None if policies is not None else config,
+        policies=policies,
+        environment=args.env,
+        now=datetime.now(UTC),
+        fail_on=Severity(args.fail_on),
+        output=args.output,
+        colour=_use_colour(out, args.color),
+        show_passed=args.show_passed,
+    )
+    out.flush()
+    err.flush()
+    try:
+        with SharedRun(plan, job, args.jobs) as shared:
+            return _check_shared(args, shared, job, out, err)
+    except CheckError as bug:
+        print(f"error: internal error while checking: {bug}", file=err)
+        return EXIT_ERROR
+
+
+def _check_shared(
+    args: argparse.Namespace, shared: SharedRun, job: Job, out: TextIO, err: TextIO
+) -> int | None:
+    from prodready.rules import formats
+    from prodready.rules.parallel import join_lines
+
+    read = shared.read()
+    if read is None:
+        shared.stop()
+        return None  # past a limit: one process says where it stopped
+    _print_read(
+        args,
+        errors=read.errors,
+        notes=read.notes,
+        helm_tests=read.helm_tests,
+        ignored=read.ignored,
+        err=err,
+    )
+    totals = shared.check()
+    if not totals.objects and not args.quiet:
+        print("note: no workloads found in the input", file=err)
+    if args.output == "json":
+        summary = formats.summary_dict(totals, job.fail_on)
+        # json_chunks joins the shares' pieces as it joins single objects.
+        for chunk in formats.json_chunks(summary, shared.pieces(), read.errors):
+            out.write(chunk)
+    else:
+        for text in join_lines(shared.pieces()):
+            out.write(text)
+    _write_summary(args, formats.summary_text(totals, read.errors), out, err)
+    return _exit_code(args, read.errors, totals, err)

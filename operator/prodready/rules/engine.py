@@ -40,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -596,6 +596,7 @@ def evaluate(
     environment: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
     deadline: Deadline | None = None,
+    related: Sequence[Mapping[str, Any]] | None = None,
 ) -> list[ObjectReport]:
     """Check every workload among `objects`; the other objects are context.
 
@@ -610,6 +611,10 @@ def evaluate(
     a recognised spelling such as `production`), else `ValueError`. A workload over one of
     `limits` gets a single PR-LM-001 finding instead of its rules; with a `deadline`,
     `DeadlineExceeded` is raised once it has passed (see the module docstring).
+
+    `related`, when given, is the whole input the context is read from (in input order),
+    of which `objects` are the part to check: a run split over processes checks each
+    share against everyone's context (`prodready.rules.parallel`).
     """
     default: Environment | None = None
     if environment is not None:
@@ -630,17 +635,25 @@ def evaluate(
     )
     inputs = list(objects)
     roles = [classify(obj) for obj in inputs]
+    whole = inputs if related is None else list(related)
+    whole_roles = roles if related is None else [classify(obj) for obj in whole]
     context = Context.build(
-        obj for obj, role in zip(inputs, roles, strict=True) if role is ObjectRole.CONTEXT
+        obj for obj, role in zip(whole, whole_roles, strict=True) if role is ObjectRole.CONTEXT
     )
     rendered: dict[int, tuple[list[dict[str, Any]] | None, Exception | None]] = {}
-    for index, role in enumerate(roles):
+    for index, role in enumerate(whole_roles):
         if role is ObjectRole.PRODUCTION_SERVICE:
             if deadline is not None:
-                deadline.check(ref_of(inputs[index]))
-            rendered[index] = _render(inputs[index])
-            for child in rendered[index][0] or ():
+                deadline.check(ref_of(whole[index]))
+            children = _render(whole[index])
+            if related is None:
+                rendered[index] = children
+            for child in children[0] or ():
                 context.add(child)
+    if related is not None:
+        for index, role in enumerate(roles):
+            if role is ObjectRole.PRODUCTION_SERVICE:
+                rendered[index] = _render(inputs[index])
     reports: list[ObjectReport] = []
     for index, role in enumerate(roles):
         obj = inputs[index]

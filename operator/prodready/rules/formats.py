@@ -32,16 +32,26 @@ import json
 import re
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from prodready import __version__
+import prodready
 from prodready.rules.admission import to_admission_response
 from prodready.rules.context import EXEMPT_KEY
 from prodready.rules.loader import STDIN_NAME, InputError, LoadedObject
-from prodready.rules.model import Counts, Finding, ObjectReport, Result, Severity, score
+from prodready.rules.model import (
+    Counts,
+    Finding,
+    ObjectReport,
+    Result,
+    Severity,
+    score,
+    score_weights,
+    weighted_score,
+)
 from prodready.rules.registry import RULES
 from prodready.rules.secrets import secret_kind
 
@@ -61,6 +71,33 @@ MAX_SARIF_FIXES = 100
 # Rules whose failure means the object holds a secret value in plain sight.
 _SECRET_RULES = frozenset({"PR-LG-003", "PR-CF-001", "PR-CF-004"})
 _UID_NAMESPACE = uuid.UUID("5f1c4f52-7a0e-4c55-9a3b-6b2f0c7a9e10")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Totals:
+    """What a run's summary says, added up report by report: the totals of the parts of a
+    run (each process's share of its objects) add up to the run's."""
+
+    objects: int = 0
+    compliant: int = 0
+    counts: Counts = field(default_factory=Counts)
+    # (passed weight, total weight) of every finding (`prodready.rules.model.score_weights`).
+    weights: tuple[int, int] = (0, 0)
+    failed: bool = False
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(
+            objects=self.objects + other.objects,
+            compliant=self.compliant + other.compliant,
+            counts=self.counts + other.counts,
+            weights=(self.weights[0] + other.weights[0], self.weights[1] + other.weights[1]),
+            failed=self.failed or other.failed,
+        )
+
+    @property
+    def score(self) -> float:
+        """The score over every finding (see `prodready.rules.model.score`)."""
+        return weighted_score(*self.weights)
 
 
 @dataclass(slots=True)
@@ -102,6 +139,17 @@ class Run:
         """True when any finding fails at the `--fail-on` level."""
         return any(self.failing(f) for report in self.reports for f in report.findings)
 
+    @property
+    def totals(self) -> Totals:
+        """The summary's figures over every report."""
+        return Totals(
+            objects=len(self.reports),
+            compliant=sum(1 for r in self.reports if r.compliant),
+            counts=self.counts,
+            weights=score_weights(f for report in self.reports for f in report.findings),
+            failed=self.failed,
+        )
+
 
 def _dumps(document: object) -> str:
     # Compact on purpose: an indented dump takes Python's slow encoder path, which costs
@@ -111,16 +159,21 @@ def _dumps(document: object) -> str:
 
 def summary_line(run: Run) -> str:
     """`N objects: … passed, … failed, … warnings, … skipped; score …%; … compliant`."""
-    counts = run.counts
-    compliant = sum(1 for r in run.reports if r.compliant)
-    objects = len(run.reports)
+    return summary_text(run.totals, run.errors)
+
+
+def summary_text(totals: Totals, errors: list[InputError]) -> str:
+    """`summary_line` of a run's totals and input errors."""
+    counts = totals.counts
+    compliant = totals.compliant
+    objects = totals.objects
     line = (
         f"{objects} object{'s' if objects != 1 else ''} checked: {counts.passed} passed, "
         f"{counts.failed} failed, {counts.warned} warnings, {counts.skipped} skipped; "
-        f"score {run.score:g}%; {compliant} of {objects} compliant"
+        f"score {totals.score:g}%; {compliant} of {objects} compliant"
     )
-    if run.errors:
-        line += f"; {len(run.errors)} input error{'s' if len(run.errors) != 1 else ''}"
+    if errors:
+        line += f"; {len(errors)} input error{'s' if len(errors) != 1 else ''}"
     return line
 
 
@@ -143,31 +196,38 @@ _RESET = "\033[0m"
 
 def render_table(run: Run, *, colour: bool, show_passed: bool) -> str:
     """Findings grouped by object; failures and skips only unless `show_passed`."""
+    return "\n".join(
+        table_piece(run, report, colour=colour, show_passed=show_passed) for report in run.reports
+    )
+
+
+def table_piece(run: Run, report: ObjectReport, *, colour: bool, show_passed: bool) -> str:
+    """One object's lines of the table (`render_table` joins them with newlines), so a run
+    split over processes renders the same text piece by piece."""
 
     def paint(text: str, code: str) -> str:
         return f"{code}{text}{_RESET}" if colour else text
 
     lines: list[str] = []
-    for report in run.reports:
-        status = "compliant" if report.compliant else "NOT COMPLIANT"
-        header = (
-            f"{report.object.display()}  [{report.environment.value}, score {report.score:g}%, "
-            f"{status}]  {_location(run.source_of(report))}"
-        )
-        lines.append(paint(header, _BOLD))
-        shown = [f for f in report.findings if show_passed or f.result is not Result.PASS]
-        if not shown:
-            lines.append(f"  all {report.counts.passed} checks passed")
-        for finding in shown:
-            label = paint(f"{finding.result.value.upper():4}", _COLOURS[finding.result])
-            where = finding.path
-            if finding.object != report.object:
-                where = f"{finding.object.kind} {finding.object.name}: {where}"
-            lines.append(f"  {label}  {finding.rule_id}  {finding.message}")
-            lines.append(paint(f"              at {where}", _DIM))
-            if finding.failed:
-                lines.append(paint(f"              fix: {finding.fix}", _DIM))
-        lines.append("")
+    status = "compliant" if report.compliant else "NOT COMPLIANT"
+    header = (
+        f"{report.object.display()}  [{report.environment.value}, score {report.score:g}%, "
+        f"{status}]  {_location(run.source_of(report))}"
+    )
+    lines.append(paint(header, _BOLD))
+    shown = [f for f in report.findings if show_passed or f.result is not Result.PASS]
+    if not shown:
+        lines.append(f"  all {report.counts.passed} checks passed")
+    for finding in shown:
+        label = paint(f"{finding.result.value.upper():4}", _COLOURS[finding.result])
+        where = finding.path
+        if finding.object != report.object:
+            where = f"{finding.object.kind} {finding.object.name}: {where}"
+        lines.append(f"  {label}  {finding.rule_id}  {finding.message}")
+        lines.append(paint(f"              at {where}", _DIM))
+        if finding.failed:
+            lines.append(paint(f"              fix: {finding.fix}", _DIM))
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -178,40 +238,80 @@ def _source_dict(source: LoadedObject) -> dict[str, Any]:
     return {"file": source.file, "line": source.line}
 
 
+def summary_dict(totals: Totals, fail_on: Severity) -> dict[str, Any]:
+    """The JSON document's `summary`."""
+    return {
+        "objects": totals.objects,
+        "compliant": totals.compliant,
+        **totals.counts.as_dict(),
+        "score": totals.score,
+        "failOn": fail_on.value,
+        "failed": totals.failed,
+    }
+
+
+def report_dict(run: Run, report: ObjectReport) -> dict[str, Any]:
+    """One entry of the JSON document's `objects`."""
+    return {
+        "object": report.object.as_dict(),
+        "source": _source_dict(run.source_of(report)),
+        "environment": report.environment.value,
+        "environmentSource": report.environment_source,
+        "compliant": report.compliant,
+        "score": report.score,
+        "counts": report.counts.as_dict(),
+        "findings": [f.as_dict() for f in report.findings],
+    }
+
+
 def run_dict(run: Run) -> dict[str, Any]:
     """The JSON document (see the module docstring)."""
-    counts = run.counts.as_dict()
     return {
         "schemaVersion": JSON_SCHEMA_VERSION,
-        "tool": {"name": TOOL_NAME, "version": __version__},
-        "summary": {
-            "objects": len(run.reports),
-            "compliant": sum(1 for r in run.reports if r.compliant),
-            **counts,
-            "score": run.score,
-            "failOn": run.fail_on.value,
-            "failed": run.failed,
-        },
-        "objects": [
-            {
-                "object": report.object.as_dict(),
-                "source": _source_dict(run.source_of(report)),
-                "environment": report.environment.value,
-                "environmentSource": report.environment_source,
-                "compliant": report.compliant,
-                "score": report.score,
-                "counts": report.counts.as_dict(),
-                "findings": [f.as_dict() for f in report.findings],
-            }
-            for report in run.reports
-        ],
-        "errors": [{"file": e.file, "line": e.line, "message": e.message} for e in run.errors],
+        "tool": {"name": TOOL_NAME, "version": prodready.__version__},
+        "summary": summary_dict(run.totals, run.fail_on),
+        "objects": [report_dict(run, report) for report in run.reports],
+        "errors": _errors_list(run.errors),
     }
+
+
+def _errors_list(errors: list[InputError]) -> list[dict[str, Any]]:
+    return [{"file": e.file, "line": e.line, "message": e.message} for e in errors]
+
+
+def json_piece(run: Run, report: ObjectReport) -> str:
+    """One entry of `objects` as the compact JSON `render_json` writes it."""
+    return json.dumps(report_dict(run, report), ensure_ascii=False, separators=(",", ":"))
+
+
+def json_chunks(
+    summary: dict[str, Any], pieces: Iterable[str], errors: list[InputError]
+) -> Iterator[str]:
+    """The JSON document, text piece by text piece: byte for byte `_dumps(run_dict(run))`,
+    without holding the whole document (nor its dicts) in memory at once."""
+    head = {
+        "schemaVersion": JSON_SCHEMA_VERSION,
+        "tool": {"name": TOOL_NAME, "version": prodready.__version__},
+        "summary": summary,
+    }
+    yield _dumps(head)[:-2] + ',"objects":['
+    for position, piece in enumerate(pieces):
+        yield piece if position == 0 else "," + piece
+    yield '],"errors":' + _dumps(_errors_list(errors))[:-1] + "}\n"
+
+
+def iter_json(run: Run) -> Iterator[str]:
+    """`-o json`, streamed (see `json_chunks`)."""
+    return json_chunks(
+        summary_dict(run.totals, run.fail_on),
+        (json_piece(run, report) for report in run.reports),
+        run.errors,
+    )
 
 
 def render_json(run: Run) -> str:
     """`-o json`."""
-    return _dumps(run_dict(run))
+    return "".join(iter_json(run))
 
 
 # ---------------------------------------------------------------------------- sarif
@@ -474,8 +574,8 @@ def sarif_dict(run: Run) -> dict[str, Any]:
                 "tool": {
                     "driver": {
                         "name": TOOL_NAME,
-                        "version": __version__,
-                        "semanticVersion": __version__,
+                        "version": prodready.__version__,
+                        "semanticVersion": prodready.__version__,
                         "rules": [*(_sarif_rule(i) for i in range(len(RULES))), *custom],
                     }
                 },

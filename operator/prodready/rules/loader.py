@@ -1096,26 +1096,8 @@ def load_inputs(
         toolchain=toolchain,
         exclude=exclude,
     )
-    reader.roots = [os.path.realpath(raw) for raw in paths if raw != "-" and os.path.isdir(raw)]
-    reader.kustomizations = scan_kustomizations(reader.roots)
-    for raw in paths:
-        if raw != "-" and os.path.isfile(raw):
-            reader.kustomizations.add_directory(os.path.dirname(os.path.abspath(raw)))
     try:
-        for raw in paths:
-            if raw == "-":
-                reader.read_stdin(stdin)
-            elif raw != "-" and reader.excluded(raw):
-                continue
-            elif os.path.isdir(raw):
-                reader.read_directory(raw)
-            elif os.path.exists(raw):
-                if not reader.fragment(os.path.realpath(raw), raw, walked=False):
-                    reader.read_file(raw, raw, follow_symlinks=True)
-            elif os.path.lexists(raw):
-                reader.error(raw, "cannot read: a symbolic link to nothing")
-            else:
-                reader.error(raw, "no such file or directory")
+        _read_paths(reader, paths, stdin)
     except InputLimitError as exceeded:
         result.objects.clear()
         result.over_limit = True
@@ -1125,6 +1107,201 @@ def load_inputs(
             )
         )
     return result
+
+
+def _read_paths(reader: _Reader, paths: list[str], stdin: BinaryIO | None) -> None:
+    """Read every path with `reader`, in the order given (see `load_inputs`)."""
+    reader.roots = [os.path.realpath(raw) for raw in paths if raw != "-" and os.path.isdir(raw)]
+    reader.kustomizations = scan_kustomizations(reader.roots)
+    for raw in paths:
+        if raw != "-" and os.path.isfile(raw):
+            reader.kustomizations.add_directory(os.path.dirname(os.path.abspath(raw)))
+    for raw in paths:
+        if raw == "-":
+            if stdin is None:
+                raise _UnplannableError
+            reader.read_stdin(stdin)
+        elif raw != "-" and reader.excluded(raw):
+            continue
+        elif os.path.isdir(raw):
+            reader.read_directory(raw)
+        elif os.path.exists(raw):
+            if not reader.fragment(os.path.realpath(raw), raw, walked=False):
+                reader.read_file(raw, raw, follow_symlinks=True)
+        elif os.path.lexists(raw):
+            reader.error(raw, "cannot read: a symbolic link to nothing")
+        else:
+            reader.error(raw, "no such file or directory")
+
+
+HELM_HOOK_KEY = "helm.sh/hook"
+
+
+def without_helm_tests(objects: Sequence[LoadedObject]) -> tuple[list[LoadedObject], int]:
+    """`objects` but Helm test hooks (`helm.sh/hook: test`), and how many those were.
+
+    A test hook runs once, by hand, to check a release: it is no workload. Other hooks
+    (a migration Job) run at every release and are checked as what they are.
+    """
+    kept: list[LoadedObject] = []
+    tests = 0
+    for item in objects:
+        metadata = item.obj.get("metadata")
+        annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+        hook = annotations.get(HELM_HOOK_KEY) if isinstance(annotations, dict) else None
+        if isinstance(hook, str) and any(
+            phase.strip().startswith("test") for phase in hook.split(",")
+        ):
+            tests += 1
+            continue
+        kept.append(item)
+    return kept, tests
+
+
+# ------------------------------------------------------------------ reading in parts
+#
+# A large input is read by several processes (`prodready.rules.parallel`): the walk is
+# made once, listing the files it would read; each process reads its share of them; the
+# errors and notes of the walk and of each file are then put back in the order one
+# process would have written them.
+
+
+class _UnplannableError(Exception):
+    """The input cannot be listed as files ahead of reading: stdin, or a chart or a
+    kustomization to render."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlannedFile:
+    """A file the walk would read, and where its errors and notes go among the walk's."""
+
+    path: str
+    name: str
+    follow_symlinks: bool
+    size: int
+    errors_before: int
+    notes_before: int
+
+
+@dataclass(slots=True)
+class ReadingPlan:
+    """The files of a run's input in reading order, and the walk's own errors and notes."""
+
+    files: list[PlannedFile]
+    walk: LoadResult
+
+    @property
+    def size(self) -> int:
+        """Bytes of every file (as `stat` gave them while walking)."""
+        return sum(file.size for file in self.files)
+
+
+class _Planner(_Reader):
+    """Walks as `_Reader` does, listing the files instead of reading them."""
+
+    files: list[PlannedFile]
+
+    def read_file(self, path: str, name: str, *, follow_symlinks: bool) -> None:
+        try:
+            size = os.stat(path, follow_symlinks=follow_symlinks).st_size
+        except OSError:
+            size = 0
+        self.files.append(
+            PlannedFile(
+                path=path,
+                name=name,
+                follow_symlinks=follow_symlinks,
+                size=size,
+                errors_before=len(self.result.errors),
+                notes_before=len(self.result.notes),
+            )
+        )
+
+    def render(self, directory: Path, real: str) -> bool:
+        if self.toolchain is not None and (
+            chart_directory(real) or kustomization_file(real) is not None
+        ):
+            raise _UnplannableError
+        return False
+
+    def read_stdin(self, stdin: BinaryIO) -> None:
+        raise _UnplannableError
+
+
+def plan_inputs(
+    paths: list[str],
+    *,
+    follow_symlinks: bool = False,
+    toolchain: Toolchain | None = None,
+    exclude: Sequence[str] = (),
+) -> ReadingPlan | None:
+    """The files `load_inputs` would read, without reading them; None when the input is
+    not only files (stdin, a chart or a kustomization rendered by `toolchain`)."""
+    planner = _Planner(
+        LoadResult(),
+        InputLimits(),
+        follow_symlinks=follow_symlinks,
+        toolchain=toolchain,
+        exclude=exclude,
+    )
+    planner.files = []
+    try:
+        _read_paths(planner, paths, None)
+    except _UnplannableError:
+        return None
+    return ReadingPlan(planner.files, planner.result)
+
+
+@dataclass(slots=True)
+class ShareLoad:
+    """One process's share of a planned input, read: the objects, errors and notes, where
+    each file's errors and notes end, and what was read against the run's limits."""
+
+    result: LoadResult
+    marks: list[tuple[int, int]]
+    bytes: int
+    objects: int
+    nodes: int
+
+
+def read_planned(files: Sequence[PlannedFile], limits: InputLimits, *, texts: bool) -> ShareLoad:
+    """Read `files` as `load_inputs` reads them; raises `InputLimitError` past `limits`.
+
+    Without `texts`, the files' bytes are not kept (only SARIF points into them).
+    """
+    result = LoadResult()
+    reader = _Reader(result, limits, follow_symlinks=False)
+    marks: list[tuple[int, int]] = []
+    for file in files:
+        reader.read_file(file.path, file.name, follow_symlinks=file.follow_symlinks)
+        if not texts:
+            result.texts.clear()
+        marks.append((len(result.errors), len(result.notes)))
+    tally = reader.tally
+    return ShareLoad(result, marks, tally.bytes, tally.objects, tally.nodes)
+
+
+def merge_planned(
+    plan: ReadingPlan, shares: Sequence[tuple[Sequence[PlannedFile], ShareLoad]]
+) -> tuple[list[InputError], list[str]]:
+    """The errors and notes of a planned input read in shares, in the order `load_inputs`
+    gives them: the walk's, with each file's own where the walk reached that file."""
+    errors: list[InputError] = []
+    notes: list[str] = []
+    walk_errors, walk_notes = plan.walk.errors, plan.walk.notes
+    at_error = at_note = 0
+    for files, share in shares:
+        own_error = own_note = 0
+        for file, (errors_end, notes_end) in zip(files, share.marks, strict=True):
+            errors.extend(walk_errors[at_error : file.errors_before])
+            notes.extend(walk_notes[at_note : file.notes_before])
+            at_error, at_note = file.errors_before, file.notes_before
+            errors.extend(share.result.errors[own_error:errors_end])
+            notes.extend(share.result.notes[own_note:notes_end])
+            own_error, own_note = errors_end, notes_end
+    errors.extend(walk_errors[at_error:])
+    notes.extend(walk_notes[at_note:])
+    return errors, notes
 
 
 def _settle() -> None:

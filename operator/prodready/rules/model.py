@@ -6,6 +6,7 @@ of thousands of findings, and validation buys nothing for values the engine buil
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -188,6 +189,12 @@ def score(findings: tuple[Finding, ...] | list[Finding]) -> float:
     Skipped (exempted) findings are left out: an exemption is a decision, not a pass. An
     object with nothing to check scores 100.
     """
+    return weighted_score(*score_weights(findings))
+
+
+def score_weights(findings: Iterable[Finding]) -> tuple[int, int]:
+    """(passed weight, total weight) of `findings`, as `score` weighs them: the parts of a
+    run (a process's share of its objects) add up to the run's score."""
     total = 0
     passed = 0
     for finding in findings:
@@ -197,6 +204,11 @@ def score(findings: tuple[Finding, ...] | list[Finding]) -> float:
         total += weight
         if finding.result is Result.PASS:
             passed += weight
+    return passed, total
+
+
+def weighted_score(passed: int, total: int) -> float:
+    """The score (0-100, one decimal) of a passed and a total weight (100: nothing weighed)."""
     if total == 0:
         return 100.0
     return round(100.0 * passed / total, 1)
