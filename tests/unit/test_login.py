@@ -419,3 +419,21 @@ async def test_an_expired_credential_is_renewed_before_it_is_sent(apiserver: Any
         assert client.default_namespace is None
     finally:
         await client.close()
+
+
+def test_validate_never_imports_the_kubernetes_package() -> None:
+    import subprocess
+
+    fixture = Path(__file__).parents[1] / "fixtures" / "rules" / "compliant.yaml"
+    script = (
+        "import sys; from prodready.cli import main; main(['validate', '-q', sys.argv[1]]);"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'kubernetes', 'kopf'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(fixture)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr
