@@ -4,11 +4,18 @@ Polaris on one generated corpus, each run as its users run it (a process, JSON o
 Every tool reads the same files in the same run. Slow runs are not repeated (a run of
 tens of seconds is not noisy enough to need it); fast ones are, and the median counts. A
 peer that runs past `peer_timeout` is stopped: its figure is then a bound ("> N s").
+
+prodready runs twice per corpus: as users run it (all the CPUs it may use: the peers use
+every core too) and with `--jobs 1` (one core). Its start-up is measured on one small
+file (median of `STARTUP_RUNS` runs), with `python -X importtime` saying where it goes.
+Peak RSS is a process's own high-water mark (`os.wait4`), for the parallel run the largest
+of its processes'; the one-core run's is that of the only process.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -23,6 +30,33 @@ from benchmarks.peers import PEERS, Built, build_all
 
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"}
 REPEAT_BELOW_SECONDS = 30.0
+OURS = "prodready"
+ONE_CORE = "prodready --jobs 1"
+STARTUP_RUNS = 20
+# issue 21's targets: start-up, throughput against the peers at 1,000 (the fastest peer)
+# and 10,000 workloads (every peer), and peak memory at 10,000 below the lowest peer's.
+STARTUP_TARGET_MS = 150.0
+SPEEDUP_TARGETS = {1_000: 1.5, 10_000: 10.0}
+RSS_TARGET_SIZE = 10_000
+_TINY = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+  labels: {app: web, prodready.io/environment: prod}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: registry.example.com/shop/web:1.4.2
+          ports: [{name: http, containerPort: 8080}]
+"""
 
 
 @dataclass
@@ -67,13 +101,26 @@ class SizeResult:
         tool = self.tool(name)
         return self.corpus.objects / tool.seconds if tool and tool.runs else float("nan")
 
-    def speedup(self, peer: str) -> float:
+    def speedup(self, peer: str, ours_name: str = OURS) -> float:
         """prodready's throughput divided by the peer's (>1: prodready is faster); for a
         peer stopped at the timeout, a lower bound."""
-        ours, theirs = self.tool("prodready"), self.tool(peer)
+        ours, theirs = self.tool(ours_name), self.tool(peer)
         if not ours or not theirs or not theirs.runs or not ours.runs:
             return float("nan")
         return theirs.seconds / ours.seconds
+
+
+@dataclass
+class Startup:
+    """`prodready validate` on one small file: wall times, and where importing goes."""
+
+    runs: list[float]
+    # (module, cumulative ms) of the slowest top-level imports, from `python -X importtime`
+    imports: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def median_ms(self) -> float:
+        return median(self.runs) * 1000 if self.runs else float("nan")
 
 
 @dataclass
@@ -82,6 +129,7 @@ class ValidateResults:
 
     sizes: list[SizeResult]
     peers: list[Built]
+    startup: Startup | None = None
 
 
 def _prodready_executable() -> str:
@@ -120,23 +168,22 @@ class _Tool:
 def _tools(peers: Sequence[Built], peer_timeout: float) -> list[_Tool]:
     from prodready import __version__
 
+    def ours(*flags: str) -> Callable[[Path], list[str]]:
+        # The largest corpus holds more objects than one run reads by default.
+        return lambda corpus: [
+            _prodready_executable(),
+            "validate",
+            "-o",
+            "json",
+            "--max-objects",
+            "1000000",
+            *flags,
+            str(corpus),
+        ]
+
     tools = [
-        _Tool(
-            "prodready",
-            __version__,
-            # The largest corpus holds more objects than one run reads by default.
-            lambda corpus: [
-                _prodready_executable(),
-                "validate",
-                "-o",
-                "json",
-                "--max-objects",
-                "1000000",
-                str(corpus),
-            ],
-            _count_prodready,
-            peer_timeout,
-        )
+        _Tool(OURS, __version__, ours(), _count_prodready, peer_timeout),
+        _Tool(ONE_CORE, __version__, ours("--jobs", "1"), _count_prodready, peer_timeout),
     ]
     argv: dict[str, Callable[[Path, Path], list[str]]] = {
         "kube-score": lambda binary, corpus: [
@@ -260,6 +307,35 @@ def measure_size(
     return SizeResult(corpus, results)
 
 
+def _top_imports(stderr: str, count: int = 6) -> list[tuple[str, float]]:
+    """The slowest top-level imports of a `python -X importtime` run (cumulative ms)."""
+    found: list[tuple[str, float]] = []
+    for line in stderr.splitlines():
+        parts = line.removeprefix("import time:").split("|")
+        if len(parts) != 3 or parts[2].startswith("  ") or not parts[1].strip().isdigit():
+            continue
+        found.append((parts[2].strip(), int(parts[1]) / 1000))
+    return sorted(found, key=lambda item: -item[1])[:count]
+
+
+def measure_startup(work: Path, *, runs: int = STARTUP_RUNS) -> Startup:
+    """`prodready validate` on one small file, `runs` times (as hyperfine would: the
+    median counts), then once under `python -X importtime`."""
+    tiny = work / "tiny.yaml"
+    tiny.write_text(_TINY)
+    argv = [_prodready_executable(), "validate", "-o", "json", str(tiny)]
+    output = work / "startup.json"
+    times = [run_measured(argv, stdout=output, timeout=60).seconds for _ in range(runs)]
+    traced = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "prodready", *argv[1:]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return Startup(times, _top_imports(traced.stderr))
+
+
 def run(
     sizes: Sequence[int],
     *,
@@ -276,6 +352,11 @@ def run(
     results = []
     with tempfile.TemporaryDirectory(prefix="prodready-bench-validate-") as directory:
         work = Path(directory)
+        startup = measure_startup(work)
+        log(
+            f"start-up, one small file: median {startup.median_ms:.0f} ms of {len(startup.runs)}; "
+            "slowest imports: " + ", ".join(f"{name} {ms:.0f} ms" for name, ms in startup.imports)
+        )
         for workloads in sizes:
             size = measure_size(workloads, tools, work, repeat=repeat, log=log)
             size.phases = _phases(size.corpus.directory)
@@ -285,12 +366,100 @@ def run(
                     + ", ".join(f"{key} {value:.2f}" for key, value in size.phases.items())
                 )
             results.append(size)
-    return ValidateResults(results, peers)
+    return ValidateResults(results, peers, startup)
+
+
+def _num(value: float, unit: str = "", digits: int = 1) -> str:
+    if math.isnan(value):
+        return "—"
+    return f"{value:,.{digits}f}{unit}"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "—" if ok is None else ("yes" if ok else "**no**")
+
+
+Row = tuple[str, str, str, str, str, str]
+
+
+def summary_rows(results: ValidateResults) -> list[Row]:
+    """(measure, prodready, against, ratio, target, met) rows: start-up, throughput against
+    each peer (all cores, then one core) and peak memory against the lowest peer's."""
+    rows: list[Row] = []
+    startup = results.startup
+    if startup is not None:
+        rows.append(
+            (
+                f"validate start-up, one small file (median of {len(startup.runs)}), ms",
+                _num(startup.median_ms, digits=0),
+                "",
+                "",
+                f"< {STARTUP_TARGET_MS:.0f} ms",
+                _verdict(
+                    None if math.isnan(startup.median_ms) else startup.median_ms < STARTUP_TARGET_MS
+                ),
+            )
+        )
+    for size in results.sizes:
+        target = SPEEDUP_TARGETS.get(size.corpus.workloads, 1.0)
+        for name, label in ((OURS, ""), (ONE_CORE, ", one core")):
+            if size.tool(name) is None:
+                continue
+            for tool in size.tools:
+                if tool.tool in (OURS, ONE_CORE):
+                    continue
+                bound = "> " if tool.timed_out else ""
+                speedup = size.speedup(tool.tool, name)
+                met = None if math.isnan(speedup) else speedup >= target
+                rows.append(
+                    (
+                        f"validate {size.corpus.workloads:,} workloads "
+                        f"({size.corpus.objects:,} objects), objects/s{label}",
+                        _num(size.objects_per_second(name), digits=0),
+                        f"{tool.tool} {'< ' if tool.timed_out else ''}"
+                        f"{_num(size.objects_per_second(tool.tool), digits=0)}",
+                        f"{bound}{_num(speedup, 'x')}",
+                        "faster (> 1x)" if target == 1.0 else f"≥ {target:g}x",
+                        _verdict(speedup > 1 if target == 1.0 else met),
+                    )
+                )
+        rows.extend(_memory_rows(size))
+    return rows
+
+
+def _memory_rows(size: SizeResult) -> list[Row]:
+    peers = [t for t in size.tools if t.tool not in (OURS, ONE_CORE) and t.runs]
+    if size.corpus.workloads != RSS_TARGET_SIZE or not peers:
+        return []
+    lowest = min(peers, key=lambda t: t.peak_rss_mib)
+    rows: list[Row] = []
+    for name, label in ((ONE_CORE, "one core"), (OURS, "all cores, largest process")):
+        ours = size.tool(name)
+        if ours is None or not ours.runs:
+            continue
+        rows.append(
+            (
+                f"validate {size.corpus.workloads:,} workloads, peak RSS ({label}), MiB",
+                _num(ours.peak_rss_mib, digits=0),
+                f"{lowest.tool} {_num(lowest.peak_rss_mib, digits=0)}",
+                _num(ours.peak_rss_mib / lowest.peak_rss_mib, "x", 2),
+                "below the lowest peer",
+                _verdict(ours.peak_rss_mib < lowest.peak_rss_mib),
+            )
+        )
+    return rows
 
 
 def as_dict(results: ValidateResults) -> dict[str, Any]:
     """Plain data for results.json."""
     return {
+        "startup": None
+        if results.startup is None
+        else {
+            "median_ms": results.startup.median_ms,
+            "runs": results.startup.runs,
+            "imports": results.startup.imports,
+        },
         "peers": [
             {
                 "name": b.peer.name,
@@ -317,7 +486,7 @@ def as_dict(results: ValidateResults) -> dict[str, Any]:
                         "timed_out": t.timed_out,
                         "checked": t.checked,
                         "objects_per_second": s.objects_per_second(t.tool),
-                        "speedup": None if t.tool == "prodready" else s.speedup(t.tool),
+                        "speedup": None if t.tool in (OURS, ONE_CORE) else s.speedup(t.tool),
                         "problem": t.problem,
                     }
                     for t in s.tools
@@ -328,4 +497,13 @@ def as_dict(results: ValidateResults) -> dict[str, Any]:
     }
 
 
-__all__ = ["PEERS", "SizeResult", "ToolResult", "ValidateResults", "as_dict", "run"]
+__all__ = [
+    "PEERS",
+    "SizeResult",
+    "Startup",
+    "ToolResult",
+    "ValidateResults",
+    "as_dict",
+    "run",
+    "summary_rows",
+]
