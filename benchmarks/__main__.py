@@ -23,11 +23,15 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import bounded, operator, pages, quality, report, validate
+from benchmarks import bounded, operator, pages, quality, report, validate, vap
 from benchmarks.report import Run, SlowTests
 
 REPO = Path(__file__).resolve().parents[1]
-SLOW_TESTS = ("tests/e2e/test_faults.py", "tests/e2e/test_fuzz.py")
+SLOW_TESTS = (
+    "tests/e2e/test_faults.py",
+    "tests/e2e/test_fuzz.py",
+    "tests/e2e/test_vap_differential.py",
+)
 
 
 def log(line: str) -> None:
@@ -72,7 +76,7 @@ def run_slow_tests(timeout: float) -> SlowTests:
     details = [
         line.strip()
         for line in lines
-        if line.startswith(("renderer, ", "apiserver, ", "killed while", "FAILED"))
+        if line.startswith(("renderer, ", "apiserver, ", "killed while", "FAILED", "VAP differ"))
     ]
     for line in details:
         log(f"  {line[:300]}")
@@ -86,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
         "--only",
-        choices=("validate", "bounded", "pages", "quality", "operator", "slow-tests"),
+        choices=("validate", "bounded", "pages", "quality", "operator", "vap", "slow-tests"),
         action="append",
         default=[],
     )
@@ -113,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "pages",
         "quality",
         "operator",
+        "vap",
         "slow-tests",
     }
     if args.no_slow_tests:
@@ -139,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         log(quality.render(quality_summary))
     if "operator" in wanted:
         operator_results = operator.run(args.services, log)
+    if "vap" in wanted:
+        log("admission through the generated VAP vs the webhook (benchmarks/vap.py)")
+        log("\n".join(vap.rows(vap.run(log))))
     if "slow-tests" in wanted:
         slow = run_slow_tests(timeout=1200)
     run = Run(

@@ -1,0 +1,224 @@
+"""Admission latency through the generated ValidatingAdmissionPolicy vs the webhook (issue 16).
+
+    python -m benchmarks --only vap --no-write      # or: python -m benchmarks.vap
+
+One control plane; the same compliant Deployment created with `dryRun=All` at a fixed
+rate (open loop, `benchmarks.operator._drive`), in three namespaces in turn:
+
+* none — no admission of prodready's: the apiserver's own cost;
+* vap — selected by a ReadinessPolicy compiled by `rules.vap` (Enforce: PR-HC-001 and
+  PR-HC-002 plus a custom rule, so the CEL evaluated is what a real policy costs), no
+  webhook registered;
+* webhook — labelled `prodready.io/enforce=true`, with the operator running and its webhook
+  registered (failurePolicy Fail), no VAP binding.
+
+Each figure is p50 and p99 of the client-side latency of admitted requests. Rows for
+benchmarks/RESULTS.md come from `rows()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RATE = 50
+SECONDS = 20
+LABEL = "prodready.io/vap-bench"
+Log = Callable[[str], None]
+
+NONE = "no prodready admission"
+VAP = "generated VAP (apiserver CEL)"
+WEBHOOK = "prodready webhook"
+
+
+@dataclass
+class VapResults:
+    """Latency figures by path, and what went wrong (the other figures still count)."""
+
+    rate: int = RATE
+    seconds: int = SECONDS
+    latency: dict[str, dict[str, float]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def _policy() -> dict[str, Any]:
+    return {
+        "apiVersion": "prodready.io/v1alpha1",
+        "kind": "ReadinessPolicy",
+        "metadata": {"name": "bench"},
+        "spec": {
+            "mode": "Enforce",
+            "namespaceSelector": {"matchLabels": {LABEL: "vap"}},
+            "customRules": [
+                {
+                    "id": "BENCH-OWN-001",
+                    "title": "Workloads name an owning team",
+                    "expression": "has(object.metadata.labels) && 'team' in object.metadata.labels",
+                }
+            ],
+        },
+    }
+
+
+def _measure(plane: Any, namespace: str, label: str, results: VapResults, log: Log) -> None:
+    from tests.e2e.policy_support import compliant_deployment
+
+    from benchmarks.operator import _context, _drive, _latency_figures
+
+    body = compliant_deployment(namespace)
+    body["metadata"].setdefault("labels", {})["team"] = "bench"
+    url = f"{plane.api_url}/apis/apps/v1/namespaces/{namespace}/deployments?dryRun=All"
+    context = _context(plane)
+    asyncio.run(_drive(url, body, context, RATE, 2))  # warm the paths
+    figures = _latency_figures(asyncio.run(_drive(url, body, context, RATE, SECONDS)))
+    results.latency[label] = figures
+    log(
+        f"  {label}: p50 {figures['p50'] * 1000:.1f} ms, p99 {figures['p99'] * 1000:.1f} ms, "
+        f"max {figures['max'] * 1000:.0f} ms, {int(figures['errors'])} errors of "
+        f"{int(figures['requests'])}"
+    )
+
+
+def _measure_all(plane: Any, work: Path, results: VapResults, log: Log) -> None:
+    from tests.e2e.policy_support import webhook_endpoint
+    from tests.e2e.support import start_operator, wait_for
+
+    from benchmarks.operator import wait_idle
+    from prodready.api.crd import PRODUCTION_SERVICE, READINESS_EXCEPTION, READINESS_POLICY, crd
+    from prodready.rules.vap import policy_objects
+    from prodready.webhook.configuration import render_webhook_configuration
+
+    for definition in (PRODUCTION_SERVICE, READINESS_POLICY, READINESS_EXCEPTION):
+        body = crd(definition)
+        plane.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(body))
+        plane.wait_established(body["metadata"]["name"])
+    for namespace in ("none", "vap", "webhook"):
+        plane.kubectl("create", "namespace", namespace)
+    plane.kubectl("label", "namespace", "vap", f"{LABEL}=vap")
+    plane.kubectl("label", "namespace", "webhook", "prodready.io/enforce=true")
+    log(f"vap: dry-run creates at {RATE}/s for {SECONDS} s through each path")
+    _measure(plane, "none", NONE, results, log)
+    objects, _ = policy_objects(_policy())
+    plane.kubectl(
+        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+    )
+    probe = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "probe"},
+        "spec": {
+            "selector": {"matchLabels": {"a": "b"}},
+            "template": {
+                "metadata": {"labels": {"a": "b"}},
+                "spec": {"containers": [{"name": "c", "image": "x:1"}]},
+            },
+        },
+    }
+    wait_for(
+        lambda: (
+            plane.kubectl(
+                "create",
+                "-n",
+                "vap",
+                "--dry-run=server",
+                "-f",
+                "-",
+                input=json.dumps(probe),
+                check=False,
+            ).returncode
+            != 0
+        ),
+        30,
+        "the generated VAP to deny",
+    )
+    _measure(plane, "vap", VAP, results, log)
+    operator = start_operator(plane, work / "operator.log")
+    try:
+        port, ca_file = webhook_endpoint(operator)
+        document = render_webhook_configuration(
+            operator_namespace="default",
+            url=f"https://127.0.0.1:{port}",
+            ca_bundle=ca_file.read_bytes(),
+            name="prodready-bench",
+            failure_policy="Fail",
+            timeout_seconds=5,
+        )
+        plane.kubectl("apply", "-f", "-", input=json.dumps(document))
+        wait_for(
+            lambda: (
+                "PR-HC-001"
+                in plane.kubectl(
+                    "create",
+                    "-n",
+                    "webhook",
+                    "--dry-run=server",
+                    "-f",
+                    "-",
+                    input=json.dumps(probe),
+                    check=False,
+                ).stderr
+            ),
+            60,
+            "the apiserver to call the webhook",
+        )
+        wait_idle(operator.process.pid)  # its start-up audit pass is not what is measured
+        _measure(plane, "webhook", WEBHOOK, results, log)
+    finally:
+        operator.stop()
+
+
+def run(log: Log) -> VapResults:
+    """The whole benchmark, on a control plane of its own."""
+    from benchmarks.operator import control_plane
+
+    results = VapResults()
+    with tempfile.TemporaryDirectory(prefix="prodready-bench-vap-") as directory:
+        try:
+            with control_plane(log, "vap") as plane:
+                _measure_all(plane, Path(directory), results, log)
+        except Exception as error:  # report: the figures measured so far still count
+            results.problems.append(f"{type(error).__name__}: {str(error).splitlines()[0]}")
+            log(f"  FAILED: {results.problems[-1]}")
+    return results
+
+
+def rows(results: VapResults) -> list[str]:
+    """Summary-table rows for benchmarks/RESULTS.md."""
+    found = []
+    baseline = results.latency.get(NONE)
+    for label in (VAP, WEBHOOK):
+        figures = results.latency.get(label)
+        if figures is None:
+            continue
+        for quantile in ("p50", "p99"):
+            without = f"without {baseline[quantile] * 1000:.1f} ms" if baseline else ""
+            found.append(
+                f"| admission through the {label} at {results.rate}/s, {quantile} | "
+                f"{figures[quantile] * 1000:.1f} ms | {without} |  |  | — |"
+            )
+    return found
+
+
+def as_dict(results: VapResults) -> dict[str, Any]:
+    """Plain data for results.json."""
+    return {
+        "rate": results.rate,
+        "seconds": results.seconds,
+        "latency": results.latency,
+        "problems": results.problems,
+    }
+
+
+if __name__ == "__main__":  # pragma: no cover
+    started = time.monotonic()
+    measured = run(lambda line: print(line, flush=True))
+    print("\n".join(rows(measured)))
+    print(f"({time.monotonic() - started:.0f} s)")
+    sys.exit(1 if measured.problems else 0)
