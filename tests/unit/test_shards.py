@@ -82,6 +82,16 @@ def test_lease_names_are_valid_object_names() -> None:
     assert lease_safe("Pod-7f9c_1a2B") == "pod-7f9c-1a2b"
     assert lease_safe("__") == "replica"
     assert len(lease_safe("x" * 400)) == 200
+    long = ShardCoordinator(
+        client=FakeLeases().client("x"),  # type: ignore[arg-type]
+        namespace=NAMESPACE,
+        lease_name="l" * 250,
+        shards=2,
+        identity="Pod_" + "y" * 300,
+    )
+    assert len(long.member_name) == 253
+    assert long.shard_name(1) == "l" * 200 + "-shard-1"
+    assert len(long.group) == 32  # a label value has at most 63 characters
 
 
 # -- the Lease protocol -------------------------------------------------------------------
@@ -94,6 +104,7 @@ class FakeLeases:
         self.objects: dict[str, JSON] = {}
         self.versions = itertools.count(1)
         self.failing: set[str] = set()  # identities whose requests fail (a partition)
+        self.failing_leases: set[str] = set()  # Leases whose writes fail (a slow etcd)
         self.created: dict[str, str] = {}
 
     def client(self, identity: str) -> FakeClient:
@@ -151,6 +162,8 @@ class FakeClient:
     ) -> JSON:
         self._check(method, path)
         name = path.rsplit("/", 1)[1]
+        if name in self.api.failing_leases:
+            raise TimeoutError(f"{method} {path}: timed out")
         current = self.api.objects.get(name)
         if current is None:
             raise ApiError(404, "NotFound", "gone", method, path)
@@ -286,6 +299,19 @@ async def test_a_holder_that_cannot_renew_stops_before_anyone_else_may_start() -
     assert stopped_at < started_at  # the fence: a stopped before b could take over
     assert a.lost
     assert b.coordinator.held == frozenset(range(16))
+
+
+async def test_one_renewal_failing_drops_that_shard_only() -> None:
+    api, clock = FakeLeases(), [1000.0]
+    a = Replica(api, "a", clock, shards=4)
+    await settle([a], clock, turns=2)
+    assert a.coordinator.held == frozenset(range(4))
+    api.failing_leases.add("prodready-shard-2")
+    for _ in range(8):
+        clock[0] += 2.0
+        await a.turn()
+    assert a.coordinator.held == frozenset({0, 1, 3})
+    assert frozenset({2}) in a.lost
 
 
 async def test_a_graceful_stop_hands_the_shards_over_at_once() -> None:

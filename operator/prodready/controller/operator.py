@@ -334,7 +334,8 @@ class Operator:
         """
         while True:  # polled: the queue has no "drained" event, and once a second is plenty
             await asyncio.sleep(1.0)
-            if self.workers is not None and self.queue.idle:
+            started = self.shards.held if self.shards is not None else self.workers is not None
+            if started and self.queue.idle:
                 break
         logger.debug("heap frozen", extra={"objects": self.store.freeze()})
 

@@ -157,10 +157,22 @@ class ShardCoordinator:
 
     @property
     def member_name(self) -> str:
-        return f"{self.lease_name}-member-{lease_safe(self.identity)}"
+        name = f"{self._prefix}-member-{lease_safe(self.identity)}"
+        return name[:253].rstrip("-.")  # an object name's limit
 
     def shard_name(self, shard: int) -> str:
-        return f"{self.lease_name}-shard-{shard}"
+        return f"{self._prefix}-shard-{shard}"
+
+    @property
+    def _prefix(self) -> str:
+        return self.lease_name[:200].rstrip("-.")
+
+    @property
+    def group(self) -> str:
+        """The value of GROUP_LABEL: the lease name, or its digest when too long for a label."""
+        if len(self.lease_name) <= 63:
+            return self.lease_name
+        return hashlib.blake2b(self.lease_name.encode(), digest_size=16).hexdigest()
 
     def shard_for(self, namespace: str) -> int:
         """`shard_of(namespace)`, remembered (a process sees few namespaces, many events)."""
@@ -187,12 +199,17 @@ class ShardCoordinator:
     async def run(self, on_acquired: ShardsCallback, on_lost: ShardsCallback) -> None:
         """Loop until `stop()`: renew, balance, and report shards gained and lost."""
         while not self._stopped.is_set():
+            # A turn starts at most `renew_every` after the last renewal, and may not end
+            # after the renew deadline: a hung request must not keep us from noticing that
+            # our shards are no longer safely ours.
+            budget = max(1.0, self.renew_deadline - self.renew_every)
             try:
-                # One turn may not outlive the renew deadline: a hung request must not keep
-                # us from noticing that our shards are no longer safely ours.
-                async with asyncio.timeout(max(1.0, self.renew_deadline / 3)):
+                async with asyncio.timeout(budget):
                     acquired, released = await self.step()
-            except (ApiError, OSError, TimeoutError) as error:
+            except TimeoutError:
+                logger.warning("shard leases: a turn took longer than %.0f s", budget)
+                acquired, released = frozenset(), frozenset()
+            except (ApiError, OSError) as error:
                 logger.warning("shard leases: %s", error, extra={"identity": self.identity})
                 acquired, released = frozenset(), frozenset()
             lapsed = self._drop_lapsed()
@@ -212,7 +229,7 @@ class ShardCoordinator:
         self._held.clear()
         try:
             leases = await self.client.list(
-                LEASE.path(self.namespace), label_selector=f"{GROUP_LABEL}={self.lease_name}"
+                LEASE.path(self.namespace), label_selector=f"{GROUP_LABEL}={self.group}"
             )
             for lease in leases:
                 metadata, spec = lease["metadata"], lease.get("spec") or {}
@@ -235,11 +252,22 @@ class ShardCoordinator:
         """
         now = self.clock()
         leases = await self.client.list(
-            LEASE.path(self.namespace), label_selector=f"{GROUP_LABEL}={self.lease_name}"
+            LEASE.path(self.namespace), label_selector=f"{GROUP_LABEL}={self.group}"
         )
         by_name = {str(lease["metadata"]["name"]): lease for lease in leases}
         self._observe(by_name.values(), now)
-        await self._renew_member(by_name.get(self.member_name), now)
+        # Renewals first and all at once: on a busy apiserver, one slow write must not hold
+        # back the others past their deadline.
+        mine = [i for i in self._held if by_name.get(self.shard_name(i)) is not None]
+        renewals = await asyncio.gather(
+            self._renew_member(by_name.get(self.member_name), now),
+            *(self._renew_shard(i, by_name[self.shard_name(i)], now) for i in mine),
+            return_exceptions=True,
+        )
+        for outcome in renewals:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, ApiError | OSError):
+                raise outcome
+        renewed = dict(zip(mine, renewals[1:], strict=True))
         members = self._live_members(by_name.values(), now)
         winner = _acting_count(members, self.shards)
         if winner != self.shards:
@@ -265,10 +293,10 @@ class ShardCoordinator:
                     if holder is not None:
                         holders[shard] = holder
                     continue
-                if await self._renew_shard(shard, lease, now):
+                if renewed.get(shard) is False:
+                    lost.add(shard)  # 409: the Lease changed under us
+                else:  # renewed, not due yet, or failed for now (the deadline decides)
                     holders[shard] = self.identity
-                else:
-                    lost.add(shard)
             elif holder is not None and holder != self.identity:
                 holders[shard] = holder
         for shard in lost:
@@ -354,7 +382,7 @@ class ShardCoordinator:
         metadata: JSON = {
             "name": name,
             "namespace": self.namespace,
-            "labels": {GROUP_LABEL: self.lease_name, ROLE_LABEL: role},
+            "labels": {GROUP_LABEL: self.group, ROLE_LABEL: role},
             "annotations": {SHARDS_ANNOTATION: str(self.shards)},
         }
         if previous is not None:
@@ -393,9 +421,10 @@ class ShardCoordinator:
     def _due(self, name: str, now: float) -> bool:
         return now - self._renewed.get(name, -1e9) >= self.renew_every
 
-    async def _renew_member(self, lease: JSON | None, now: float) -> None:
+    async def _renew_member(self, lease: JSON | None, now: float) -> bool:
         if lease is None or self._due(self.member_name, now):
-            await self._write(self.member_name, MEMBER, lease, now)
+            return await self._write(self.member_name, MEMBER, lease, now)
+        return True
 
     async def _renew_shard(self, shard: int, lease: JSON, now: float) -> bool:
         name = self.shard_name(shard)
