@@ -1,7 +1,8 @@
 """The compiled CEL and the Python rules agree (issue 16, part 4): a differential test.
 
 A ReadinessPolicy that compiles every translated rule (PR-HC-001, PR-HC-002, and
-PR-RS-001 and PR-SC-005 raised to error), with a name-glob exemption, annotation
+PR-RS-001 and PR-SC-005 raised to error) and three custom rules (one reading
+`namespaceObject`), with a name-glob exemption, annotation
 exemptions allowed for every rule, and a ReadinessException, is turned into a
 ValidatingAdmissionPolicy by `prodready.rules.vap` and applied to the real apiserver. Each
 workload is then created with `dryRun=All`:
@@ -126,8 +127,34 @@ def differential_policy(select: str) -> dict[str, Any]:
                 {"rules": ["PR-RS-001"], "image": "busybox*", "reason": "tools"},
             ],
             "annotationExemptions": {"allow": "All"},
+            "customRules": CUSTOM_RULES,
         },
     }
+
+
+# Custom rules run as written in both places: the same text, two CEL implementations.
+CUSTOM_RULES = [
+    {
+        "id": "ACME-OWN-001",
+        "title": "Workloads name an owning team",
+        "expression": "has(object.metadata.labels) && 'team' in object.metadata.labels",
+        "messageExpression": "'label team is missing on ' + object.metadata.name",
+    },
+    {
+        "id": "ACME-NS-001",
+        "title": "DaemonSets only in namespaces that opt in",
+        "kinds": ["DaemonSet"],
+        "expression": "has(namespaceObject.metadata.labels) && "
+        f"'{SELECT_LABEL}' in namespaceObject.metadata.labels",
+    },
+    {
+        "id": "ACME-CPU-001",
+        "title": "Deployments cap their containers' CPU",
+        "kinds": ["Deployment"],
+        "expression": "object.spec.template.spec.containers.all(c, has(c.resources) && "
+        "has(c.resources.limits) && 'cpu' in c.resources.limits)",
+    },
+]
 
 
 def differential_exception(namespace: str) -> dict[str, Any]:
@@ -235,6 +262,7 @@ workload_case = st.fixed_dictionaries(
         "annotation": annotation,
         "template_annotation": annotation,
         "app_protocol": st.just(True),
+        "team": st.booleans(),
     },
 )
 
@@ -283,7 +311,7 @@ def _annotations(pair: tuple[str, str] | None) -> dict[str, str]:
 def build_workload(case: dict[str, Any]) -> dict[str, Any]:
     """A valid workload object of `case["kind"]` from the generated parts."""
     kind, name = case["kind"], case["name"]
-    labels = {"app": name}
+    labels = {"app": name, **({"team": "payments"} if case.get("team", True) else {})}
     metadata: dict[str, Any] = {"name": name, "labels": labels}
     own = _annotations(case.get("annotation"))
     if own:
@@ -482,7 +510,9 @@ def setup(cluster: ControlPlane) -> Iterator[Setup]:
     policy = differential_policy("differential")
     exception = differential_exception(enforced)
     generated, plan = policy_objects(policy, others=[policy], exceptions=[exception])
-    assert set(plan.compiled) == {"PR-HC-001", "PR-HC-002", "PR-RS-001", "PR-SC-005"}
+    assert set(plan.compiled) == {"PR-HC-001", "PR-HC-002", "PR-RS-001", "PR-SC-005"} | {
+        rule["id"] for rule in CUSTOM_RULES
+    }
     # The same policy in Audit mode warns (every failing validation, where Deny stops at
     # the first) in a namespace of its own, with its own exception: the per-rule comparison.
     audit = differential_policy("warned")
