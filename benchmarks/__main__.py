@@ -6,6 +6,7 @@
     python -m benchmarks --only bounded --no-write    # one very large object, seconds
     python -m benchmarks --only pages --no-write      # the dashboard and -o html, minutes
     python -m benchmarks --only quality --no-write    # rules on real manifests (QUALITY.md)
+    python -m benchmarks --only custom-rules --no-write   # 10 CEL rules on the corpus
 
 Figures are measured in this run, on this machine, and written into the generated block
 of benchmarks/RESULTS.md (unless --no-write).
@@ -23,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import bounded, operator, pages, quality, report, validate, vap
+from benchmarks import bounded, custom_rules, operator, pages, quality, report, validate, vap
 from benchmarks.report import Run, SlowTests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,7 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
         "--only",
-        choices=("validate", "bounded", "pages", "quality", "operator", "vap", "slow-tests"),
+        choices=(
+            "validate",
+            "bounded",
+            "pages",
+            "quality",
+            "custom-rules",
+            "operator",
+            "vap",
+            "slow-tests",
+        ),
         action="append",
         default=[],
     )
@@ -116,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "bounded",
         "pages",
         "quality",
+        "custom-rules",
         "operator",
         "vap",
         "slow-tests",
@@ -142,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         quality_summary = quality.run(log)
         quality_crashes = len(quality_summary["crashes"])
         log(quality.render(quality_summary))
+    custom_rules_results = None
+    if "custom-rules" in wanted:
+        custom_rules_results = custom_rules.run(log)
     if "operator" in wanted:
         operator_results = operator.run(args.services, log)
     if "vap" in wanted:
@@ -156,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         time.monotonic() - started,
         bounded_results,
         pages_results,
+        custom_rules_results,
     )
 
     log("")

@@ -47,6 +47,7 @@ class Run:
     seconds: float
     bounded: BoundedResults | None = None
     pages: PagesResults | None = None
+    custom_rules: Any = None  # benchmarks.custom_rules.CustomRulesResult
 
 
 def machine() -> dict[str, str]:
@@ -210,6 +211,10 @@ def summary_rows(run: Run) -> list[tuple[str, str, str, str, str, str]]:
                 )
         if result.webhook_note:
             rows.append(("webhook", result.webhook_note, "", "", "", "—"))
+    if run.custom_rules:
+        from benchmarks import custom_rules
+
+        rows.extend(custom_rules.rows(run.custom_rules))
     if run.slow_tests:
         rows.append(
             (
@@ -417,7 +422,7 @@ def write_results(path: Path, run: Run, command: str) -> None:
 
 def as_json(run: Run) -> dict[str, Any]:
     """Everything, as plain data."""
-    from benchmarks import bounded, operator, pages, validate
+    from benchmarks import bounded, custom_rules, operator, pages, validate
 
     return {
         "machine": machine(),
@@ -425,6 +430,7 @@ def as_json(run: Run) -> dict[str, Any]:
         "validate": validate.as_dict(run.validate) if run.validate else None,
         "bounded": bounded.as_dict(run.bounded) if run.bounded else None,
         "pages": pages.as_dict(run.pages) if run.pages else None,
+        "custom_rules": custom_rules.as_dict(run.custom_rules) if run.custom_rules else None,
         "operator": operator.as_dict(run.operator) if run.operator else None,
         "slow_tests": run.slow_tests.__dict__ if run.slow_tests else None,
     }

@@ -647,3 +647,36 @@ def test_a_rule_that_does_not_apply_says_which_policy_decides(
         "expected fail, got skip (the rule does not apply to this workload, for which "
         "default decides (Audit))"
     ) in out
+
+
+# -- the benchmark -------------------------------------------------------------------------
+
+
+def test_the_benchmark_rules_compile_and_its_row_reaches_the_results() -> None:
+    from benchmarks import custom_rules, report
+    from benchmarks.corpus import Corpus
+    from benchmarks.measure import Measurement
+
+    compiled_policy = compile_policy(custom_rules.policy(True))
+    assert compiled_policy.problems == ()
+    assert len(compiled_policy.custom_rules) == 10
+
+    def measured(seconds: float) -> Measurement:
+        return Measurement(
+            seconds=seconds, cpu_seconds=seconds, peak_rss_mib=100, exit_code=1, stderr_tail=""
+        )
+
+    result = custom_rules.CustomRulesResult(
+        corpus=Corpus(Path("/corpus"), 500, 10_000, 48_553, 3_487),
+        rules=10,
+        without=measured(12.0),
+        with_rules=measured(17.0),
+        compile_ms=5.0,
+    )
+    assert result.seconds_per_rule == pytest.approx(0.5)
+    assert result.microseconds_per_rule_and_workload == pytest.approx(50)
+    run = report.Run(None, None, None, seconds=10, custom_rules=result)
+    assert "validate 10,000 workloads with 10 custom rules, s per custom rule | 0.50" in (
+        report.table(run)
+    )
+    assert report.as_json(run)["custom_rules"]["seconds_per_rule"] == pytest.approx(0.5)
