@@ -76,6 +76,12 @@ _SPLIT_CONTEXT = [
         "data": {"LOG_FORMAT": "json", "DEBUG": "true"},
     },
 ]
+# Bears on every share: the environment of the namespace is a floor (rules.policy).
+_NAMESPACE = {
+    "apiVersion": "v1",
+    "kind": "Namespace",
+    "metadata": {"name": "spread", "labels": {"prodready.io/environment": "prod"}},
+}
 _HELM_TEST = {
     "apiVersion": "v1",
     "kind": "Pod",
@@ -98,6 +104,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = generate(root / "corpus", 160).directory
     _dump(directory / "team-0000a-split.yaml", [_SPLIT_WORKLOAD, _IGNORED])
     _dump(directory / "team-0005-context.yaml", [*_SPLIT_CONTEXT, _HELM_TEST])
+    _dump(directory / "zz-namespace.yaml", [_NAMESPACE])
     (directory / "team-0003-broken.yaml").write_text("kind: [unclosed\n")
     (directory / "team-0004-empty.yaml").write_text("# nothing here\n")
     # Errors of the walk itself, between files.
@@ -155,9 +162,11 @@ def test_a_workload_is_checked_against_context_in_another_share(
     assert shared_runs == [2]
     report = next(o for o in json.loads(out)["objects"] if o["object"]["name"] == "split")
     results = {f["rule"]: f["result"] for f in report["findings"]}
-    # The PDB and the Service (in the other share) are seen; DEBUG from its ConfigMap too.
+    # The PDB and the Service (in the other share) are seen; DEBUG from its ConfigMap too;
+    # the Namespace (in the last file) gives the environment.
     assert results["PR-RS-002"] == "pass"
     assert results["PR-ER-001"] == "fail"
+    assert report["environmentSource"] == "namespace"
 
 
 def test_other_flags_and_outputs_agree(
@@ -266,12 +275,20 @@ def test_a_worker_checks_its_share_against_every_shares_context(corpus: Path) ->
     plan = plan_inputs([str(corpus)])
     assert plan is not None
     first, second = parallel.shares(plan.files, 2)
-    # The second share's context, as its worker would send it.
-    other = _Pipe([("stop", None)])
+    # The namespaces the first share's objects are in, then the context the second share
+    # sends it, as their workers would.
+    probe = _Pipe([("stop", None)])
+    parallel._work(first, _job(), probe)  # type: ignore[arg-type]
+    needs = probe.sent[0][1][-1]
+    assert "spread" in needs
+    other = _Pipe([("wanted", [needs, None]), ("stop", None)])
     parallel._work(second, _job(), other)  # type: ignore[arg-type]
     assert other.sent[0][0] == "read"
     context = other.sent[1]
-    pipe = _Pipe([("check", [None, context])])
+    sent = pickle.loads(context)  # noqa: S301 - the context travelled as plain data
+    assert {o["kind"] for o in sent} >= {"Namespace", "Service", "PodDisruptionBudget"}
+    assert all(o["kind"] not in ("Deployment", "StatefulSet") for o in sent)
+    pipe = _Pipe([("wanted", [None, frozenset()]), ("check", [None, context])])
     parallel._work(first, _job(), pipe)  # type: ignore[arg-type]
     (message, totals), text = pipe.sent[2], pipe.sent[3]
     assert message == "checked"
@@ -283,7 +300,6 @@ def test_a_worker_checks_its_share_against_every_shares_context(corpus: Path) ->
     run = Run(reports, objects, [], Severity.ERROR)
     assert text.decode() == ",".join(json_piece(run, report) for report in mine)
     assert totals.objects == len(mine)
-    assert pickle.loads(context)  # noqa: S301 - the context travelled as plain data
 
 
 def test_a_worker_reports_a_bug_and_stops_quietly(
@@ -296,7 +312,7 @@ def test_a_worker_reports_a_bug_and_stops_quietly(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(parallel, "evaluate", broken)
-    pipe = _Pipe([("check", [None])])
+    pipe = _Pipe([("wanted", [None]), ("check", [None])])
     parallel._work(plan.files[:2], _job("table"), pipe)  # type: ignore[arg-type]
     assert pipe.sent[-1] == ("bug", "RuntimeError: boom")
     # A parent that went away: the worker ends without a traceback.
@@ -334,6 +350,20 @@ def test_planned_reading_puts_errors_and_notes_back_in_order(corpus: Path) -> No
     assert merge_planned(plan, loads) == (serial.errors, serial.notes)
     assert all(not share.result.texts for _, share in loads)
     assert sum(len(share.result.objects) for _, share in loads) == len(serial.objects)
+
+
+def test_context_reaches_its_own_namespace_or_every_one() -> None:
+    from prodready.rules.context import reach
+
+    assert reach(_SPLIT_CONTEXT[0]) == "spread"
+    assert reach({"kind": "ConfigMap", "metadata": {"name": "c"}}) == "default"
+    assert reach(_NAMESPACE) is None
+    assert reach({"kind": "Gateway", "metadata": {"namespace": "edge"}}) is None
+    assert reach({"kind": "ProductionService", "metadata": {"namespace": "a"}}) is None
+    monitor = {"kind": "ServiceMonitor", "metadata": {"namespace": "monitoring"}, "spec": {}}
+    assert reach(monitor) == "monitoring"
+    monitor["spec"] = {"namespaceSelector": {"matchNames": ["shop"]}}
+    assert reach(monitor) is None
 
 
 def test_inputs_that_are_not_only_files_are_not_planned(tmp_path: Path) -> None:

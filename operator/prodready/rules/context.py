@@ -71,6 +71,10 @@ CONTEXT_KINDS = frozenset(
         "SealedSecret",
     }
 )
+# A Secret the cluster was asked about by name (`prodready.rules.lookups`): "keys" (its key
+# names, values empty) or "absent" (it does not exist).
+LOOKED_UP = "prodready.io/looked-up"
+LOOKED_UP_ABSENT = "absent"
 EXPOSING_SERVICE_TYPES = frozenset({"LoadBalancer", "NodePort"})
 ROUTE_KINDS = frozenset({"HTTPRoute", "GRPCRoute"})
 # Context objects that are also checked on their own (`checked_on_its_own`).
@@ -260,6 +264,25 @@ def service_names_of_ingress(ingress: Mapping[str, Any]) -> set[str]:
     return names
 
 
+def reach(obj: Mapping[str, Any]) -> str | None:
+    """The one namespace whose objects `obj` can bear on as context, or None for any.
+
+    Mirrors `Context.add`: everything is indexed and looked up by its own namespace but a
+    Namespace (policies and custom rules read its labels), a Gateway (a route's parentRef
+    may name another namespace), a Service or PodMonitor with a `namespaceSelector`, and a
+    ProductionService (its rendered children are context). A run split over processes
+    sends each share only the context its namespaces can see (`rules.parallel`).
+    """
+    kind = kind_of(obj)
+    if kind in ("Namespace", "Gateway", PRODUCTION_SERVICE_KIND):
+        return None
+    if kind in ("ServiceMonitor", "PodMonitor") and mapping(obj.get("spec")).get(
+        "namespaceSelector"
+    ):
+        return None
+    return namespace_key(obj)
+
+
 class Context:
     """The related objects of one `evaluate` run, indexed once."""
 
@@ -279,6 +302,7 @@ class Context:
         # the run (by check and namespace): see rules.checks.monitoring.AlertIndex.
         self.derived: dict[tuple[str, str], object] = {}
         self.secrets: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self.absent_secrets: set[tuple[str, str]] = set()
         self.generated_secrets: set[tuple[str, str]] = set()
         self.config_maps: dict[tuple[str, str], Mapping[str, Any]] = {}
         self.namespaces: dict[str, Mapping[str, Any]] = {}
@@ -327,7 +351,11 @@ class Context:
         elif kind == "PrometheusRule":
             self.prometheus_rules.setdefault(namespace, []).append(obj)
         elif kind == "Secret":
-            self.secrets[(namespace, name)] = obj
+            annotations = mapping(mapping(obj.get("metadata")).get("annotations"))
+            if annotations.get(LOOKED_UP) == LOOKED_UP_ABSENT:
+                self.absent_secrets.add((namespace, name))
+            else:
+                self.secrets[(namespace, name)] = obj
         elif kind in ("ExternalSecret", "SealedSecret"):
             target_name = mapping(spec.get("target")).get("name")
             template_name = mapping(mapping(spec.get("template")).get("metadata")).get("name")

@@ -4,13 +4,15 @@ A workload's verdict depends on other objects of the input (the Services that se
 its PDB, the ConfigMaps it reads), so the work is split in two phases over the same
 worker processes, each holding a contiguous share of the input's files:
 
-1. each worker reads its files and sends back their errors and notes and its *context*:
-   the objects other workloads may depend on (Services, PDBs, ConfigMaps…, and
-   ProductionServices, whose rendered children are context too) — not its workloads;
-2. once every share is read (and the run's limits are known to hold), each worker gets
-   the other shares' context, checks its own workloads against the whole input's context
-   in input order, renders its reports as text pieces of the chosen format (JSON or the
-   table) and sends back the pieces and their totals.
+1. each worker reads its files and sends back their errors and notes, and the namespaces
+   its objects are in;
+2. once every share is read (and the run's limits are known to hold), each worker sends
+   every other share the *context* that share's namespaces can see (Services, PDBs,
+   ConfigMaps… of those namespaces, and what may bear on any namespace: Namespaces,
+   Gateways, ProductionServices — `rules.context.reach`), never its workloads; then each
+   checks its own objects against the whole input's context in input order, renders its
+   reports as text pieces of the chosen format (JSON or the table) and sends back the
+   pieces and their totals.
 
 The parent writes the walk's and the files' notes and errors in the order one process
 would have, then the output with the summary over every share: byte for byte what one
@@ -33,7 +35,7 @@ from types import TracebackType
 from typing import Any
 
 from prodready.rules.config import RulesConfig
-from prodready.rules.context import ObjectRole, classify, kind_of
+from prodready.rules.context import ObjectRole, classify, kind_of, namespace_key, reach
 from prodready.rules.engine import evaluate
 from prodready.rules.formats import Run, Totals, json_piece, table_piece
 from prodready.rules.loader import (
@@ -143,12 +145,19 @@ def _share(files: list[PlannedFile], job: Job, connection: Connection) -> None:
         return
     objects, helm_tests = without_helm_tests(share.result.objects)
     own = [item.obj for item in objects if classify(item.obj) in _RELATED]
+    needs = frozenset(namespace_key(item.obj) for item in objects)
     read = (share.result.errors, share.result.notes, share.marks, share.bytes)
-    connection.send(
-        ("read", (read, share.objects, share.nodes, helm_tests, ignored_kinds(objects)))
-    )
-    connection.send_bytes(pickle.dumps(own, protocol=pickle.HIGHEST_PROTOCOL))
+    counted = (share.objects, share.nodes, helm_tests, ignored_kinds(objects))
+    connection.send(("read", (read, *counted, needs)))
     share.result.objects.clear()
+    message, wanted = connection.recv()
+    if message != "wanted":
+        return
+    reaches = [reach(obj) for obj in own]
+    for namespaces in wanted:
+        if namespaces is not None:
+            sent = [o for o, at in zip(own, reaches, strict=True) if at is None or at in namespaces]
+            connection.send_bytes(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL))
     message, others = connection.recv()
     if message != "check":
         return
@@ -202,7 +211,7 @@ class SharedRun:
             child_end.close()
             self.connections.append(parent_end)
             self.processes.append(process)
-        self.blobs: list[bytes] = []
+        self.needs: list[frozenset[str]] = []
 
     def __enter__(self) -> SharedRun:
         return self
@@ -242,8 +251,8 @@ class SharedRun:
             if message == "over":
                 over = True
                 continue
-            (errors, notes, marks, size), objects, nodes, tests, kinds = payload
-            self.blobs.append(self.connections[position].recv_bytes())
+            (errors, notes, marks, size), objects, nodes, tests, kinds, needs = payload
+            self.needs.append(needs)
             result = LoadResult(errors=errors, notes=notes)
             loads.append((files, ShareLoad(result, marks, size, objects, nodes)))
             totals = [totals[0] + size, totals[1] + objects, totals[2] + nodes]
@@ -267,12 +276,22 @@ class SharedRun:
                 connection.send(("stop", None))
 
     def check(self) -> Totals:
-        """Have every share checked; the totals over all of them. Raises `CheckError`."""
+        """Have every share checked; the totals over all of them. Raises `CheckError`.
+
+        Each share first gets, from each other share, the context its namespaces can see
+        (`rules.context.reach`): most of a repository's context sits beside its workloads.
+        """
+        count = len(self.connections)
         for position, connection in enumerate(self.connections):
-            others: list[bytes | None] = list(self.blobs)
-            others[position] = None
-            connection.send(("check", others))
-        self.blobs.clear()
+            wanted = [None if j == position else self.needs[j] for j in range(count)]
+            connection.send(("wanted", wanted))
+        sent = [
+            {j: self.connections[i].recv_bytes() for j in range(count) if j != i}
+            for i in range(count)
+        ]
+        for j, connection in enumerate(self.connections):
+            connection.send(("check", [None if i == j else sent[i].pop(j) for i in range(count)]))
+        del sent
         totals = Totals()
         problem: str | None = None
         for position in range(len(self.connections)):
