@@ -41,6 +41,7 @@ that is not a bool) is the rule's failure, with the error as its message: the ap
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -48,8 +49,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
-import cel
-from cel import stdlib as cel_stdlib
+if TYPE_CHECKING:
+    import cel
 
 from prodready.api.quantity import parse_quantity
 from prodready.rules.model import Severity
@@ -131,6 +132,8 @@ def _replace(text: str, old: str, new: str, limit: int = -1) -> str:
         occurrences = min(occurrences, limit)
     if len(text) + occurrences * (len(new) - len(old)) > max(MAX_BUILT_STRING, len(text)):
         raise ValueError(f"replace() would build a string over {MAX_BUILT_STRING} characters")
+    from cel import stdlib as cel_stdlib
+
     return cel_stdlib.replace(text, old, new, limit)
 
 
@@ -138,28 +141,39 @@ def _split(text: str, separator: str, limit: int | None = None) -> list[str]:
     parts = len(text) if separator == "" else text.count(separator) + 1
     if (limit is None or limit < 0 or limit > MAX_SPLIT_PARTS) and parts > MAX_SPLIT_PARTS:
         raise ValueError(f"split() would return over {MAX_SPLIT_PARTS} parts")
+    from cel import stdlib as cel_stdlib
+
     return cel_stdlib.split(text, separator, limit)
 
 
 # The Kubernetes CEL quantity library (the subset a readiness rule needs), and the
 # string extensions the apiserver offers; nothing that allocates in proportion to an
 # argument (lists.range) is offered.
-FUNCTIONS: Final[Mapping[str, Callable[..., Any]]] = {
-    "quantity": _quantity,
-    "isQuantity": _is_quantity,
-    "compareTo": _compare,
-    "isGreaterThan": lambda a, b: _compare(a, b) > 0,
-    "isLessThan": lambda a, b: _compare(a, b) < 0,
-    "asInteger": lambda q: int(_quantity_value(q)),
-    "asApproximateFloat": lambda q: float(_quantity_value(q)),
-    **{
-        name: function
-        for name, function in cel_stdlib.EXTENSIONS["strings"].items()
-        if name not in ("strings.quote", "reverse")
-    },
-    "replace": _replace,
-    "split": _split,
-}
+# `cel` is imported when a policy has custom rules, not by every `prodready validate`
+# (importing it loads its command line's prompt_toolkit: more than a small run's time).
+@functools.cache
+def functions() -> Mapping[str, Callable[..., Any]]:
+    """The functions custom rules may call beside CEL's built-ins."""
+    from cel import stdlib as cel_stdlib
+
+    return {
+        "quantity": _quantity,
+        "isQuantity": _is_quantity,
+        "compareTo": _compare,
+        "isGreaterThan": lambda a, b: _compare(a, b) > 0,
+        "isLessThan": lambda a, b: _compare(a, b) < 0,
+        "asInteger": lambda q: int(_quantity_value(q)),
+        "asApproximateFloat": lambda q: float(_quantity_value(q)),
+        **{
+            name: function
+            for name, function in cel_stdlib.EXTENSIONS["strings"].items()
+            if name not in ("strings.quote", "reverse")
+        },
+        "replace": _replace,
+        "split": _split,
+    }
+
+
 _BUILTIN_FUNCTIONS: Final = frozenset(
     {
         "size",
@@ -189,7 +203,12 @@ _BUILTIN_FUNCTIONS: Final = frozenset(
         "getMilliseconds",
     }
 )
-KNOWN_FUNCTIONS: Final = _BUILTIN_FUNCTIONS | frozenset(FUNCTIONS)
+
+
+@functools.cache
+def known_functions() -> frozenset[str]:
+    """Every function name a custom rule may call."""
+    return _BUILTIN_FUNCTIONS | frozenset(functions())
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +310,8 @@ def _compile_one(source: str, where: str) -> tuple[cel.Program | None, Shape | N
     if len(source) > MAX_EXPRESSION_LENGTH:
         return None, None, f"{where}: longer than {MAX_EXPRESSION_LENGTH} characters"
     try:
+        import cel
+
         program = cel.compile(source)
     except ValueError as error:
         found = _PARSE_POSITION.search(str(error))
@@ -318,7 +339,7 @@ def _compile_one(source: str, where: str) -> tuple[cel.Program | None, Shape | N
                 f"(the variables are {' and '.join(VARIABLES)})",
             )
     for name in references["functions"]:
-        if name[:1] in ("_", "@", "!", "-") or name in KNOWN_FUNCTIONS:
+        if name[:1] in ("_", "@", "!", "-") or name in known_functions():
             continue
         offset = next((o for o, text in identifiers if text == name.rsplit(".", 1)[-1]), 0)
         return (
@@ -418,7 +439,9 @@ def estimated_cost(shape: Shape, extent: Extent) -> int:
 def activation(obj: Mapping[str, Any], namespace: Mapping[str, Any] | None) -> cel.Context:
     """The variables and functions of one evaluation, built once per workload (converting
     the object is most of an evaluation's cost)."""
-    return cel.Context({"object": obj, "namespaceObject": namespace}, dict(FUNCTIONS))
+    import cel
+
+    return cel.Context({"object": obj, "namespaceObject": namespace}, dict(functions()))
 
 
 def _over_budget(shape: Shape, extent: Extent, what: str) -> Verdict | None:
