@@ -121,7 +121,7 @@ def differential_policy(select: str) -> dict[str, Any]:
         "spec": {
             "mode": "Enforce",
             "namespaceSelector": {"matchLabels": {SELECT_LABEL: select}},
-            "severity": {"PR-RS-001": "error", "PR-SC-005": "error"},
+            "severity": {"PR-RS-001": "error", "PR-SC-004": "error", "PR-SC-005": "error"},
             "exemptions": [
                 {"rules": ["PR-HC-002"], "name": "legacy-*", "reason": "the old API"},
                 {"rules": ["PR-RS-001"], "image": "busybox*", "reason": "tools"},
@@ -216,6 +216,29 @@ ANNOTATIONS = [
 ]
 NAMES = ["api", "worker", "legacy-api", "legacy", "excepted", "excepted-2"]
 
+HARDENED = {
+    "runAsNonRoot": True,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+SECURITY_CONTEXTS = [
+    HARDENED,
+    {**HARDENED, "runAsNonRoot": False, "runAsUser": 1000},
+    {**HARDENED, "runAsNonRoot": False},
+    {k: v for k, v in HARDENED.items() if k != "runAsNonRoot"},
+    {**{k: v for k, v in HARDENED.items() if k != "runAsNonRoot"}, "runAsUser": 1000},
+    {**HARDENED, "runAsUser": 0},
+    {**HARDENED, "allowPrivilegeEscalation": True},
+    {k: v for k, v in HARDENED.items() if k != "allowPrivilegeEscalation"},
+    {**HARDENED, "readOnlyRootFilesystem": False},
+    {**HARDENED, "capabilities": {"drop": ["all", "NET_RAW"]}},
+    {**HARDENED, "capabilities": {"drop": ["NET_RAW"], "add": ["NET_ADMIN"]}},
+    {**HARDENED, "capabilities": {}},
+    {**HARDENED, "privileged": True, "allowPrivilegeEscalation": True},
+    {},
+]
+POD_SECURITY_CONTEXTS = [{"runAsNonRoot": True}, {"runAsUser": 1000}, {"runAsUser": 0}, {}]
 probe = st.sampled_from(
     [
         {"httpGet": {"path": "/healthz", "port": 8080}},
@@ -243,10 +266,12 @@ container = st.fixed_dictionaries(
         "livenessProbe": probe,
         "readinessProbe": probe,
         "resources": resources,
+        "securityContext": st.sampled_from(SECURITY_CONTEXTS),
     },
 )
 init_container = st.fixed_dictionaries(
-    {"image": st.sampled_from(IMAGES)}, optional={"resources": resources}
+    {"image": st.sampled_from(IMAGES)},
+    optional={"resources": resources, "securityContext": st.sampled_from(SECURITY_CONTEXTS)},
 )
 annotation = st.sampled_from(ANNOTATIONS)
 workload_case = st.fixed_dictionaries(
@@ -263,6 +288,7 @@ workload_case = st.fixed_dictionaries(
         "template_annotation": annotation,
         "app_protocol": st.just(True),
         "team": st.booleans(),
+        "pod_security": st.sampled_from(POD_SECURITY_CONTEXTS),
     },
 )
 
@@ -288,6 +314,8 @@ def _pod_spec(case: dict[str, Any]) -> dict[str, Any]:
             body["ports"] = ports
         containers.append(body)
     spec: dict[str, Any] = {"containers": containers}
+    if "pod_security" in case:
+        spec["securityContext"] = case["pod_security"]
     if case["init"]:
         spec["initContainers"] = [
             {**raw, "name": f"init{index}", "command": ["true"]}
@@ -360,6 +388,7 @@ def edge_workloads() -> list[dict[str, Any]]:
     only PR-HC-001 (so a wrong answer on one of them is not hidden by another rule)."""
     sound = {
         "image": "nginx:1.27",
+        "securityContext": HARDENED,
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
         "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}},
     }
@@ -374,6 +403,11 @@ def edge_workloads() -> list[dict[str, Any]]:
         found.append(
             build_workload({"kind": "Pod", "name": "api", "containers": [parts], "init": []})
         )
+    for context in SECURITY_CONTEXTS:
+        for pod in POD_SECURITY_CONTEXTS:
+            parts = {**sound, "ports": [], "securityContext": context}
+            case = {"kind": "Job", "name": "api", "containers": [parts], "init": []}
+            found.append(build_workload({**case, "pod_security": pod}))
     unprobed = {k: v for k, v in sound.items() if k != "livenessProbe"} | {"ports": []}
     for pair in ANNOTATIONS:
         for where in ("annotation", "template_annotation"):
@@ -510,9 +544,13 @@ def setup(cluster: ControlPlane) -> Iterator[Setup]:
     policy = differential_policy("differential")
     exception = differential_exception(enforced)
     generated, plan = policy_objects(policy, others=[policy], exceptions=[exception])
-    assert set(plan.compiled) == {"PR-HC-001", "PR-HC-002", "PR-RS-001", "PR-SC-005"} | {
-        rule["id"] for rule in CUSTOM_RULES
-    }
+    assert set(plan.compiled) == {
+        "PR-HC-001",
+        "PR-HC-002",
+        "PR-RS-001",
+        "PR-SC-004",
+        "PR-SC-005",
+    } | {rule["id"] for rule in CUSTOM_RULES}
     # The same policy in Audit mode warns (every failing validation, where Deny stops at
     # the first) in a namespace of its own, with its own exception: the per-rule comparison.
     audit = differential_policy("warned")

@@ -134,6 +134,10 @@ _VARIABLES: Final[tuple[tuple[str, str], ...]] = (
         "+ variables.containers",
     ),
     (
+        "podSecurity",
+        "has(variables.podSpec.securityContext) ? variables.podSpec.securityContext : {}",
+    ),
+    (
         "labels",
         "has(object.metadata.labels) ? object.metadata.labels : {}",
     ),
@@ -215,6 +219,25 @@ def _pinned(c: str) -> str:
     )
 
 
+def _hardened(c: str) -> str:
+    # rules.checks.security.hardened_security_context; -1 stands for "not set".
+    sc = f"{c}.securityContext"
+    pod = "variables.podSecurity"
+    user = f"(has({sc}.runAsUser) ? {sc}.runAsUser : has({pod}.runAsUser) ? {pod}.runAsUser : -1)"
+    non_root = (
+        f"(has({sc}.runAsNonRoot) ? ({sc}.runAsNonRoot ? 1 : 0) : "
+        f"has({pod}.runAsNonRoot) ? ({pod}.runAsNonRoot ? 1 : 0) : -1)"
+    )
+    return (
+        f"(has({sc}) && {user} != 0 && ({non_root} == 1 || ({user} > 0 && {non_root} != 0)) "
+        f"&& !(has({sc}.privileged) && {sc}.privileged) "
+        f"&& has({sc}.allowPrivilegeEscalation) && !{sc}.allowPrivilegeEscalation "
+        f"&& has({sc}.readOnlyRootFilesystem) && {sc}.readOnlyRootFilesystem "
+        f"&& has({sc}.capabilities) && has({sc}.capabilities.drop) "
+        f"&& {sc}.capabilities.drop.exists(d, d.upperAscii() == 'ALL'))"
+    )
+
+
 def _names_of(failing: str, containers: str = "variables.containers") -> str:
     return f"{containers}.filter(c, !{failing}).map(c, c.name).join(', ')"
 
@@ -248,6 +271,14 @@ TRANSLATIONS: Final[Mapping[str, Translation]] = {
             + " + ' lack a CPU or memory request or a memory limit'",
         ),
         Translation(
+            rule_id="PR-SC-004",
+            expression=f"variables.allContainers.all(c, {_hardened('c')})",
+            message="'container(s) ' + "
+            + _names_of(_hardened("c"), "variables.allContainers")
+            + " + ' may run as root, escalate privileges, write their root filesystem or "
+            "keep Linux capabilities'",
+        ),
+        Translation(
             rule_id="PR-SC-005",
             expression=f"variables.allContainers.all(c, {_pinned('c')})",
             message="'container(s) ' + "
@@ -276,7 +307,6 @@ _ELSEWHERE: Final[Mapping[str, str]] = {
     "PR-SC-001": "reads Services and Ingresses",
     "PR-SC-002": "reads Services, Ingresses and routes; the variable may come from a ConfigMap",
     "PR-SC-003": "reads Services, Ingresses and routes; the variable may come from a ConfigMap",
-    "PR-SC-004": "object only; not translated yet",
     "PR-SC-006": "judges an Ingress or route, not a workload",
     "PR-SC-007": "judges a Service, not a workload",
     "PR-MO-001": "reads Services, ServiceMonitors and PodMonitors",
