@@ -22,13 +22,12 @@ POLICYREPORT_CRD = CRD_DIR / "wgpolicyk8s.io_policyreports.yaml"
 
 
 def compliant_objects(namespace: str, name: str = "api") -> list[dict[str, Any]]:
-    """The compliant fixture (Deployment first, then its context; no Secret) in `namespace`.
-
-    The rules never read Secrets; the fixture's Secret is left out so no test writes one.
-    """
+    """The compliant fixture (Deployment first, then its context, its Secret included) in
+    `namespace`: the audit looks up the Secrets a workload references, and reports one
+    that does not exist."""
     objects = []
     for document in yaml.safe_load_all(COMPLIANT_FILE.read_text()):
-        if not document or document["kind"] == "Secret":
+        if not document:
             continue
         body = copy.deepcopy(document)
         body["metadata"]["namespace"] = namespace

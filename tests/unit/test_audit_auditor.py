@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import logging
 import time
 from pathlib import Path
@@ -35,9 +36,26 @@ class FakeApi:
         self.events: list[JSON] = []
         self.apply_error: ApiError | None = None
         self._uids = 0
+        # Secrets by (namespace, name), read by name only; the fixture's exists in "shop".
+        self.secrets: dict[tuple[str, str], JSON] = {
+            ("shop", "db-credentials"): {
+                "metadata": {"resourceVersion": "3"},
+                "data": {"url": "cG9zdGdyZXM6Ly9kYi9zaG9w"},
+            }
+        }
+        self.secret_reads: list[str] = []
+        self.secret_error: ApiError | None = None
 
     async def served_resources(self, api_version: str) -> set[str] | None:
         return self.served.get(api_version)
+
+    async def get(self, path: str) -> JSON | None:
+        _, _, _, _, namespace, plural, name = path.split("/")
+        assert plural == "secrets", path
+        self.secret_reads.append(f"{namespace}/{name}")
+        if self.secret_error is not None:
+            raise self.secret_error
+        return copy.deepcopy(self.secrets.get((namespace, name)))
 
     async def list(self, path: str, *, label_selector: str | None = None) -> list[JSON]:
         assert label_selector == "app.kubernetes.io/managed-by=prodready"
@@ -457,3 +475,39 @@ async def test_a_pod_monitor_in_the_store_scrapes_the_workload() -> None:
     harness.auditor.request_full_pass()
     await harness.auditor.step()
     assert "PR-MO-001" not in _failing(harness.api.report("prodready-deployment-api"))
+
+
+async def test_referenced_secrets_are_looked_up_by_name_and_judged_as_offline() -> None:
+    """The audit never holds Secrets: it reads the ones the workloads reference by name
+    (key names kept, values dropped), so PR-CF-002 says in the cluster what validate
+    says offline; a refused read leaves the reference unjudged, as offline when the
+    Secret is not in the input."""
+    harness = Harness()
+    harness.put(*_objects())
+    await harness.auditor.step()
+    report = harness.api.report("prodready-deployment-api")
+    assert "PR-CF-002" not in _failing(report)
+    assert harness.api.secret_reads == ["shop/db-credentials"]
+    assert "cG9zdGdyZXM6Ly9kYi9zaG9w" not in repr(harness.auditor.__dict__)
+
+    harness.api.secrets[("shop", "db-credentials")]["data"] = {"dsn": "eA=="}
+    harness.clock.now += 31  # past the lookup's TTL
+    harness.auditor.mark("shop")
+    await harness.auditor.step()
+    report = harness.api.report("prodready-deployment-api")
+    assert "PR-CF-002" in _failing(report)
+    assert "Secret db-credentials has no key url" in json.dumps(report)
+
+    del harness.api.secrets[("shop", "db-credentials")]
+    harness.clock.now += 31
+    harness.auditor.mark("shop")
+    await harness.auditor.step()
+    report = harness.api.report("prodready-deployment-api")
+    assert "Secret db-credentials does not exist" in json.dumps(report)
+
+    harness.api.secret_error = ApiError(403, "Forbidden", "no", "GET", "/secrets")
+    harness.clock.now += 31
+    harness.auditor.mark("shop")
+    await harness.auditor.step()
+    report = harness.api.report("prodready-deployment-api")
+    assert "PR-CF-002" not in _failing(report)

@@ -24,6 +24,7 @@ from prodready.controller.reconciler import (
     controller_uid,
 )
 from prodready.kube.client import ApiError
+from prodready.kube.secret_keys import SecretKeys
 from prodready.kube.store import ObjectStore
 from prodready.observability.metrics import Metrics
 from prodready.rules.grants import GrantPolicy
@@ -405,8 +406,8 @@ async def test_status_never_says_whether_a_secret_or_a_key_exists(
 
 async def test_the_secret_reader_hands_out_key_names_only() -> None:
     reconciler, _client, _events = _with_secret({"password": SECRET_VALUE, "user": "app"})
-    answer = await reconciler._read_secret_keys("shop", "db-creds")
-    assert answer == ({"password", "user"}, "7")
+    answer = await reconciler._secret_keys("shop", "db-creds")
+    assert answer == SecretKeys(frozenset({"password", "user"}), "7")
     assert SECRET_VALUE not in repr(reconciler.__dict__)
     assert base64.b64encode(SECRET_VALUE.encode()).decode() not in repr(reconciler.__dict__)
 

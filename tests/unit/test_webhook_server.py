@@ -558,3 +558,98 @@ def test_what_arrives_before_the_hand_over_reaches_the_handler_in_order() -> Non
         ("eof",),
         ("lost", lost),
     ]
+
+
+class _SecretsApi:
+    """Just `get` of Secrets by name, counting reads, and `close`."""
+
+    def __init__(self, secrets: dict[str, dict[str, Any]], delay: float = 0.0) -> None:
+        self.secrets = secrets
+        self.delay = delay
+        self.reads: list[str] = []
+        self.closed = False
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        self.reads.append(path.rsplit("/", 1)[-1])
+        await asyncio.sleep(self.delay)
+        return copy.deepcopy(self.secrets.get(path.rsplit("/", 1)[-1]))
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def _secret_server(tmp_path: Path, api: _SecretsApi, seconds: float = 1.0) -> WebhookServer:
+    generated = generate_self_signed(tmp_path, ["127.0.0.1"])
+    store = ObjectStore()
+    for body in _objects()[1:]:
+        store.put(body)
+    server = WebhookServer(
+        host="127.0.0.1",
+        port=0,
+        tls=ReloadingTLS(generated.cert_file, generated.key_file),
+        store=store,
+        metrics=Metrics(process_metrics=False),
+        client_factory=lambda: api,  # type: ignore[arg-type,return-value]
+        secret_lookup_seconds=seconds,
+    )
+    await server.start()
+    return server
+
+
+async def _enforce(server: WebhookServer, obj: dict[str, Any], ca: Path) -> dict[str, Any]:
+    context = ssl.create_default_context(cafile=str(ca))
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as session,
+        session.post(
+            f"https://127.0.0.1:{server.port}/validate/enforce",
+            data=json.dumps(_review(obj)).encode(),
+        ) as response,
+    ):
+        return dict(json.loads(await response.text())["response"])
+
+
+async def test_a_key_missing_from_a_referenced_secret_is_named_a_missing_secret_is_not(
+    tmp_path: Path,
+) -> None:
+    """Admission reads the Secrets a workload references by name (key names only): a key
+    the Secret lacks is PR-CF-002, as offline (a warning: it waits on another object);
+    a Secret that does not exist yet is not judged (GitOps tools and External Secrets
+    may create it after the workload)."""
+    api = _SecretsApi({"db-credentials": {"metadata": {}, "data": {"dsn": "c2VjcmV0"}}})
+    server = await _secret_server(tmp_path, api)
+    ca = tmp_path / "ca.crt"
+    try:
+        response = await _enforce(server, _objects()[0], ca)
+        assert response["allowed"] is True
+        (warning,) = [w for w in response["warnings"] if w.startswith("PR-CF-002")]
+        assert "Secret db-credentials has no key url" in warning
+        assert "c2VjcmV0" not in json.dumps(response)
+
+        api.secrets["db-credentials"]["data"] = {"url": "c2VjcmV0"}
+        response = await _enforce(server, _objects()[0], ca)  # the cached answer
+        assert any(w.startswith("PR-CF-002") for w in response["warnings"])
+        assert api.reads == ["db-credentials"]
+
+        renamed = copy.deepcopy(_objects()[0])
+        for entry in renamed["spec"]["template"]["spec"]["containers"][0]["env"]:
+            if "secretKeyRef" in entry.get("valueFrom", {}):
+                entry["valueFrom"]["secretKeyRef"]["name"] = "not-created-yet"
+        response = await _enforce(server, renamed, ca)
+        assert not any(w.startswith("PR-CF-002") for w in response.get("warnings") or ())
+        assert api.reads == ["db-credentials", "not-created-yet"]
+    finally:
+        await server.stop()
+    assert api.closed
+
+
+async def test_slow_secret_lookups_leave_the_reference_unjudged(tmp_path: Path) -> None:
+    api = _SecretsApi({"db-credentials": {"metadata": {}, "data": {"dsn": "eA=="}}}, delay=5.0)
+    server = await _secret_server(tmp_path, api, seconds=0.2)
+    try:
+        started = time.monotonic()
+        response = await _enforce(server, _objects()[0], tmp_path / "ca.crt")
+        assert time.monotonic() - started < 4.0
+        assert not any(w.startswith("PR-CF-002") for w in response.get("warnings") or ())
+        assert api.reads == ["db-credentials"]
+    finally:
+        await server.stop()

@@ -140,6 +140,8 @@ class PolicyRuntime:
                 deadline_seconds=0.7 * self.settings.webhook_timeout_seconds,
             ),
             evaluation_seconds=evaluation_budget(self.settings.webhook_timeout_seconds),
+            # For the Secrets a reviewed workload references (key names only).
+            client_factory=lambda: KubeClient.login(metrics=self.metrics),
         )
         try:
             await self.webhook.start()

@@ -48,8 +48,10 @@ from prodready.audit.schedule import MIN_INTERVAL_SECONDS, SETTLE_SECONDS, Dirty
 from prodready.kube.client import ApiError, KubeClient
 from prodready.kube.events import EventRecorder
 from prodready.kube.policies import LivePolicies
+from prodready.kube.secret_keys import SecretLookup
 from prodready.kube.store import AUDITED_RESOURCES, WORKLOAD_KINDS, ObjectStore, list_present
 from prodready.observability.metrics import Metrics
+from prodready.rules.lookups import referenced_secrets
 
 __all__ = ["AuditConfig", "Auditor"]
 
@@ -60,6 +62,9 @@ VIOLATION_REASON: Final = "PolicyViolation"
 # The loop looks at leadership and due namespaces at least this often.
 _TICK: Final = 1.0
 _RETRY_CAP: Final = 300.0
+# How long a Secret's key names are reused: the audit does not watch Secrets, so one
+# created or changed is seen at the namespace's next pass after this.
+SECRET_TTL: Final = 30.0
 _FULL_PASS_RETRY: Final = 10.0
 
 
@@ -133,9 +138,11 @@ class Auditor:
     _failing: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
     _with_findings: set[str] = field(default_factory=set)
     _failures: dict[str, int] = field(default_factory=dict)
+    _secret_lookup: SecretLookup = field(init=False)
 
     def __post_init__(self) -> None:
         self._dirty = DirtyNamespaces(self.config.settle_seconds, self.config.min_interval_seconds)
+        self._secret_lookup = SecretLookup(self.client, ttl=SECRET_TTL, clock=self.clock)
         if self.policies is not None:
             self._status = PolicyStatusWriter(
                 store=self.store,
@@ -340,10 +347,13 @@ class Auditor:
         objects = self.store.objects(namespace)
         reports: list[rules.ObjectReport] = []
         if any(body.get("kind") in WORKLOAD_KINDS for body in objects):
+            # The Secrets the workloads reference, looked up by name (key names only), go
+            # after the objects, as context: report input indexes stay those of `objects`.
+            secrets = await self._secret_lookup.context_objects(referenced_secrets(objects))
             if self.policies is None:
                 reports = await asyncio.to_thread(
                     rules.evaluate,
-                    objects,
+                    objects + secrets,
                     config=self.config.rules_config,
                     environment=self.config.environment,
                 )
@@ -351,7 +361,9 @@ class Auditor:
                 # The Namespace goes last, as context: its labels select policies and set the
                 # environment floor (report input indexes stay those of `objects`).
                 namespace_object = self.policies.namespace(namespace)
-                inputs = objects + ([namespace_object] if namespace_object is not None else [])
+                inputs = objects + secrets
+                if namespace_object is not None:
+                    inputs.append(namespace_object)
                 reports = await asyncio.to_thread(
                     rules.evaluate,
                     inputs,

@@ -27,6 +27,7 @@ from prodready.controller.drift import contains
 from prodready.controller.queue import DONE, ReconcileResult
 from prodready.kube.client import ApiError, KubeClient
 from prodready.kube.events import EventRecorder
+from prodready.kube.secret_keys import SecretKeys, SecretLookup
 from prodready.kube.store import PRODUCTION_SERVICE, ObjectStore
 from prodready.observability.logging import reconcile_context
 from prodready.observability.metrics import Metrics
@@ -41,9 +42,7 @@ MONITORING_CRD_MISSING = "MonitoringCRDMissing"
 # How long a discovery answer about the monitoring CRDs is trusted; a CRD watch event
 # invalidates it sooner.
 DISCOVERY_TTL = 30.0
-# How long the answer about a referenced Secret's keys is reused. A rollout reconciles its
-# service once per Deployment status change, several times a second; the Secret does not
-# change that often, and a newly created one is still seen within seconds.
+# How long the answer about a referenced Secret's keys is reused (`SecretLookup`).
 SECRET_TTL = 5.0
 # A pass that waits for something outside its control (a Secret, a name held by another
 # object) looks again after 5, 10, 20 ... seconds, at most every two minutes.
@@ -176,12 +175,13 @@ class Reconciler:
     config: ReconcilerConfig = field(default_factory=ReconcilerConfig)
     _resources: dict[str, Resource] = field(default_factory=child_resources)
     _monitoring: tuple[float, bool] | None = None
-    _secret_answers: dict[tuple[str, str], tuple[float, tuple[set[str], str] | None]] = field(
-        default_factory=dict
-    )
+    _secret_lookup: SecretLookup = field(init=False)
     _retries: dict[ServiceKey, int] = field(default_factory=dict)
     _locks: dict[ServiceKey, asyncio.Lock] = field(default_factory=dict)
     _verified: dict[ServiceKey, Verified] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._secret_lookup = SecretLookup(self.client, ttl=SECRET_TTL)
 
     def forget_discovery(self) -> None:
         """Drop the cached answer about monitoring CRDs (one was added or removed)."""
@@ -373,38 +373,16 @@ class Reconciler:
                 if not reference.optional:
                     missing.append(reference.name)
                 continue
-            keys, versions[reference.name] = found
+            versions[reference.name] = found.version
             if not reference.optional:
                 missing.extend(
-                    f"{reference.name}/{k}" for k in sorted(reference.keys) if k not in keys
+                    f"{reference.name}/{k}" for k in sorted(reference.keys) if k not in found.keys
                 )
         return missing, versions
 
-    async def _secret_keys(self, namespace: str, name: str) -> tuple[set[str], str] | None:
-        now = time.monotonic()
-        cached = self._secret_answers.get((namespace, name))
-        if cached is not None and now - cached[0] < SECRET_TTL:
-            return cached[1]
-        answer = await self._read_secret_keys(namespace, name)
-        self._secret_answers[(namespace, name)] = (now, answer)
-        return answer
-
-    async def _read_secret_keys(self, namespace: str, name: str) -> tuple[set[str], str] | None:
-        """A Secret's key names and resourceVersion; its values are dropped here.
-
-        RBAC cannot grant "metadata only" on Secrets, so reading the object is the only way
-        to know which keys exist. The values never leave this function: nothing can log,
-        store or post them, so nothing has to mask them (a registry of values to mask was
-        slow and censored ordinary words).
-        """
+    async def _secret_keys(self, namespace: str, name: str) -> SecretKeys | None:
         async with _step("read", f"Secret/{name}"):
-            secret = await self.client.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
-        if secret is None:
-            return None
-        keys = set((secret.get("data") or {}).keys())
-        version = str((secret.get("metadata") or {}).get("resourceVersion", ""))
-        del secret
-        return keys, version
+            return await self._secret_lookup.get(namespace, name)
 
     # -- writes ----------------------------------------------------------------------------
 

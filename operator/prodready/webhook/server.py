@@ -63,10 +63,13 @@ from typing import Any, Final
 from aiohttp import web
 
 from prodready import rules
+from prodready.kube.client import KubeClient
 from prodready.kube.policies import LivePolicies
+from prodready.kube.secret_keys import SecretLookup
 from prodready.kube.store import ObjectStore
 from prodready.observability.metrics import Metrics
 from prodready.observability.serving import ThreadedSite
+from prodready.rules.lookups import referenced_secrets
 from prodready.webhook.admission import (
     EVALUATED_OPERATIONS,
     AdmissionRequest,
@@ -98,6 +101,11 @@ _REFUSAL_LOG_INTERVAL: Final = 10.0
 # In-flight reviews get this long to finish when the server stops.
 _SHUTDOWN_TIMEOUT: Final = 5.0
 _TEXT: Final = "text/plain"
+# Secret lookups for one review: how long at most, how many names, how long an answer is
+# reused (a burst of creates referencing the same Secret reads it once).
+SECRET_LOOKUP_SECONDS: Final = 1.0
+SECRET_LOOKUP_BUDGET: Final = 64
+SECRET_TTL: Final = 10.0
 
 
 class WebhookServer:
@@ -122,6 +130,8 @@ class WebhookServer:
         max_in_flight: int = MAX_IN_FLIGHT,
         authorizer: Authorizer | None = None,
         evaluation_seconds: float = evaluation_budget(5),
+        client_factory: Callable[[], KubeClient] | None = None,
+        secret_lookup_seconds: float = SECRET_LOOKUP_SECONDS,
     ) -> None:
         """Prepare the server; nothing listens until `start()` (limits: module docstring)."""
         if min(max_body_bytes, max_connections, max_in_flight) < 1 or read_timeout <= 0:
@@ -146,6 +156,11 @@ class WebhookServer:
         self._evaluation_seconds = evaluation_seconds
         self._site = ThreadedSite("admission-webhook", self._listen)
         self._port: int | None = None
+        # Secrets the reviewed object references, read by name (key names only) from a
+        # client made on the server's own loop at the first review that needs one.
+        self._client_factory = client_factory
+        self._secret_lookup: SecretLookup | None = None
+        self._secret_lookup_seconds = secret_lookup_seconds
 
     @property
     def port(self) -> int:
@@ -161,6 +176,7 @@ class WebhookServer:
         if self._authorizer is not None:
             app.router.add_post("/authorize", self._authorize)
             app.on_cleanup.append(self._close_authorizer)
+        app.on_cleanup.append(self._close_secret_lookup)
         return app
 
     async def start(self) -> None:
@@ -289,6 +305,7 @@ class WebhookServer:
                 response = decide(admission, mode)
             else:
                 judging = self._judging(admission.namespace)
+                judging["context"].extend(await self._referenced_secrets(admission))
                 try:
                     # On a pool thread, not on this loop: the interpreter still runs one
                     # thread at a time, but it switches every few milliseconds, so an
@@ -358,6 +375,37 @@ class WebhookServer:
             what="authorization",
             user=admission.user.username,
         )
+
+    async def _referenced_secrets(self, admission: AdmissionRequest) -> list[dict[str, Any]]:
+        """The Secrets the reviewed object references that exist, with their key names
+        (`SecretLookup.context_objects`): a key missing from one is judged as the audit
+        judges it. One that does not exist yet is not: GitOps tools, Helm and External
+        Secrets may create it after the workload, and denying the workload would break
+        that order; the audit reports it if it stays missing. None when the server has no
+        client, or when the reads take longer than `secret_lookup_seconds`."""
+        if self._client_factory is None or admission.object is None:
+            return []
+        references = referenced_secrets([admission.object])
+        if not references:
+            return []
+        if self._secret_lookup is None:
+            self._secret_lookup = SecretLookup(self._client_factory(), ttl=SECRET_TTL)
+        try:
+            async with asyncio.timeout(self._secret_lookup_seconds):
+                return await self._secret_lookup.context_objects(
+                    references, budget=SECRET_LOOKUP_BUDGET, judge_absent=False
+                )
+        except TimeoutError:
+            logger.info(
+                "Secret lookups took too long; their references are not judged",
+                extra={"namespace": admission.namespace, "references": len(references)},
+            )
+            return []
+
+    async def _close_secret_lookup(self, _app: web.Application) -> None:
+        lookup, self._secret_lookup = self._secret_lookup, None
+        if lookup is not None:
+            await lookup.client.close()
 
     async def _close_authorizer(self, _app: web.Application) -> None:
         if self._authorizer is not None:

@@ -9,6 +9,7 @@ from prodready.rules.context import (
     ENVIRONMENT_KEY,
     EXEMPT_KEY,
     EXEMPT_REASON_KEY,
+    Workload,
     mapping,
     normalise_environment,
     sequence,
@@ -68,9 +69,8 @@ def secrets_by_reference(subject: Subject) -> Iterator[Outcome]:
         )
 
 
-def _secret_references(subject: Subject) -> Iterator[tuple[str, str, str | None]]:
+def secret_references(workload: Workload) -> Iterator[tuple[str, str, str | None]]:
     """(path, Secret name, key or None) for every non-optional Secret reference."""
-    workload = subject.workload
     for container in workload.all_containers:
         for index, entry in env_entries(container):
             ref = mapping(mapping(entry.get("valueFrom")).get("secretKeyRef"))
@@ -122,18 +122,22 @@ def referenced_secrets_exist(subject: Subject) -> Iterator[Outcome]:
     """PR-CF-002: every referenced Secret and key exists.
 
     Decided only where it can be: a Secret in the input (or one an ExternalSecret or
-    SealedSecret in the input produces), or any Secret when `secrets_complete` says the
-    input holds them all. References to Secrets that are simply not visible are not judged.
+    SealedSecret in the input produces), one the cluster said does not exist (looked up by
+    name: `prodready.rules.lookups`), or any Secret when `secrets_complete` says the input
+    holds them all. References to Secrets that are simply not visible are not judged.
     """
     workload = subject.workload
     context = workload.context
     checked = 0
-    for path, name, key in _secret_references(subject):
+    for path, name, key in secret_references(workload):
         secret = context.secrets.get((workload.namespace, name))
         if secret is None:
             if (workload.namespace, name) in context.generated_secrets:
                 checked += 1
-            elif subject.settings.secrets_complete:
+            elif (
+                subject.settings.secrets_complete
+                or (workload.namespace, name) in context.absent_secrets
+            ):
                 yield failed(path, f"Secret {name} does not exist")
             continue
         checked += 1
