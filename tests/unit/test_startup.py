@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +28,53 @@ def test_the_api_package_still_offers_everything_it_names() -> None:
     assert api.KIND == "ProductionService"
     with pytest.raises(AttributeError, match="not_a_name"):
         _ = api.not_a_name  # type: ignore[attr-defined]
+
+
+# What `prodready validate` on a small file must not import: the operator's layers, the
+# custom rules' CEL engine (only for a policy with custom rules), the report pages'
+# templates, the fixer's YAML round-tripper, the process pool (only for a large input),
+# SARIF's locator, the ProductionService models.
+NOT_FOR_A_SMALL_VALIDATE = (
+    "kopf",
+    "aiohttp",
+    "kubernetes",
+    "cel",
+    "prompt_toolkit",
+    "jinja2",
+    "ruamel",
+    "multiprocessing",
+    "prodready.rules.locate",
+    "prodready.rules.fixes",
+    "prodready.api.models",
+)
+
+
+@pytest.mark.parametrize("output", ["table", "json"])
+def test_validate_of_a_small_file_imports_nothing_it_does_not_use(
+    tmp_path: Path, output: str
+) -> None:
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n"
+        "spec: {template: {spec: {containers: [{name: web, image: nginx}]}}}\n"
+    )
+    script = (
+        "import sys, io\n"
+        "from contextlib import redirect_stderr as err, redirect_stdout as out\n"
+        "from prodready.cli import main\n"
+        "with out(io.StringIO()), err(io.StringIO()):\n"
+        f"    code = main(['validate', {str(manifest)!r}, '-o', {output!r}])\n"
+        "assert code == 1, code\n"
+        "print(' '.join(sorted(m for m in sys.modules)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = set(result.stdout.split())
+    assert "prodready.rules.engine" in loaded  # it did check the file
+    unwanted = {
+        name
+        for name in loaded
+        if any(name == m or name.startswith(m + ".") for m in NOT_FOR_A_SMALL_VALIDATE)
+    }
+    assert unwanted == set()

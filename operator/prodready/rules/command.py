@@ -401,9 +401,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: internal error while checking: {type(bug).__name__}: {bug}", file=err)
         return EXIT_ERROR
     from prodready.rules.formats import Run
-    from prodready.rules.locate import Locator
 
-    locator = Locator(loaded.texts) if args.output == "sarif" else None
+    locator = None
+    if args.output == "sarif":
+        from prodready.rules.locate import Locator
+
+        locator = Locator(loaded.texts)
     result = Run(reports, objects, loaded.errors, Severity(args.fail_on), locator=locator)
     del objects
     loaded.objects.clear()

@@ -30,9 +30,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from multiprocessing.connection import Connection
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prodready.rules.config import RulesConfig
 from prodready.rules.context import ObjectRole, classify, kind_of, namespace_key, reach
@@ -53,6 +52,9 @@ from prodready.rules.loader import (
 )
 from prodready.rules.model import Severity
 from prodready.rules.policy import PolicySet
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 # How a share joins its pieces (`formats.render_table` joins objects' lines with
 # newlines, `formats.json_chunks` the JSON document's objects with commas).
