@@ -60,7 +60,7 @@ cluster: venv binaries ## start the local control plane in the background; write
 cluster-down: ## stop the local control plane and everything `make demo` started
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m tests.cluster down --dir $(LOCAL); fi
 
-demo: cluster ## bring up the control plane and the operator, apply examples/, show the result
+demo: cluster ## control plane + operator + webhook: examples/ made Ready, a denial, warnings, a report
 	$(BIN)/python -m tests.cluster.demo --dir $(LOCAL)
 
 bench: venv binaries ## benchmarks against peers (see benchmarks/RESULTS.md)

@@ -1,9 +1,14 @@
-"""`make demo`: the operator on the local control plane, doing its main job, explained.
+"""`make demo`: the operator on the local control plane, doing its whole job, explained.
 
-Runs after `make cluster`. Installs the CRDs (ours and prometheus-operator's monitoring
-CRDs), starts `prodready run` in the background (log in .local/operator.log), applies
-examples/, waits until every ProductionService is Ready and prints what happened. Running
-it twice restarts the operator and re-applies the examples.
+Runs after `make cluster`. Installs the CRDs (ours, prometheus-operator's monitoring CRDs
+and the OpenReports report CRD), registers the admission webhook for the local operator (a
+ValidatingWebhookConfiguration with `url: https://127.0.0.1:PORT`; the operator creates its
+own certificate, as in a cluster, and sets the caBundle), starts `prodready run` in the
+background (log in .local/operator.log), applies examples/, waits until every
+ProductionService is Ready, then applies one hand-written Deployment to a namespace in
+enforce mode (denied, the reasons printed) and to one in audit mode (admitted, the warnings
+printed), and ends with `prodready report` on the audited namespace. Running it twice
+restarts the operator and re-applies everything.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from prodready.webhook.configuration import AUDIT_LABEL, ENFORCE_LABEL, render_webhook_configuration
 from tests.cluster.controlplane import REPO, default_bin_dir, kill_recorded
 
 NAMESPACE = "demo"
@@ -26,8 +32,31 @@ CONDITIONS_JSONPATH = (
     "jsonpath={range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{'\\n'}{end}"
 )
 HEALTH_PORT = int(os.environ.get("PRODREADY_HEALTH_PORT", "8080"))
+WEBHOOK_PORT = int(os.environ.get("PRODREADY_WEBHOOK_PORT", "9443"))
 EXAMPLES = ("secret.yaml", "fastapi-postgres-redis.yaml", "minimal.yaml")
-MONITORING_CRDS = sorted((REPO / "tests" / "fixtures" / "crds").glob("monitoring.coreos.com_*"))
+FIXTURE_CRDS = REPO / "tests" / "fixtures" / "crds"
+MONITORING_CRDS = sorted(FIXTURE_CRDS.glob("monitoring.coreos.com_*"))
+REPORT_CRDS = [FIXTURE_CRDS / "openreports.io_reports.yaml"]
+# The operator's namespace when run locally (POD_NAMESPACE): its certificate's Secret lives
+# there, and the webhook never checks it.
+OPERATOR_NAMESPACE = "default"
+WEBHOOK_CONFIGURATION = "prodready-demo"
+WEBHOOK_SECRET = "prodready-demo-webhook-tls"
+ENFORCED, AUDITED = "demo-enforce", "demo-audit"
+# A Deployment as people write them before a checklist: no probes, no resources, `latest`.
+HAND_WRITTEN = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "web"},
+    "spec": {
+        "replicas": 1,
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx:latest"}]},
+        },
+    },
+}
 BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 
 
@@ -53,8 +82,9 @@ class Demo:
         return result.stdout
 
     def install_crds(self) -> None:
-        step("Installing the CRDs (ProductionService, ServiceMonitor, PrometheusRule)")
-        for path in [REPO / "crds" / "prodready.io_productionservices.yaml", *MONITORING_CRDS]:
+        step("Installing the CRDs (ProductionService, ServiceMonitor, PrometheusRule, Report)")
+        ours = sorted((REPO / "crds").glob("prodready.io_*.yaml"))
+        for path in [*ours, *MONITORING_CRDS, *REPORT_CRDS]:
             self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
             name = yaml.safe_load(path.read_text())["metadata"]["name"]
             self.wait_established(name)
@@ -80,7 +110,14 @@ class Demo:
                 "PRODREADY_STANDALONE": "true",
                 # The demo shows /metrics with a plain curl; the chart keeps it authenticated.
                 "PRODREADY_METRICS_AUTH": "false",
-                "POD_NAMESPACE": "default",
+                "POD_NAMESPACE": OPERATOR_NAMESPACE,
+                # The webhook on the loopback, with the certificate the operator creates,
+                # renews and puts into the webhook configuration's caBundle itself.
+                "PRODREADY_WEBHOOK_HOST": "127.0.0.1",
+                "PRODREADY_WEBHOOK_PORT": str(WEBHOOK_PORT),
+                "PRODREADY_WEBHOOK_CERT_SECRET_NAME": WEBHOOK_SECRET,
+                "PRODREADY_WEBHOOK_CERT_HOSTS": "127.0.0.1,localhost",
+                "PRODREADY_WEBHOOK_CONFIGURATION": WEBHOOK_CONFIGURATION,
             }
         )
         log = (self.local / "operator.log").open("ab")
@@ -106,6 +143,93 @@ class Demo:
                 return
             time.sleep(0.5)
         raise SystemExit("the operator did not become ready within 60 s; see .local/operator.log")
+
+    def register_webhook(self) -> None:
+        step(f"Registering the admission webhook (https://127.0.0.1:{WEBHOOK_PORT})")
+        configuration = render_webhook_configuration(
+            operator_namespace=OPERATOR_NAMESPACE,
+            url=f"https://127.0.0.1:{WEBHOOK_PORT}",
+            name=WEBHOOK_CONFIGURATION,
+            timeout_seconds=10,
+        )
+        # Server-side apply without caBundle: the operator's value of it is kept.
+        self.kubectl(
+            "apply", "--server-side", "--force-conflicts", "--field-manager=prodready-demo",
+            "-f", "-", input=json.dumps(configuration),
+        )  # fmt: skip
+        print(f"  validatingwebhookconfiguration/{WEBHOOK_CONFIGURATION}: 5 entries")
+
+    def wait_trusted(self) -> None:
+        """Until the operator's certificate is in the webhook configuration's caBundle."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            secret = self.kubectl(
+                "get", "secret", WEBHOOK_SECRET, "-n", OPERATOR_NAMESPACE,
+                "-o", "jsonpath={.data.ca\\.crt}", check=False,
+            ).strip()  # fmt: skip
+            bundles = set(
+                self.kubectl(
+                    "get", "validatingwebhookconfiguration", WEBHOOK_CONFIGURATION,
+                    "-o", "jsonpath={range .webhooks[*]}{.clientConfig.caBundle}{'\\n'}{end}",
+                    check=False,
+                ).split()
+            )  # fmt: skip
+            if secret and bundles == {secret}:
+                print(
+                    f"  the operator created secret/{WEBHOOK_SECRET} (a CA and a serving "
+                    "certificate) and set the caBundle"
+                )
+                return
+            time.sleep(0.5)
+        raise SystemExit(
+            "the operator did not set the webhook configuration's caBundle within 60 s; "
+            f"see {self.local / 'operator.log'}"
+        )
+
+    def admission(self) -> None:
+        step(f"Admission: namespace {ENFORCED} enforces the checklist, {AUDITED} audits it")
+        for namespace, label in ((ENFORCED, ENFORCE_LABEL), (AUDITED, AUDIT_LABEL)):
+            self.kubectl("create", "namespace", namespace, check=False)
+            self.kubectl("label", "namespace", namespace, "--overwrite", f"{label}=true")
+            print(f"  namespace/{namespace} labelled {label}=true")
+        document = json.dumps(HAND_WRITTEN)
+        print(f"\n  {BOLD}kubectl apply -n {ENFORCED} -f web.yaml{RESET}  (no probes, no limits)")
+        denied = self.kubectl_result("apply", "-n", ENFORCED, "-f", "-", input=document)
+        if denied.returncode == 0:
+            raise SystemExit(f"the webhook admitted deployment/web in {ENFORCED}")
+        print(indent(denied.stderr))
+        # Created anew on every run, so the webhook is asked (an unchanged apply is not sent).
+        self.kubectl("delete", "deployment", "web", "-n", AUDITED, "--ignore-not-found")
+        print(f"\n  {BOLD}kubectl apply -n {AUDITED} -f web.yaml{RESET}")
+        admitted = self.kubectl_result("apply", "-n", AUDITED, "-f", "-", input=document)
+        if admitted.returncode != 0:
+            raise SystemExit(f"deployment/web was refused in {AUDITED}: {admitted.stderr}")
+        print(indent(admitted.stderr + admitted.stdout))
+
+    def report(self) -> None:
+        step(f"prodready report -n {AUDITED}  (what the in-cluster audit wrote)")
+        deadline = time.monotonic() + 90
+        output = ""
+        while time.monotonic() < deadline:
+            result = subprocess.run(
+                [sys.executable, "-m", "prodready", "report", "-n", AUDITED],
+                env=dict(os.environ, KUBECONFIG=str(self.kubeconfig)),
+                capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
+            )  # fmt: skip
+            output = result.stdout
+            if f"Deployment {AUDITED}/web" in output:
+                print(indent(output))
+                return
+            time.sleep(1)
+        raise SystemExit(f"no report for deployment/web within 90 s:\n{output}")
+
+    def kubectl_result(
+        self, *args: str, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.kubectl_path), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input, capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
 
     def apply_examples(self) -> list[str]:
         step(f"Applying examples/ to namespace {NAMESPACE}")
@@ -213,6 +337,8 @@ class Demo:
   kubectl describe productionservice orders-api -n {NAMESPACE}
   kubectl explain productionservice.spec.health
   kubectl delete service orders-api -n {NAMESPACE}   # drift: watch it come back
+  kubectl apply -n {ENFORCED} -f examples/minimal.yaml   # a ProductionService passes
+  prodready report -A                                 # every namespace's findings
   curl -s localhost:{HEALTH_PORT}/metrics | grep prodready_
   tail -f {self.local / "operator.log"}
   make cluster-down                                   # stop everything""")
@@ -245,10 +371,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     demo = Demo(args.dir)
     demo.install_crds()
+    demo.register_webhook()
     demo.start_operator()
+    demo.wait_trusted()
     names = demo.apply_examples()
     demo.wait_ready(names)
     demo.show(names)
+    demo.admission()
+    demo.report()
     demo.next_steps()
     return 0
 

@@ -1,4 +1,8 @@
-"""`make demo` works on a fresh cluster, and a second time on the same one."""
+"""`make demo` works on a fresh cluster, and a second time on the same one, and shows the
+whole product: ProductionServices made Ready, a hand-written Deployment denied in the
+enforce namespace (by the webhook, called by the apiserver with the operator's own
+certificate), admitted with warnings in the audit namespace, and `prodready report` on
+what the audit wrote."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ def test_demo_twice_then_down(tmp_path: Path) -> None:
     env = dict(os.environ)
     env["PRODREADY_BIN_DIR"] = str(default_bin_dir())
     env["PRODREADY_HEALTH_PORT"] = str(free_port())
+    env["PRODREADY_WEBHOOK_PORT"] = str(free_port())
     local = str(tmp_path)
     try:
         assert run(["tests.cluster", "up", "--dir", local], env).returncode == 0
@@ -36,6 +41,23 @@ def test_demo_twice_then_down(tmp_path: Path) -> None:
             assert "productionservice/hello condition met" in out
             assert "checklist: compliant" in out
             assert "deployment.apps/orders-api" in out
+            assert "set the caBundle" in out
+            # The denial, as kubectl prints the webhook's answer.
+            denial = out.split("kubectl apply -n demo-enforce", 1)[1]
+            denial = denial.split("kubectl apply -n demo-audit", 1)[0]
+            assert 'admission webhook "enforce.workloads.prodready.io" denied the request' in (
+                denial
+            )
+            assert "PR-HC-001" in denial
+            # The warnings: admitted in audit mode, each failing rule a kubectl warning.
+            audit = out.split("kubectl apply -n demo-audit", 1)[1].split("== prodready report")[0]
+            assert "Warning: " in audit
+            assert "PR-HC-001" in audit
+            assert "deployment.apps/web" in audit
+            # The report the audit wrote for it.
+            report = out.split("== prodready report -n demo-audit", 1)[1]
+            assert "web" in report
+            assert "PR-HC-001" in report
             assert "Traceback" not in out + demo.stderr
         assert (tmp_path / "operator.log").stat().st_size > 0
     finally:
