@@ -186,8 +186,9 @@ class Settings(BaseSettings):
     )
     webhook_cert_file: Path | None = Field(
         default=None,
-        description="PEM certificate of the webhook server. Unset: the operator generates a "
-        "self-signed certificate (for local runs). Set together with "
+        description="PEM certificate of the webhook server (e.g. mounted from cert-manager's "
+        "Secret; reloaded when it changes). Unset: PRODREADY_WEBHOOK_CERT_SECRET_NAME, else a "
+        "throwaway self-signed certificate (for local runs). Set together with "
         "PRODREADY_WEBHOOK_KEY_FILE.",
     )
     webhook_key_file: Path | None = Field(
