@@ -76,6 +76,18 @@ def _measure(plane: Any, namespace: str, label: str, results: VapResults, log: L
     body["metadata"].setdefault("labels", {})["team"] = "bench"
     url = f"{plane.api_url}/apis/apps/v1/namespaces/{namespace}/deployments?dryRun=All"
     context = _context(plane)
+    once = plane.kubectl(
+        "create",
+        "-n",
+        namespace,
+        "--dry-run=server",
+        "-f",
+        "-",
+        input=json.dumps(body),
+        check=False,
+    )
+    if once.returncode != 0:  # a denial is not the latency of an admitted request
+        raise RuntimeError(f"{label}: the compliant Deployment is refused: {once.stderr[:500]}")
     asyncio.run(_drive(url, body, context, RATE, 2))  # warm the paths
     figures = _latency_figures(asyncio.run(_drive(url, body, context, RATE, SECONDS)))
     results.latency[label] = figures
