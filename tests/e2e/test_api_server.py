@@ -357,7 +357,7 @@ def test_names_category_printer_columns_and_status(crds: ControlPlane, namespace
     assert row[:6] == ["hello", "True", "Available", "False", "2", "dev"]
     wide = crds.kubectl("get", "ps", "hello", "-n", namespace, "-o", "wide").stdout.splitlines()
     assert wide[0].split()[-2:] == ["SCORE", "MESSAGE"]
-    assert wide[1].endswith("90   2/2 replicas ready")
+    assert wide[1].split()[-4:] == ["90", "2/2", "replicas", "ready"]
     stored = crds.kubectl_json("get", "ps", "hello", "-n", namespace)
     parsed = parse_production_service(stored)
     assert parsed.status is not None
