@@ -10,6 +10,7 @@ import argparse
 import datetime
 import json
 import stat
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -285,10 +286,44 @@ def test_the_pods_service_account(tmp_path: Path) -> None:
     assert info.default_namespace == "from-env"
 
 
+def test_the_pods_service_account_over_ipv6_without_the_official_client(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("sa-token\n")
+    (tmp_path / "ca.crt").write_text("CA")
+    environ = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "6443"}
+    info = login.login(ClusterTarget(), environ=environ, service_account_dir=tmp_path)
+    assert info.server == "https://[fd00::1]:6443"
+    assert info.token == "sa-token"
+    assert info.default_namespace == "default"
+    # The pod's login reads two files; the official client is for kubeconfigs only.
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE_POD_LOGIN, str(tmp_path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert probe.stdout.split() == ["https://10.0.0.1:443", "False", "False"]
+
+
+PROBE_POD_LOGIN = """
+import sys
+from pathlib import Path
+from prodready.kube import login
+import kopf
+info = login.login(
+    login.ClusterTarget(),
+    environ={"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"},
+    service_account_dir=Path(sys.argv[1]),
+)
+print(info.server, "kubernetes" in sys.modules, "kubernetes.client" in sys.modules)
+"""
+
+
 def test_a_broken_service_account_is_named(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("sa-token")  # no ca.crt
     environ = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
-    with pytest.raises(kopf.LoginError, match="cannot use the pod's ServiceAccount"):
+    with pytest.raises(kopf.LoginError, match=r"cannot use the pod's ServiceAccount.*ca\.crt"):
+        login.login(ClusterTarget(), environ=environ, service_account_dir=tmp_path)
+    (tmp_path / "ca.crt").write_text("CA")
+    (tmp_path / "token").write_text("\n")
+    with pytest.raises(kopf.LoginError, match="the token file is empty"):
         login.login(ClusterTarget(), environ=environ, service_account_dir=tmp_path)
 
 

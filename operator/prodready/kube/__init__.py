@@ -10,3 +10,17 @@
 * `access` — who may read /metrics (TokenReview, SubjectAccessReview).
 * `interning` — one copy of the strings every stored object repeats.
 """
+
+import sys as _sys
+
+# kopf imports the official client's generated models when that package is installed (to
+# recognise them in a handler's return value, which prodready never returns), and that is
+# megabytes of the operator's memory for nothing: the official client serves only logins
+# from a kubeconfig (`kube.login`), which import it themselves. So kopf is imported first
+# here, with the package hidden from it for that one import.
+if "kopf" not in _sys.modules and "kubernetes" not in _sys.modules:
+    _sys.modules["kubernetes"] = None  # type: ignore[assignment]
+    try:
+        import kopf as _kopf  # noqa: F401
+    finally:
+        del _sys.modules["kubernetes"]

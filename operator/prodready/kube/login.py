@@ -133,24 +133,33 @@ def login(
 
 
 def _from_service_account(account: Path, environ: Mapping[str, str]) -> kopf.ConnectionInfo:
-    from kubernetes.client import Configuration
-    from kubernetes.config.config_exception import ConfigException
-    from kubernetes.config.incluster_config import InClusterConfigLoader
-
-    configuration = Configuration()
+    """The pod's ServiceAccount: two variables and three files, read here rather than
+    through the official client, whose loader would import its whole generated API (the
+    operator's memory in benchmarks/RESULTS.md) to do the same."""
+    host = environ.get("KUBERNETES_SERVICE_HOST", "").strip()
+    port = environ.get("KUBERNETES_SERVICE_PORT", "").strip()
+    ca = account / "ca.crt"
     try:
-        InClusterConfigLoader(
-            token_filename=str(account / "token"),
-            cert_filename=str(account / "ca.crt"),
-            try_refresh_token=False,
-            environ=environ,
-        ).load_and_set(configuration)
-    except (ConfigException, OSError) as error:
+        if not host or not port:
+            raise ValueError("KUBERNETES_SERVICE_HOST or KUBERNETES_SERVICE_PORT is not set")
+        token = (account / "token").read_text().strip()
+        if not token:
+            raise ValueError("the token file is empty")
+        if not ca.is_file():
+            raise ValueError(f"{ca} does not exist")
+    except (OSError, ValueError) as error:
         raise kopf.LoginError(f"cannot use the pod's ServiceAccount ({account}): {error}") from None
     namespace = environ.get("POD_NAMESPACE")
     if not namespace and (account / "namespace").is_file():
         namespace = (account / "namespace").read_text().strip()
-    return _connection(configuration, namespace=namespace or DEFAULT_NAMESPACE, expiry=None)
+    server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    return kopf.ConnectionInfo(
+        server=server,
+        ca_path=str(ca),
+        scheme="Bearer",
+        token=token,
+        default_namespace=namespace or DEFAULT_NAMESPACE,
+    )
 
 
 def merged_kubeconfig(paths: str) -> Any:
