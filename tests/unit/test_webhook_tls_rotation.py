@@ -459,11 +459,7 @@ async def test_the_operator_serves_its_own_certificate_when_a_secret_is_named(
     )
     await runtime.start()
     try:
-        assert [task.get_name() for task in runtime._tasks] == [
-            "audit",
-            "webhook-cert",
-            "webhook-tls",
-        ]
+        assert {"webhook-cert", "webhook-tls"} <= {task.get_name() for task in runtime._tasks}
         assert runtime.generated is None
         client = ssl.create_default_context(cadata=decoded(api.secret_data()["ca.crt"]).decode())
         _, writer = await asyncio.open_connection(
