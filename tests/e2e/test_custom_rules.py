@@ -24,6 +24,7 @@ import yaml
 from tests.cluster.controlplane import ControlPlane
 from tests.e2e.policy_support import (
     E2E_LABEL,
+    OPENREPORTS_CRD,
     compliant_deployment,
     compliant_objects,
     e2e_webhook_configuration,
@@ -36,6 +37,7 @@ from tests.e2e.support import (
     POLICY_CRDS,
     REPO,
     OperatorProcess,
+    events,
     get,
     install_crds,
     start_operator,
@@ -62,7 +64,7 @@ OWNER_RULE = {
 def operator(
     cluster: ControlPlane, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    install_crds(cluster, CRD_FILE, *POLICY_CRDS, *MONITORING_CRDS)
+    install_crds(cluster, CRD_FILE, *POLICY_CRDS, *MONITORING_CRDS, OPENREPORTS_CRD)
     process = start_operator(
         cluster,
         tmp_path_factory.mktemp("custom-rules") / "operator.log",
@@ -94,13 +96,15 @@ def team(cluster: ControlPlane, operator: OperatorProcess, namespace: str) -> st
     return namespace
 
 
-def _policy(name: str, namespace: str, *rules: dict[str, Any]) -> dict[str, Any]:
+def _policy(
+    name: str, namespace: str, *rules: dict[str, Any], mode: str = "Enforce"
+) -> dict[str, Any]:
     return {
         "apiVersion": "prodready.io/v1alpha1",
         "kind": "ReadinessPolicy",
         "metadata": {"name": name},
         "spec": {
-            "mode": "Enforce",
+            "mode": mode,
             "namespaceSelector": {"matchLabels": {"custom-e2e": namespace}},
             "customRules": list(rules),
         },
@@ -207,4 +211,47 @@ def test_a_policy_whose_expression_does_not_compile_is_not_ready(
     unlabelled = compliant_deployment(team, "unowned")
     admitted = _as_bob(cluster, "apply", "-n", team, "--dry-run=server", "-f", "-", body=unlabelled)
     assert admitted.returncode == 0, admitted.stderr
+    cluster.kubectl("delete", "readinesspolicy", name)
+
+
+def test_in_audit_a_custom_rule_warns_and_the_audit_reports_it(
+    cluster: ControlPlane, team: str
+) -> None:
+    name = f"audit-{team}"
+    cluster.kubectl(
+        "apply", "-f", "-", input=json.dumps(_policy(name, team, OWNER_RULE, mode="Audit"))
+    )
+    unlabelled = compliant_deployment(team, "unowned")
+
+    def warned() -> str | None:
+        result = _as_bob(
+            cluster, "apply", "-n", team, "--dry-run=server", "-f", "-", body=unlabelled
+        )
+        return result.stderr if result.returncode == 0 and "ACME-OWN-001" in result.stderr else None
+
+    warning = wait_for(warned, 30, "the webhook to warn for the custom rule")
+    assert "label team is missing on unowned" in warning
+    assert _as_bob(cluster, "apply", "-n", team, "-f", "-", body=unlabelled).returncode == 0
+
+    def reported() -> Any:
+        listed = cluster.kubectl("get", "reports.openreports.io", "-n", team, "-o", "json")
+        for item in json.loads(listed.stdout)["items"]:
+            if (item.get("scope") or {}).get("name") == "unowned":
+                results = {(r["policy"], r["result"]) for r in item.get("results") or ()}
+                if ("ACME-OWN-001", "fail") in results:
+                    return item
+        return None
+
+    report = wait_for(reported, 2 * AUDIT_INTERVAL_SECONDS + 30, "the audit's report")
+    (result,) = [r for r in report["results"] if r["policy"] == "ACME-OWN-001"]
+    assert result["message"] == "label team is missing on unowned"
+
+    def announced() -> Any:
+        return [
+            e
+            for e in events(cluster, team, "unowned")
+            if "ACME-OWN-001 (workloads name an owning team)" in e.get("message", "")
+        ]
+
+    wait_for(announced, 2 * AUDIT_INTERVAL_SECONDS + 30, "the violation Event naming the rule")
     cluster.kubectl("delete", "readinesspolicy", name)
