@@ -14,6 +14,7 @@ from tests.generate import (
     CHART_CRD_FILE,
     CRD_FILE,
     MANIFEST_NAMESPACE,
+    MANIFEST_VALUES,
     MANIFESTS,
     crd_files,
     documents,
@@ -88,33 +89,58 @@ def _key(obj: dict[str, Any]) -> tuple[str, str]:
     return str(obj["kind"]), str(obj["metadata"]["name"])
 
 
+def _comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    obj["metadata"]["labels"].pop("app.kubernetes.io/managed-by")
+    if obj["kind"] == "ValidatingWebhookConfiguration":
+        obj["metadata"].pop("annotations", None)
+        for webhook in obj["webhooks"]:
+            webhook["clientConfig"].pop("caBundle", None)
+    return obj
+
+
 @needs_helm
-def test_manifests_install_what_the_chart_defaults_install() -> None:
-    """The same objects with the same specs; only the certificate's source differs
-    (cert-manager instead of a Secret generated at install), plus the namespace and the CRD
-    that Helm creates by itself."""
+def test_manifests_install_what_the_chart_installs_with_cert_manager() -> None:
+    """The same objects with the same specs as the chart with
+    webhook.certificate=cert-manager (a static file holds no certificate the operator would
+    rotate in place), plus the namespace and the CRDs that Helm creates by itself."""
     kubectl = default_bin_dir() / "kubectl"
     applied = subprocess.run(
         [str(kubectl), "kustomize", str(MANIFESTS)], capture_output=True, text=True, check=True
     ).stdout
     manifests: dict[tuple[str, str], Any] = {_key(o): o for o in documents(applied)}
-    chart: dict[tuple[str, str], Any] = {_key(o): o for o in documents(helm_template())}
+    chart: dict[tuple[str, str], Any] = {
+        _key(o): o for o in documents(helm_template(MANIFEST_VALUES))
+    }
     assert set(manifests) - set(chart) == {
         ("Namespace", MANIFEST_NAMESPACE),
         ("CustomResourceDefinition", "productionservices.prodready.io"),
         ("CustomResourceDefinition", "readinesspolicies.prodready.io"),
         ("CustomResourceDefinition", "readinessexceptions.prodready.io"),
+    }
+    assert set(chart) - set(manifests) == set()
+    for key in set(chart) & set(manifests):
+        assert _comparable(manifests[key]) == _comparable(chart[key]), key
+
+
+@needs_helm
+def test_the_chart_defaults_differ_from_cert_manager_only_in_the_certificate() -> None:
+    """By default the operator provisions the certificate: RBAC for its one Secret and its
+    own webhook configuration instead of cert-manager's Certificate and Issuer; the
+    Deployment, the operator's admission policy and the webhook configuration's
+    annotation differ accordingly, nothing else."""
+    defaults = {_key(o): o for o in documents(helm_template())}
+    cert_manager = {_key(o): o for o in documents(helm_template(MANIFEST_VALUES))}
+    assert set(defaults) - set(cert_manager) == {
+        ("Role", "prodready-webhook-certificate"),
+        ("RoleBinding", "prodready-webhook-certificate"),
+        ("ClusterRole", "prodready-webhook-configuration"),
+        ("ClusterRoleBinding", "prodready-webhook-configuration"),
+    }
+    assert set(cert_manager) - set(defaults) == {
         ("Certificate", "prodready-webhook"),
         ("Issuer", "prodready-selfsigned"),
     }
-    assert set(chart) - set(manifests) == {("Secret", "prodready-webhook-tls")}
-    for key in set(chart) & set(manifests):
-        ours, theirs = manifests[key], chart[key]
-        for obj in (ours, theirs):
-            obj["metadata"]["labels"].pop("app.kubernetes.io/managed-by")
-        if key[0] == "ValidatingWebhookConfiguration":
-            for obj in (ours, theirs):
-                obj["metadata"].pop("annotations", None)
-                for webhook in obj["webhooks"]:
-                    webhook["clientConfig"].pop("caBundle", None)
-        assert ours == theirs, key
+    certificate_dependent = {"Deployment", "ValidatingAdmissionPolicy"}
+    for key in set(defaults) & set(cert_manager):
+        if key[0] not in certificate_dependent:
+            assert _comparable(defaults[key]) == _comparable(cert_manager[key]), key
