@@ -680,3 +680,23 @@ def test_the_benchmark_rules_compile_and_its_row_reaches_the_results() -> None:
         report.table(run)
     )
     assert report.as_json(run)["custom_rules"]["seconds_per_rule"] == pytest.approx(0.5)
+
+
+def test_a_hostile_rule_in_enforce_is_an_error_finding_of_that_rule_not_a_hang() -> None:
+    hostile = rule(
+        expression="object.metadata.annotations.all(a, object.metadata.annotations.all(b, "
+        "object.metadata.annotations.exists(c, a + b + c == 'x')))",
+        messageExpression=None,
+    )
+    objects = _objects(team="payments")
+    deployment(objects)["metadata"]["annotations"] = {f"k{i}": "v" for i in range(3_000)}
+    policies = policy_set(policy("acme", customRules=[hostile, {**OWNER, "id": "ACME-OWN-002"}]))
+    started = time.monotonic()
+    report = workload_report(objects, policies)
+    assert time.monotonic() - started < 5.0
+    (finding,) = [f for f in report.findings if f.rule_id == "ACME-OWN-001"]
+    assert finding.result is Result.FAIL
+    assert "not evaluated: its estimated cost" in finding.message
+    assert not report.compliant  # in Enforce, the webhook denies
+    # The policy's other rules still ran.
+    assert results(report, "ACME-OWN-002") == [Result.PASS]
