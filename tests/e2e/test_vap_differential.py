@@ -121,7 +121,12 @@ def differential_policy(select: str) -> dict[str, Any]:
         "spec": {
             "mode": "Enforce",
             "namespaceSelector": {"matchLabels": {SELECT_LABEL: select}},
-            "severity": {"PR-RS-001": "error", "PR-SC-004": "error", "PR-SC-005": "error"},
+            "severity": {
+                "PR-RS-001": "error",
+                "PR-RS-003": "error",
+                "PR-SC-004": "error",
+                "PR-SC-005": "error",
+            },
             "exemptions": [
                 {"rules": ["PR-HC-002"], "name": "legacy-*", "reason": "the old API"},
                 {"rules": ["PR-RS-001"], "image": "busybox*", "reason": "tools"},
@@ -238,6 +243,29 @@ SECURITY_CONTEXTS = [
     {**HARDENED, "privileged": True, "allowPrivilegeEscalation": True},
     {},
 ]
+VOLUMES = [
+    {"name": "scratch", "emptyDir": {}},
+    {"name": "host", "hostPath": {"path": "/srv/host"}},
+    {"name": "claim", "persistentVolumeClaim": {"claimName": "data"}},
+]
+MOUNT_PATHS = [
+    "/data",
+    "/tmp",
+    "/var/lib/app",
+    "/srv",
+    "/cache",
+    "/app/db",
+    "/run/lock",
+    "/home/app",
+    "/var/tmp/x",
+    "/bitnami/postgresql",
+    "/app/cache",
+]
+mounts = st.lists(
+    st.tuples(st.sampled_from([v["name"] for v in VOLUMES]), st.sampled_from(MOUNT_PATHS)),
+    max_size=3,
+    unique_by=lambda mount: mount[1],
+)
 POD_SECURITY_CONTEXTS = [{"runAsNonRoot": True}, {"runAsUser": 1000}, {"runAsUser": 0}, {}]
 probe = st.sampled_from(
     [
@@ -267,6 +295,7 @@ container = st.fixed_dictionaries(
         "readinessProbe": probe,
         "resources": resources,
         "securityContext": st.sampled_from(SECURITY_CONTEXTS),
+        "volumeMounts": mounts,
     },
 )
 init_container = st.fixed_dictionaries(
@@ -313,7 +342,12 @@ def _pod_spec(case: dict[str, Any]) -> dict[str, Any]:
         if ports:
             body["ports"] = ports
         containers.append(body)
+    for body in containers:
+        if "volumeMounts" in body:
+            body["volumeMounts"] = [{"name": n, "mountPath": p} for n, p in body["volumeMounts"]]
     spec: dict[str, Any] = {"containers": containers}
+    if any(body.get("volumeMounts") for body in containers):
+        spec["volumes"] = VOLUMES
     if "pod_security" in case:
         spec["securityContext"] = case["pod_security"]
     if case["init"]:
@@ -403,6 +437,13 @@ def edge_workloads() -> list[dict[str, Any]]:
         found.append(
             build_workload({"kind": "Pod", "name": "api", "containers": [parts], "init": []})
         )
+    for volume in VOLUMES:
+        for path in MOUNT_PATHS:
+            for kind in ("StatefulSet", "Deployment"):
+                parts = {**sound, "ports": [], "volumeMounts": [(volume["name"], path)]}
+                found.append(
+                    build_workload({"kind": kind, "name": "api", "containers": [parts], "init": []})
+                )
     for context in SECURITY_CONTEXTS:
         for pod in POD_SECURITY_CONTEXTS:
             parts = {**sound, "ports": [], "securityContext": context}
@@ -548,6 +589,7 @@ def setup(cluster: ControlPlane) -> Iterator[Setup]:
         "PR-HC-001",
         "PR-HC-002",
         "PR-RS-001",
+        "PR-RS-003",
         "PR-SC-004",
         "PR-SC-005",
     } | {rule["id"] for rule in CUSTOM_RULES}

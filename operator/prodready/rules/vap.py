@@ -238,6 +238,28 @@ def _hardened(c: str) -> str:
     )
 
 
+# rules.checks.resources: where data lives, and what scratch space is (searched, as there).
+_DATA_PATH: Final = (
+    r"^/(var/lib|var/opt|bitnami|srv)(/|$)"
+    r"|(^|/)(data|db|database|pgdata|storage|uploads|mysql|postgresql|redis|mongodb)(/|$)"
+)
+_SCRATCH_PATH: Final = r"^/(tmp|var/tmp|run|var/run|cache|var/cache|dev/shm)(/|$)|(^|/)(cache|tmp)$"
+
+
+def _data_on_pod_volumes(c: str) -> str:
+    path = "m.mountPath"
+    ephemeral = "(has(v.emptyDir) || has(v.hostPath))"
+    stateful_scratch = (
+        f"(object.kind == 'StatefulSet' && has(v.emptyDir) "
+        f"&& !{path}.matches({cel_string(_SCRATCH_PATH)}))"
+    )
+    return (
+        f"(!has({c}.volumeMounts) || !has(variables.podSpec.volumes) || {c}.volumeMounts.all(m, "
+        f"variables.podSpec.volumes.all(v, v.name != m.name || !{ephemeral} || "
+        f"!({path}.matches({cel_string(_DATA_PATH)}) || {stateful_scratch}))))"
+    )
+
+
 def _names_of(failing: str, containers: str = "variables.containers") -> str:
     return f"{containers}.filter(c, !{failing}).map(c, c.name).join(', ')"
 
@@ -269,6 +291,14 @@ TRANSLATIONS: Final[Mapping[str, Translation]] = {
             message="'container(s) ' + "
             + _names_of(_resources_set("c"), "variables.allContainers")
             + " + ' lack a CPU or memory request or a memory limit'",
+        ),
+        Translation(
+            rule_id="PR-RS-003",
+            expression=f"variables.allContainers.all(c, {_data_on_pod_volumes('c')})",
+            message="'container(s) ' + "
+            + _names_of(_data_on_pod_volumes("c"), "variables.allContainers")
+            + " + ' keep data on an emptyDir or hostPath volume, which does not outlive the "
+            "pod'",
         ),
         Translation(
             rule_id="PR-SC-004",
@@ -312,7 +342,6 @@ _ELSEWHERE: Final[Mapping[str, str]] = {
     "PR-MO-001": "reads Services, ServiceMonitors and PodMonitors",
     "PR-MO-002": "reads PrometheusRules",
     "PR-RS-002": "reads PodDisruptionBudgets and HorizontalPodAutoscalers",
-    "PR-RS-003": "object only; not translated yet",
     "PR-EX-001": "a warning about the annotations themselves; not translated",
     "PR-PS-001": "judges a ProductionService",
     "PR-LM-001": "the engine's own caps; the apiserver bounds CEL cost itself",
