@@ -649,9 +649,9 @@ def test_vap_and_engine_agree(setup: Setup) -> None:
         setup,
         [
             ("edge", edge_workloads()),
-            ("generated", generated_workloads(250, 16)),
+            ("generated", generated_workloads(200, 16)),
             ("fuzz", rendered_workloads(40, 16)),
-            ("corpus", corpus_workloads(120)),
+            ("corpus", corpus_workloads(80)),
         ],
     )
     assert outcome.cases >= 300, outcome
