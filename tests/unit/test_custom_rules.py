@@ -700,3 +700,15 @@ def test_a_hostile_rule_in_enforce_is_an_error_finding_of_that_rule_not_a_hang()
     assert not report.compliant  # in Enforce, the webhook denies
     # The policy's other rules still ran.
     assert results(report, "ACME-OWN-002") == [Result.PASS]
+
+
+def test_a_value_cel_cannot_hold_fails_the_custom_rules_with_its_type() -> None:
+    # An unquoted date in YAML is a date, which JSON (and so the apiserver) never holds.
+    objects = _objects(team="payments")
+    deployment(objects)["metadata"]["annotations"] = {"released": yaml.safe_load("2024-01-01")}
+    report = workload_report(objects, policy_set(policy("acme", customRules=[OWNER])))
+    (finding,) = [f for f in report.findings if f.rule_id == "ACME-OWN-001"]
+    assert finding.result is Result.FAIL
+    assert finding.message == (
+        "the object cannot be given to CEL: Failed to convert Python object of type date to Value"
+    )

@@ -432,7 +432,9 @@ def _custom_variables(workload: Workload) -> tuple[Any, Extent] | Verdict:
     try:
         return activation(workload.obj, namespace), extent_of(workload.obj, namespace)
     except (TypeError, ValueError, OverflowError) as error:
-        message = f"the object cannot be given to CEL: {str(error)[:200]}"
+        # The library nests its reasons; the innermost names the type, never the value.
+        reason = str(error).rsplit("Conversion Error: ", 1)[-1][:200]
+        message = f"the object cannot be given to CEL: {reason}"
         return Verdict(False, message, error=True)
 
 
