@@ -712,3 +712,24 @@ def test_a_value_cel_cannot_hold_fails_the_custom_rules_with_its_type() -> None:
     assert finding.message == (
         "the object cannot be given to CEL: Failed to convert Python object of type date to Value"
     )
+
+
+def test_prodready_rules_lists_a_policys_custom_rules(capsys: pytest.CaptureFixture[str]) -> None:
+    policy_file = str(EXAMPLE / "policy.yaml")
+    assert main(["rules", "--policy", policy_file]) == 0
+    table = capsys.readouterr().out
+    assert "ACME-REG-001 error    custom         images come from the approved registry" in table
+    assert main(["rules", "--policy", policy_file, "-o", "json"]) == 0
+    listed = {rule["id"]: rule for rule in json.loads(capsys.readouterr().out)}
+    assert "PR-HC-001" in listed
+    assert listed["ACME-MEM-001"]["severity"] == "warning"
+    assert listed["ACME-MEM-001"]["policy"] == "acme"
+
+
+def test_prodready_rules_refuses_a_broken_policy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy("acme", customRules=[rule(expression="1 +")])))
+    assert main(["rules", "--policy", str(path)]) == 2
+    assert "(ACME-OWN-001).expression: line 1" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """`prodready rules`: the rule catalogue, generated from the registry.
 
 `-o markdown` is what the README's rule catalogue is generated from; `-o json` is for
-tools (dashboards, policy repositories) that want the metadata.
+tools (dashboards, policy repositories) that want the metadata. `--policy FILE` lists the
+custom rules of the file's ReadinessPolicies after the checklist's (table and json).
 """
 
 from __future__ import annotations
@@ -22,6 +23,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--output", choices=FORMATS, default="table", help="output format (default: table)"
     )
+    parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="also list the custom rules (customRules) of this file's ReadinessPolicies",
+    )
+
+
+def _custom_rules(path: str) -> list[dict[str, Any]]:
+    """The custom rules of a policy file, as `-o json` prints them; raises PolicyError."""
+    from prodready.rules.policy import load_policy_file
+
+    return [
+        {
+            "id": rule.id,
+            "title": rule.title,
+            "severity": rule.severity.value,
+            "kinds": sorted(rule.kinds),
+            "expression": rule.expression,
+            "fix": rule.fix,
+            "policy": policy.name,
+        }
+        for policy in load_policy_file(path).policies
+        for rule in policy.custom_rules
+    ]
 
 
 def _profiles(rule: Rule) -> dict[str, str | None]:
@@ -90,7 +115,26 @@ def render_json() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the catalogue; always exit 0."""
+    """Print the catalogue; exit 0 (2 when `--policy` cannot be used)."""
+    custom: list[dict[str, Any]] = []
+    if args.policy:
+        from prodready.rules.policy import PolicyError
+
+        try:
+            custom = _custom_rules(args.policy)
+        except PolicyError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    if args.output == "json" and custom:
+        everything = [*(rule_dict(rule) for rule in RULES), *custom]
+        sys.stdout.write(json.dumps(everything, indent=2, ensure_ascii=False) + "\n")
+        return 0
     renderers = {"table": render_table, "json": render_json, "markdown": render_markdown}
     sys.stdout.write(renderers[args.output]())
+    if args.output == "table":
+        sys.stdout.writelines(
+            f"{rule['id']:<10} {rule['severity']:<8} {'custom':<14} {rule['title']} "
+            f"(ReadinessPolicy {rule['policy']})\n"
+            for rule in custom
+        )
     return 0
