@@ -96,6 +96,9 @@ def test_without_the_operator_the_generated_vap_denies(
 ) -> None:
     cluster = crds
     cluster.kubectl("label", "namespace", namespace, f"{SELECT_LABEL}={namespace}")
+    # A workload admitted before the policy existed: its metadata may still change.
+    legacy = without_liveness_probe(with_team(compliant_deployment(namespace, "legacy")))
+    cluster.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(legacy))
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(json.dumps(policy(f"offline-{namespace}", namespace)))
     printed = subprocess.run(
@@ -124,6 +127,18 @@ def test_without_the_operator_the_generated_vap_denies(
         assert "ACME-OWN-001: label team is missing on api" in output, output
         admitted, output = dry_run(cluster, namespace, deployment)
         assert admitted, output
+        # An UPDATE that leaves spec as it was is left to the webhook; one that changes it
+        # must comply.
+        relabel = cluster.kubectl(
+            "label", "-n", namespace, "deployment/legacy", "tier=web", check=False
+        )
+        assert relabel.returncode == 0, relabel.stderr
+        respec = cluster.kubectl(
+            "patch", "-n", namespace, "deployment/legacy", "--type=merge",
+            "-p", '{"spec": {"minReadySeconds": 7}}', check=False,
+        )  # fmt: skip
+        assert respec.returncode != 0
+        assert "PR-HC-001" in respec.stderr, respec.stderr
     finally:
         cluster.kubectl("delete", "-f", "-", input=printed.stdout, check=False)
 
