@@ -733,3 +733,24 @@ def test_prodready_rules_refuses_a_broken_policy(
     path.write_text(yaml.safe_dump(policy("acme", customRules=[rule(expression="1 +")])))
     assert main(["rules", "--policy", str(path)]) == 2
     assert "(ACME-OWN-001).expression: line 1" in capsys.readouterr().err
+
+
+def test_the_custom_rules_of_one_workload_share_a_budget() -> None:
+    # Each rule alone is within its budget; together they would not be.
+    expensive = (
+        "object.metadata.annotations.all(a, object.metadata.annotations.exists(b, "
+        "a == b && b.startsWith('k')))"
+    )
+    rules = [
+        rule(id=f"ACME-COST-{i}", expression=expensive, messageExpression=None) for i in range(8)
+    ]
+    objects = _objects(team="payments")
+    deployment(objects)["metadata"]["annotations"] = {f"k{i}": "v" for i in range(300)}
+    report = workload_report(objects, policy_set(policy("acme", customRules=rules)))
+    custom = [f for f in report.findings if f.rule_id.startswith("ACME-COST-")]
+    ran = [f for f in custom if f.result is Result.PASS]
+    refused = [f for f in custom if f.result is Result.FAIL]
+    assert ran
+    assert refused
+    assert len(ran) + len(refused) == 8
+    assert "this workload's custom rules have used" in refused[0].message

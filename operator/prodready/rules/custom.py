@@ -76,6 +76,9 @@ MAX_EXPRESSION_LENGTH: Final = 4096
 MAX_MESSAGE_LENGTH: Final = 1024
 MAX_COMPREHENSION_DEPTH: Final = 3
 COST_BUDGET: Final = 5_000_000
+WORKLOAD_BUDGET: Final = 4 * COST_BUDGET
+"""What all the custom rules of one workload may cost together (up to 64 rules at the
+per-rule budget would take half a minute): past it, the remaining rules are not run."""
 """Estimated units one evaluation may cost (module docstring): about half a second."""
 MAX_BUILT_STRING: Final = 1 << 20
 MAX_SPLIT_PARTS: Final = 10_000
@@ -477,11 +480,34 @@ def _describe_error(error: Exception) -> str:
     return (prefix + " ".join(text.split()))[:300]
 
 
-def evaluate_rule(rule: CompiledCustomRule, context: cel.Context, extent: Extent) -> Verdict:
-    """Run one compiled rule over one activation, within the cost budget."""
+@dataclass(slots=True)
+class Spent:
+    """The estimated cost the custom rules of one workload have run so far."""
+
+    cost: int = 0
+
+
+def evaluate_rule(
+    rule: CompiledCustomRule, context: cel.Context, extent: Extent, spent: Spent | None = None
+) -> Verdict:
+    """Run one compiled rule over one activation, within the cost budgets (the rule's own,
+    and with `spent`, the workload's)."""
     refused = _over_budget(rule.shape, extent, "expression")
     if refused is not None:
         return refused
+    if spent is not None:
+        cost = estimated_cost(rule.shape, extent)
+        if rule.message_shape is not None:
+            cost += estimated_cost(rule.message_shape, extent)
+        if spent.cost + cost > WORKLOAD_BUDGET:
+            return Verdict(
+                False,
+                f"expression not evaluated: this workload's custom rules have used "
+                f"{spent.cost:,} of their budget of {WORKLOAD_BUDGET:,} (docs/custom-rules.md: "
+                "cost)",
+                error=True,
+            )
+        spent.cost += cost
     try:
         result = rule.program.execute(context)
     except Exception as error:  # any evaluation error is the rule's failure
@@ -519,9 +545,11 @@ __all__ = [
     "DEFAULT_KINDS",
     "MAX_COMPREHENSION_DEPTH",
     "MAX_EXPRESSION_LENGTH",
+    "WORKLOAD_BUDGET",
     "CompiledCustomRule",
     "Extent",
     "Shape",
+    "Spent",
     "Verdict",
     "activation",
     "compile_custom_rules",

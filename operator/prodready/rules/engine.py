@@ -67,6 +67,7 @@ from prodready.rules.context import (
 from prodready.rules.custom import (
     CompiledCustomRule,
     Extent,
+    Spent,
     Verdict,
     activation,
     evaluate_rule,
@@ -420,9 +421,12 @@ def _findings(
 
 
 def _custom_outcomes(
-    rule: CompiledCustomRule, variables: tuple[Any, Extent] | Verdict
+    rule: CompiledCustomRule, variables: tuple[Any, Extent] | Verdict, spent: Spent
 ) -> list[Outcome]:
-    verdict = variables if isinstance(variables, Verdict) else evaluate_rule(rule, *variables)
+    if isinstance(variables, Verdict):
+        verdict = variables
+    else:
+        verdict = evaluate_rule(rule, *variables, spent)
     return [Outcome(verdict.passed, "", verdict.message)]
 
 
@@ -479,6 +483,7 @@ def _evaluate_rules(
         checked = _Checked(rule_id=rule.id, title=rule.title, fix=rule.fix, severity=severity)
         findings.extend(_findings(checked, outcomes, exemption, refused, ref))
     variables: tuple[Any, Extent] | Verdict | None = None
+    spent = Spent()
     for custom in plan.custom:
         if workload.kind not in custom.kinds:
             continue
@@ -489,7 +494,7 @@ def _evaluate_rules(
         severity = plan.severity.get(custom.id, custom.severity)
         exemption, refused = exemption_of(custom.id, severity)
         checked = _Checked(rule_id=custom.id, title=custom.title, fix=custom.fix, severity=severity)
-        outcomes = _custom_outcomes(custom, variables)
+        outcomes = _custom_outcomes(custom, variables, spent)
         findings.extend(_findings(checked, outcomes, exemption, refused, ref))
     return findings
 
