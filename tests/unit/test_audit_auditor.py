@@ -491,22 +491,34 @@ async def test_referenced_secrets_are_looked_up_by_name_and_judged_as_offline() 
     assert "cG9zdGdyZXM6Ly9kYi9zaG9w" not in repr(harness.auditor.__dict__)
 
     harness.api.secrets[("shop", "db-credentials")]["data"] = {"dsn": "eA=="}
-    harness.clock.now += 31  # past the lookup's TTL
+    harness.clock.now += 11  # past the lookup's TTL
     harness.auditor.mark("shop")
     await harness.auditor.step()
     report = harness.api.report("prodready-deployment-api")
     assert "PR-CF-002" in _failing(report)
     assert "Secret db-credentials has no key url" in json.dumps(report)
 
-    del harness.api.secrets[("shop", "db-credentials")]
-    harness.clock.now += 31
+    secret = harness.api.secrets.pop(("shop", "db-credentials"))
+    harness.clock.now += 11
     harness.auditor.mark("shop")
     await harness.auditor.step()
     report = harness.api.report("prodready-deployment-api")
     assert "Secret db-credentials does not exist" in json.dumps(report)
 
+    # Created later, with nothing else changing (Secrets are not watched): a failing
+    # reference is looked at again once its answer has expired.
+    secret["data"] = {"url": "eA=="}
+    harness.api.secrets[("shop", "db-credentials")] = secret
+    await harness.auditor.step()
+    assert "PR-CF-002" in _failing(harness.api.report("prodready-deployment-api"))
+    harness.clock.now += 12
+    await harness.auditor.step()
+    assert "PR-CF-002" not in _failing(harness.api.report("prodready-deployment-api"))
+
+    del harness.api.secrets[("shop", "db-credentials")]
+
     harness.api.secret_error = ApiError(403, "Forbidden", "no", "GET", "/secrets")
-    harness.clock.now += 31
+    harness.clock.now += 11
     harness.auditor.mark("shop")
     await harness.auditor.step()
     report = harness.api.report("prodready-deployment-api")

@@ -211,3 +211,20 @@ async def test_only_a_kind_listed_in_every_namespace_is_held_in_full() -> None:
     assert store.get("Service", "b", "web") is not None
     assert not store.covers("PodDisruptionBudget")  # refused in one namespace
     assert not store.covers("ServiceMonitor")  # not served
+
+
+def test_a_recheck_neither_delays_a_change_nor_outlives_a_pass() -> None:
+    """A pass owed to a Secret looked up by name comes on its own time; a change marked
+    meanwhile still comes after the usual settle, not at the recheck's time."""
+    dirty = DirtyNamespaces(settle=0.5, min_interval=2.0)
+    dirty.recheck("shop", 131.0)
+    assert dirty.next_due() == 131.0
+    assert "shop" not in dirty  # not dirty: nothing changed
+    dirty.mark("shop", 100.0)
+    assert dirty.next_due() == 100.5
+    assert dirty.pop_due(100.5) == ["shop"]
+    assert dirty.next_due() is None  # the pass covered the recheck too
+    dirty.recheck("shop", 140.0)
+    dirty.recheck("shop", 135.0)
+    assert dirty.pop_due(134.0) == []
+    assert dirty.pop_due(135.0) == ["shop"]

@@ -62,9 +62,11 @@ VIOLATION_REASON: Final = "PolicyViolation"
 # The loop looks at leadership and due namespaces at least this often.
 _TICK: Final = 1.0
 _RETRY_CAP: Final = 300.0
-# How long a Secret's key names are reused: the audit does not watch Secrets, so one
-# created or changed is seen at the namespace's next pass after this.
-SECRET_TTL: Final = 30.0
+# How long a Secret's key names are reused. The audit does not watch Secrets: a namespace
+# failing PR-CF-002 is looked at again once the answer has expired (so a Secret created
+# after its workload clears the report within seconds); any other is at its next pass.
+SECRET_TTL: Final = 10.0
+REFERENCES_RULE: Final = "PR-CF-002"  # every referenced Secret and key exists
 _FULL_PASS_RETRY: Final = 10.0
 
 
@@ -379,6 +381,14 @@ class Auditor:
             for report in reports
             if report.object.kind in WORKLOAD_KINDS or report.failures()
         ]
+        if any(
+            finding.rule_id == REFERENCES_RULE and finding.failed
+            for report in reports
+            for finding in report.findings
+        ):
+            # Secrets are not watched: one created or given its key after the workload is
+            # seen by looking again once the answer about it has expired.
+            self._dirty.recheck(namespace, self.clock() + SECRET_TTL + 1.0)
         if self._status is not None:
             self._status.record(namespace, reports)
         self._record_findings(namespace, reports)

@@ -31,6 +31,9 @@ class DirtyNamespaces:
     _due: dict[str, float] = field(default_factory=dict)
     _last_run: dict[str, float] = field(default_factory=dict)
     _spacing: dict[str, float] = field(default_factory=dict)
+    # Passes owed to what the store does not watch (a referenced Secret), apart from `_due`
+    # so that a change marked meanwhile is not held back to their time.
+    _rechecks: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self._due)
@@ -56,25 +59,36 @@ class DirtyNamespaces:
         """Audit `namespace` again no earlier than `until` (a failed pass backing off)."""
         self._due[namespace] = max(self._due.get(namespace, until), until)
 
+    def recheck(self, namespace: str, at: float) -> None:
+        """Audit `namespace` again by `at`, whether or not anything in it changes: what a
+        pass read from outside the store (a Secret looked up by name) may change unseen."""
+        self._rechecks[namespace] = min(self._rechecks.get(namespace, at), at)
+
     def pop_due(self, now: float) -> list[str]:
         """The namespaces due at `now`, removed from the set and recorded as run at `now`."""
-        due = sorted(namespace for namespace, at in self._due.items() if at <= now)
+        due = sorted(
+            {namespace for namespace, at in self._due.items() if at <= now}
+            | {namespace for namespace, at in self._rechecks.items() if at <= now}
+        )
         for namespace in due:
-            del self._due[namespace]
+            self._due.pop(namespace, None)
+            self._rechecks.pop(namespace, None)
             self._last_run[namespace] = now
         return due
 
     def ran(self, namespace: str, now: float) -> None:
         """A pass of `namespace` started at `now` outside `pop_due` (a full audit)."""
         self._due.pop(namespace, None)
+        self._rechecks.pop(namespace, None)
         self._last_run[namespace] = now
 
     def next_due(self) -> float | None:
         """When the earliest waiting namespace becomes due, or None when none waits."""
-        return min(self._due.values(), default=None)
+        return min((*self._due.values(), *self._rechecks.values()), default=None)
 
     def forget(self, namespace: str) -> None:
         """Drop what is remembered about a namespace that is gone."""
         self._due.pop(namespace, None)
+        self._rechecks.pop(namespace, None)
         self._last_run.pop(namespace, None)
         self._spacing.pop(namespace, None)
