@@ -501,8 +501,12 @@ def _run_shared(
         toolchain=toolchain_of(args),
         exclude=args.exclude,
     )
-    if plan is None or len(plan.files) < 2 or plan.size < PARALLEL_MIN_BYTES:
-        return None
+    if (
+        plan is None
+        or len(plan.files) < 2
+        or not PARALLEL_MIN_BYTES <= plan.size <= limits.max_bytes
+    ):
+        return None  # past the byte limit: one process says where it stopped
     # The policy file is read before the input here (workers inherit it); if it cannot be
     # used, one process says so after the input's notes, as it always has.
     quiet_err = io.StringIO()

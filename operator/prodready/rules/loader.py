@@ -33,7 +33,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -1264,20 +1264,30 @@ class ShareLoad:
     nodes: int
 
 
-def read_planned(files: Sequence[PlannedFile], limits: InputLimits, *, texts: bool) -> ShareLoad:
-    """Read `files` as `load_inputs` reads them; raises `InputLimitError` past `limits`.
+def read_planned(
+    files: Sequence[PlannedFile],
+    limits: InputLimits,
+    *,
+    texts: bool,
+    within: Callable[[int, int, int], bool] | None = None,
+) -> ShareLoad:
+    """Read `files` as `load_inputs` reads them; raises `InputLimitError` past `limits`,
+    or when `within(bytes, objects, nodes)` — what was read so far — says the run as a
+    whole went past them (other processes read the rest of its input).
 
     Without `texts`, the files' bytes are not kept (only SARIF points into them).
     """
     result = LoadResult()
     reader = _Reader(result, limits, follow_symlinks=False)
     marks: list[tuple[int, int]] = []
+    tally = reader.tally
     for file in files:
         reader.read_file(file.path, file.name, follow_symlinks=file.follow_symlinks)
         if not texts:
             result.texts.clear()
         marks.append((len(result.errors), len(result.notes)))
-    tally = reader.tally
+        if within is not None and not within(tally.bytes, tally.objects, tally.nodes):
+            raise InputLimitError("the run's input went past its limits in another process")
     return ShareLoad(result, marks, tally.bytes, tally.objects, tally.nodes)
 
 

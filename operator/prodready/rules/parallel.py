@@ -27,7 +27,7 @@ import contextlib
 import os
 import pickle
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
@@ -129,19 +129,53 @@ def ignored_kinds(objects: Sequence[LoadedObject]) -> Counter[str]:
 _RELATED = (ObjectRole.CONTEXT, ObjectRole.PRODUCTION_SERVICE)
 
 
-def _work(files: list[PlannedFile], job: Job, connection: Connection) -> None:
+def _work(
+    files: list[PlannedFile], job: Job, connection: Connection, counter: _Counter | None = None
+) -> None:
     """A worker: read `files`, send what was read, then check against everyone's context."""
     try:
-        _share(files, job, connection)
+        _share(files, job, connection, counter)
     except (EOFError, BrokenPipeError, ConnectionResetError):
         pass  # the parent stopped the run (a limit, another worker's failure)
     finally:
         connection.close()
 
 
-def _share(files: list[PlannedFile], job: Job, connection: Connection) -> None:
+class _Counter:
+    """What every worker has read so far (shared memory), against the run's limits: the
+    workers stop reading soon after the run as a whole goes past one, as one process would
+    (which then reads the input again, to say where it stopped)."""
+
+    def __init__(self, limits: InputLimits, context: Any) -> None:
+        self.limits = limits
+        self.totals = context.Array("q", 3)  # bytes, objects, nodes
+
+    def within(self, counted: list[int]) -> Callable[[int, int, int], bool]:
+        """A `read_planned` check for one worker; `counted` keeps what it added so far."""
+
+        def check(size: int, objects: int, nodes: int) -> bool:
+            read = (size, objects, nodes)
+            with self.totals.get_lock():
+                for position, value in enumerate(read):
+                    self.totals[position] += value - counted[position]
+                    counted[position] = value
+                size, objects, nodes = self.totals[:]
+            limits = self.limits
+            return (
+                size <= limits.max_bytes
+                and objects <= limits.max_objects
+                and nodes <= limits.max_nodes
+            )
+
+        return check
+
+
+def _share(
+    files: list[PlannedFile], job: Job, connection: Connection, counter: _Counter | None = None
+) -> None:
+    within = counter.within([0, 0, 0]) if counter is not None else None
     try:
-        share = read_planned(files, job.limits, texts=False)
+        share = read_planned(files, job.limits, texts=False, within=within)
     except InputLimitError:
         connection.send(("over", None))
         return
@@ -204,11 +238,14 @@ class SharedRun:
         self.job = job
         self.shares = shares(plan.files, jobs)
         context = multiprocessing.get_context("fork")
+        counter = _Counter(job.limits, context)
         self.connections: list[Connection] = []
         self.processes: list[Any] = []
         for files in self.shares:
             parent_end, child_end = context.Pipe()
-            process = context.Process(target=_work, args=(files, job, child_end), daemon=True)
+            process = context.Process(
+                target=_work, args=(files, job, child_end, counter), daemon=True
+            )
             process.start()
             child_end.close()
             self.connections.append(parent_end)
