@@ -9,15 +9,25 @@ can do nothing else that matters — the RBAC is minimal (tests/unit/test_chart_
 proves every rule is one the code uses). Acting with that same token, the chart's
 ValidatingAdmissionPolicy denies what a thief would do with it (a privileged Deployment in
 kube-system, another team's Service taken over or deleted) and none of the operator's own
-writes. Then `helm upgrade` keeps the webhook certificate and the Lease, and `helm
-uninstall` leaves nothing of the release behind.
+writes. Then `helm upgrade` keeps the webhook certificate the operator created and the
+caBundle it set, and the Lease, and `helm uninstall` leaves nothing of the release behind
+(the certificate's Secret goes with the webhook configuration that owns it).
+
+A second release, installed with `podSecurityContext.runAsUser: null` (OpenShift), has its
+webhook configuration pointed at a local operator (kwok's pods run no container): the
+operator creates its own certificate, its leader sets the caBundle, the apiserver calls the
+webhook with it (a denied Deployment proves the call), and a certificate issued for 45 s
+is renewed with the caBundle following while admission reviews keep being answered.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import re
+import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,10 +37,13 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from prodready import render
 from prodready.controller.reconciler import APPLIED_HASH
 from tests.cluster.controlplane import ControlPlane
+from tests.e2e.policy_support import E2E_LABEL, bare_deployment, label_namespace, log_field
 from tests.e2e.support import (
     MONITORING_CRDS,
     REPO,
@@ -109,7 +122,7 @@ class Release:
 
     def upgrade(self, values: dict[str, Any]) -> None:
         self.helm(
-            "upgrade", self.name, str(CHART), "--reuse-values",
+            "upgrade", self.name, str(CHART), "--reset-then-reuse-values",
             "--values", self._values_file(values), "--wait", "--timeout", "180s",
         )  # fmt: skip
 
@@ -125,22 +138,15 @@ class Release:
 
     def operator_env(self, directory: Path) -> dict[str, str]:
         """The operator container's environment as the chart sets it, for a local process:
-        the certificate files hold the chart's Secret, the ports are free ones."""
+        the ports are free ones; the operator provisions its own webhook certificate (the
+        chart's default) through the API, as in the pod."""
         deployment = self.get("deployment")
         assert deployment is not None
         (main,) = deployment["spec"]["template"]["spec"]["containers"]
         env = {e["name"]: e["value"] for e in main["env"] if "value" in e}
         env = {key: value for key, value in env.items() if key not in LOCAL_ONLY}
-        secret = self.get("secret", f"{self.fullname}-webhook-tls")
-        assert secret is not None
-        for variable, key in (
-            ("PRODREADY_WEBHOOK_CERT_FILE", "tls.crt"),
-            ("PRODREADY_WEBHOOK_KEY_FILE", "tls.key"),
-        ):
-            assert variable in env
-            path = directory / key
-            path.write_bytes(base64.b64decode(secret["data"][key]))
-            env[variable] = str(path)
+        assert env["PRODREADY_WEBHOOK_CERT_SECRET_NAME"] == f"{self.fullname}-webhook-tls"
+        assert "PRODREADY_WEBHOOK_CERT_FILE" not in env
         # In the cluster the downward API sets it: the namespace of the Lease.
         env["POD_NAMESPACE"] = self.namespace
         return env
@@ -318,11 +324,16 @@ def test_install_deploys_a_ready_operator(
         ("lease", "prodready"),
         ("role", f"{release.fullname}-leader-election"),
         ("rolebinding", f"{release.fullname}-leader-election"),
-        ("secret", f"{release.fullname}-webhook-tls"),
+        ("role", f"{release.fullname}-webhook-certificate"),
+        ("rolebinding", f"{release.fullname}-webhook-certificate"),
     ):
         assert release.get(kind, name) is not None, f"{kind} {name}"
+    # The chart renders no certificate: the operator creates it (none runs here yet).
+    assert release.get("secret", f"{release.fullname}-webhook-tls") is None
     for kind in ("clusterrole", "clusterrolebinding", "validatingwebhookconfiguration"):
         cluster.kubectl("get", kind, release.fullname)
+    for kind in ("clusterrole", "clusterrolebinding"):
+        cluster.kubectl("get", kind, f"{release.fullname}-webhook-configuration")
     for kind in ("validatingadmissionpolicy", "validatingadmissionpolicybinding"):
         cluster.kubectl("get", kind, release.policy)
     crd: Any = cluster.kubectl_json("get", "crd", CRD_NAME)
@@ -425,7 +436,20 @@ def test_operator_with_the_chart_credentials_reconciles_end_to_end(
         ("update", "leases"),
         ("patch", "reports"),
         ("patch", "readinesspolicies/status"),
+        # Its own webhook certificate, and the caBundle of its own webhook configuration.
+        ("create", "secrets"),
+        ("patch", "validatingwebhookconfigurations"),
     } <= write_summary(writes)
+    secret = release.get("secret", f"{release.fullname}-webhook-tls")
+    assert secret is not None
+    configuration: Any = cluster.kubectl_json(
+        "get", "validatingwebhookconfiguration", release.fullname
+    )
+    assert {w["clientConfig"]["caBundle"] for w in configuration["webhooks"]} == {
+        secret["data"]["ca.crt"]
+    }
+    # Only the caBundle changed: the failure policies the test set are as they were.
+    assert {w["failurePolicy"] for w in configuration["webhooks"]} == {"Ignore"}
 
 
 @pytest.mark.parametrize(
@@ -773,15 +797,73 @@ def test_operator_token_writes_only_its_own_lease(release: Release, notes: str) 
     assert "writes only its own Lease" in refused_by_policy(release, result)
 
 
+def test_operator_token_writes_only_its_certificate_and_the_ca_bundle(
+    release: Release, notes: str
+) -> None:
+    """What a stolen token could do with the certificate's grants: create one Secret by
+    its name, patch one webhook configuration's caBundle; nothing else there."""
+    other_secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "stolen", "namespace": release.namespace},
+        "stringData": {"x": "y"},
+    }
+    result = release.as_operator(
+        "create", "--dry-run=server", "-f", "-", input=json.dumps(other_secret)
+    )
+    assert "may not CREATE /secrets" in refused_by_policy(release, result)
+    own = dict(other_secret, metadata={"name": f"{release.fullname}-webhook-tls"})
+    own["metadata"]["namespace"] = release.namespace
+    result = release.as_operator("create", "--dry-run=server", "-f", "-", input=json.dumps(own))
+    # Admitted by the policy (it exists already, or the dry run succeeds).
+    assert "ValidatingAdmissionPolicy" not in result.stderr, result.stderr
+    # Its own webhook configuration: anything but the caBundle is refused.
+    configuration = release.fullname
+    for patch in (
+        # (unreachable_webhook_ignored set every entry to Ignore: Fail is a change)
+        [{"op": "replace", "path": "/webhooks/0/failurePolicy", "value": "Fail"}],
+        [{"op": "replace", "path": "/webhooks/0/timeoutSeconds", "value": 1}],
+        [{"op": "remove", "path": "/webhooks/0/matchConditions"}],
+        [{"op": "remove", "path": "/webhooks/4"}],
+        [
+            {
+                "op": "add",
+                "path": "/webhooks/0/namespaceSelector/matchExpressions/-",
+                "value": {"key": "x", "operator": "Exists"},
+            }
+        ],
+    ):
+        result = release.as_operator(
+            "patch", "validatingwebhookconfiguration", configuration, "--dry-run=server",
+            "--type=json", "-p", json.dumps(patch),
+        )  # fmt: skip
+        message = refused_by_policy(release, result)
+        assert "changes only the caBundle of its webhook configuration" in message, patch
+    bundle = base64.b64encode(b"not a CA, but a caBundle change").decode()
+    result = release.as_operator(
+        "patch", "validatingwebhookconfiguration", configuration, "--dry-run=server",
+        "--type=json", "-p",
+        json.dumps([{"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": bundle}]),
+    )  # fmt: skip
+    assert "ValidatingAdmissionPolicy" not in result.stderr, result.stderr
+    # Any other webhook configuration: RBAC refuses before the policy is asked.
+    assert not release.can("patch", "validatingwebhookconfigurations/other")
+    assert not release.can("get", "validatingwebhookconfigurations/other")
+    assert release.can("patch", f"validatingwebhookconfigurations/{configuration}")
+    assert not release.can("delete", f"validatingwebhookconfigurations/{configuration}")
+    assert not release.can("delete", f"secrets/{release.fullname}-webhook-tls", release.namespace)
+
+
 def test_upgrade_keeps_the_certificate_and_the_lease(
     cluster: ControlPlane, release: Release, notes: str
 ) -> None:
+    # Created by the operator of test_operator_with_the_chart_credentials_reconciles_end_to_end.
     secret_before = release.get("secret", "prodready-webhook-tls")
     configuration_before: Any = cluster.kubectl_json(
         "get", "validatingwebhookconfiguration", release.fullname
     )
     lease_before = release.get("lease", "prodready")
-    assert secret_before is not None
+    assert secret_before is not None, "the operator created no webhook certificate"
     assert lease_before is not None
     release.upgrade({"operator": {"logLevel": "DEBUG"}})
     deployment = release.get("deployment")
@@ -803,6 +885,7 @@ def test_upgrade_keeps_the_certificate_and_the_lease(
         for configuration in (configuration_before, configuration_after)
         for w in configuration["webhooks"]
     }
+    # Helm's three-way merge keeps the caBundle the operator set (no manifest has one).
     assert bundles == {secret_before["data"]["ca.crt"]}
     # Helm never touches the Lease's spec: the operator's record of who leads survives.
     lease_after = release.get("lease", "prodready")
@@ -901,3 +984,184 @@ def test_namespace_scoped_token_is_confined_too(scoped: tuple[Release, str]) -> 
     deployment["spec"]["template"]["spec"]["serviceAccountName"] = "app-web"
     allowed = dry_run(release, deployment)
     assert allowed.returncode == 0, allowed.stderr
+
+
+# -- OpenShift-style install; the operator's own webhook certificate ---------------------
+
+CERTIFICATE_VALIDITY_SECONDS = 45  # renewed when 15 s are left, read every 4.5 s
+
+
+@pytest.fixture(scope="module")
+def openshift(cluster: ControlPlane, cluster_crds: None) -> Iterator[Release]:
+    """The chart with `podSecurityContext.runAsUser: null` (restricted-v2 assigns the IDs),
+    installed as release `assigned` in its own namespace: the pods must become Ready."""
+    values = {"podSecurityContext": {"runAsUser": None}}
+    installed = Release(cluster, "assigned", "prodready-assigned", values)
+    cluster.kubectl("create", "namespace", installed.namespace)
+    try:
+        installed.install()
+        yield installed
+    finally:
+        _teardown(installed)
+
+
+def test_installs_with_the_user_left_to_the_platform(openshift: Release) -> None:
+    deployment = openshift.get("deployment")
+    assert deployment is not None
+    assert deployment["status"]["readyReplicas"] == deployment["spec"]["replicas"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    (main,) = pod["containers"]
+    assert not {"runAsUser", "runAsGroup"} & set(main["securityContext"])
+    # The chart rendered no certificate and no caBundle: the operator provides both.
+    assert openshift.get("secret", f"{openshift.fullname}-webhook-tls") is None
+    configuration: Any = openshift.cluster.kubectl_json(
+        "get", "validatingwebhookconfiguration", openshift.fullname
+    )
+    assert all("caBundle" not in w["clientConfig"] for w in configuration["webhooks"])
+
+
+def _served_certificate(port: int) -> bytes:
+    """The DER certificate the webhook on 127.0.0.1:`port` serves (not verified here)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        served = tls.getpeercert(binary_form=True)
+    assert served is not None
+    return served
+
+
+def _der(pem_base64: str) -> bytes:
+    pem = base64.b64decode(pem_base64)
+    return x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
+
+
+def _redirect_to(release: Release, port: int) -> None:
+    """What kwok cannot do, done by the admin: the release's webhook configuration sends
+    to the local operator (url instead of the Service) and only namespaces labelled
+    E2E_LABEL (no other test waits on it). The operator's caBundle stays as it set it."""
+    name = release.fullname
+    configuration: Any = release.cluster.kubectl_json("get", "validatingwebhookconfiguration", name)
+    patch = []
+    for index, webhook in enumerate(configuration["webhooks"]):
+        path = webhook["clientConfig"]["service"]["path"]
+        patch += [
+            {"op": "remove", "path": f"/webhooks/{index}/clientConfig/service"},
+            {
+                "op": "add",
+                "path": f"/webhooks/{index}/clientConfig/url",
+                "value": f"https://127.0.0.1:{port}{path}",
+            },
+            {
+                "op": "add",
+                "path": f"/webhooks/{index}/namespaceSelector/matchExpressions/-",
+                "value": {"key": E2E_LABEL, "operator": "Exists"},
+            },
+        ]
+    release.cluster.kubectl(
+        "patch", "validatingwebhookconfiguration", name, "--type=json", "-p", json.dumps(patch)
+    )
+
+
+def test_the_apiserver_calls_the_webhook_with_the_operators_own_certificate_and_its_renewals(
+    cluster: ControlPlane, openshift: Release, tmp_path: Path
+) -> None:
+    env = openshift.operator_env(tmp_path)
+    # The apiserver reaches the local process at 127.0.0.1 (kwok runs no container), so the
+    # certificate names it too; short-lived, to see it renewed.
+    env["PRODREADY_WEBHOOK_CERT_HOSTS"] += ",127.0.0.1"
+    env["PRODREADY_WEBHOOK_CERT_VALIDITY_SECONDS"] = str(CERTIFICATE_VALIDITY_SECONDS)
+    secret_name = f"{openshift.fullname}-webhook-tls"
+    operator = start_operator(
+        cluster,
+        tmp_path / "operator.log",
+        kubeconfig=cluster.mint_kubeconfig(openshift.fullname, openshift.namespace),
+        standalone=False,
+        env=env,
+    )
+    namespace = "prodready-assigned-enforced"
+    try:
+        port = int(log_field(operator, "admission webhook listening", "port"))
+
+        def trusted() -> dict[str, Any] | None:
+            secret = openshift.get("secret", secret_name)
+            configuration: Any = cluster.kubectl_json(
+                "get", "validatingwebhookconfiguration", openshift.fullname
+            )
+            bundles = {w["clientConfig"].get("caBundle") for w in configuration["webhooks"]}
+            if secret is None or bundles != {secret["data"]["ca.crt"]}:
+                return None
+            return secret
+
+        first = wait_for(trusted, 60, "the operator's Secret and the caBundle it sets")
+        owners = first["metadata"]["ownerReferences"]
+        assert [(o["kind"], o["name"]) for o in owners] == [
+            ("ValidatingWebhookConfiguration", openshift.fullname)
+        ]
+        assert _served_certificate(port) == _der(first["data"]["tls.crt"])
+        _redirect_to(openshift, port)
+        cluster.kubectl("create", "namespace", namespace)
+        label_namespace(cluster, namespace, "prodready.io/enforce=true", f"{E2E_LABEL}=true")
+
+        def review() -> subprocess.CompletedProcess[str]:
+            document = json.dumps(bare_deployment("bare", namespace))
+            return cluster.kubectl(
+                "create", "--dry-run=server", "-f", "-", input=document, check=False
+            )
+
+        # The call: denied by the webhook, so the apiserver verified the operator's
+        # certificate against the caBundle the operator set.
+        denied = wait_for(
+            lambda: (
+                (result := review()).returncode != 0
+                and "denied the request" in result.stderr
+                and result
+            ),
+            30,
+            "the webhook's denial",
+        )
+        assert "PR-HC-001" in denied.stderr, denied.stderr
+        # Renewal: reviews keep being answered (each one a denial by the webhook, never
+        # "failed calling webhook") until a renewed certificate is served and trusted and
+        # the first one has expired.
+        answers = failures = 0
+        deadline = time.monotonic() + 3 * CERTIFICATE_VALIDITY_SECONDS
+        renewed: dict[str, Any] | None = None
+        first_expired = False
+        while time.monotonic() < deadline and not (renewed and first_expired):
+            result = review()
+            if "denied the request" in result.stderr:
+                answers += 1
+            else:
+                failures += 1
+                print(result.stderr)
+            current = trusted()
+            if (
+                current
+                and current["data"]["tls.crt"] != first["data"]["tls.crt"]
+                and _served_certificate(port) == _der(current["data"]["tls.crt"])
+            ):
+                renewed = current
+            first_expired = _expired(first["data"]["tls.crt"])
+            time.sleep(0.5)
+        assert renewed is not None, "no renewed certificate was served and trusted"
+        assert first_expired
+        assert failures == 0, f"{failures} reviews failed, {answers} answered"
+        assert answers >= 10
+        assert operator_refusals(openshift.writes("1970-01-01T00:00:00")) == []
+    finally:
+        assert operator.stop() == 0
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+    assert permission_problems(operator) == []
+
+
+def _expired(pem_base64: str) -> bool:
+    certificate = x509.load_pem_x509_certificate(base64.b64decode(pem_base64))
+    return certificate.not_valid_after_utc < datetime.datetime.now(datetime.UTC)
