@@ -473,3 +473,52 @@ async def test_the_operator_serves_its_own_certificate_when_a_secret_is_named(
     finally:
         await runtime.stop()
     assert runtime.certificates is None
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        (
+            {"PRODREADY_WEBHOOK_CERT_SECRET_NAME": "Not_A_Name"},
+            "PRODREADY_WEBHOOK_CERT_SECRET_NAME: must be a Kubernetes object name",
+        ),
+        (
+            {"PRODREADY_WEBHOOK_CONFIGURATION": "UPPER"},
+            "PRODREADY_WEBHOOK_CONFIGURATION: must be a Kubernetes object name",
+        ),
+        (
+            {"PRODREADY_WEBHOOK_CERT_HOSTS": "a, ,b c"},
+            "PRODREADY_WEBHOOK_CERT_HOSTS: 'b c' is not a host name or IP address",
+        ),
+        (
+            {"PRODREADY_WEBHOOK_CERT_VALIDITY_SECONDS": "10"},
+            "PRODREADY_WEBHOOK_CERT_VALIDITY_SECONDS: must be a whole number of at least 30",
+        ),
+    ],
+)
+def test_bad_certificate_settings_name_the_variable(
+    environment: dict[str, str], message: str
+) -> None:
+    from prodready.config import SettingsError
+
+    with pytest.raises(SettingsError) as raised:
+        load_settings(environment)
+    assert message in str(raised.value)
+
+
+def test_a_secret_and_certificate_files_together_are_refused(tmp_path: Path) -> None:
+    from prodready.config import SettingsError
+
+    pem = tmp_path / "tls.crt"
+    pem.write_text("x")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(
+            {
+                "PRODREADY_WEBHOOK_CERT_SECRET_NAME": SECRET,
+                "PRODREADY_WEBHOOK_CERT_FILE": str(pem),
+                "PRODREADY_WEBHOOK_KEY_FILE": str(pem),
+            }
+        )
+    assert (
+        "PRODREADY_WEBHOOK_CERT_SECRET_NAME: set either it or PRODREADY_WEBHOOK_CERT_FILE, not both"
+    ) in str(raised.value)
