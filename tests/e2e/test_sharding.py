@@ -214,6 +214,7 @@ def _scenario(
             assert _review(replica, namespaces[0]) == {"uid": "sharding", "allowed": True}
 
         names = [f"svc-{n:03d}" for n in range(per_namespace)]
+        applied_at = time.time()
         for namespace in namespaces:
             _apply(cluster, namespace, names)
         # The victim: the holder of the first namespace's shard, killed once it has
@@ -256,6 +257,7 @@ def _scenario(
             f"all {total} services Ready",
             interval=2.0,
         )
+        ready_at = time.time()
 
         # The audit log: each namespace written by the holder of its shard, one writer at a
         # time. A namespace of the victim: the victim until the kill, then its new holder.
@@ -283,7 +285,13 @@ def _scenario(
             _runs([w for _, w in by_namespace[n]]) == [victim_identity, after[shard_of(n, SHARDS)]]
             for n in victim_namespaces
         )
-        print(f"shards taken over {takeover_seconds:.1f} s after the SIGKILL")
+        by_writer = Counter(writer for _, _, writer in writes)
+        print(  # the figures docs/scaling.md quotes
+            f"\n{total} services in {len(namespaces)} namespaces, {REPLICAS} replicas, "
+            f"{SHARDS} shards: shards taken over {takeover_seconds:.1f} s after the SIGKILL; "
+            f"all Ready {ready_at - applied_at:.1f} s after the first apply; reconcile "
+            f"writes per replica {sorted(by_writer.values())}"
+        )
         # Every replica did its part.
         assert {writer for _, _, writer in writes} == set(identities)
         for replica in survivors:

@@ -56,6 +56,8 @@ from prodready.rules.grants import GrantPolicy
 logger = logging.getLogger("prodready.operator")
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 WORKERS = 8
+CANCEL_GRACE_SECONDS = 2.0
+"""How long a lost shard's cancelled reconciles get to unwind before the shard is let go."""
 CONTROLLER_RESOURCES: tuple[Resource, ...] = (PRODUCTION_SERVICE, *render.CHILD_KINDS)
 """What the controller reads from the store: ProductionServices and the kinds they own."""
 
@@ -266,7 +268,8 @@ class Operator:
         for task in cancelled:
             task.cancel()
         if cancelled:
-            await asyncio.wait(cancelled, timeout=self.settings.shutdown_timeout_seconds)
+            # Well inside the 5 s between a holder's renew deadline and the Lease's expiry.
+            await asyncio.wait(cancelled, timeout=CANCEL_GRACE_SECONDS)
         logger.info("stopped reconciling shards", extra={"shards": sorted(shards)})
 
     async def _reconcile_owned(self, key: ServiceKey) -> ReconcileResult:
