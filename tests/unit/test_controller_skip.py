@@ -242,3 +242,55 @@ def test_spec_key_ignores_status_and_resource_version() -> None:
     assert _spec_key(body) == _spec_key(written)
     annotated = {**body, "metadata": {**body["metadata"], "annotations": {"x": "y"}}}
     assert _spec_key(body) != _spec_key(annotated)
+
+
+def _progress(reconciler: Reconciler, available: int) -> None:
+    """A rollout step: `available` of the Deployment's replicas are available."""
+    live = reconciler.store.get("Deployment", "shop", "web")
+    assert live is not None
+    changed = copy.deepcopy(live)
+    changed["metadata"]["resourceVersion"] = str(int(live["metadata"]["resourceVersion"]) + 1)
+    changed["spec"]["replicas"] = 3
+    changed["status"] = {
+        "observedGeneration": 1,
+        "replicas": 3,
+        "updatedReplicas": 3,
+        "availableReplicas": available,
+    }
+    reconciler.store.put(changed)
+
+
+async def test_rollout_progress_is_written_at_most_every_few_seconds_its_end_at_once(
+    setup: tuple[Reconciler, Client, list[int]],
+) -> None:
+    """Each replica becoming available changes the counts status reports; written as they
+    come, a rollout of N replicas is N status writes. Held while only the counts move
+    (the pass comes back when the interval is over), never the transition to Ready."""
+    reconciler, client, _renders = setup
+    now = [1000.0]
+    reconciler.clock = lambda: now[0]
+    await reconciler.reconcile(KEY)
+    assert client.status_writes == 1  # the first status: RollingOut, with the children
+    _progress(reconciler, 1)
+    held = await reconciler.reconcile(KEY)
+    assert client.status_writes == 1
+    assert held.requeue_after == reconciler_module.PROGRESS_WRITE_INTERVAL
+    now[0] += 2.0
+    _progress(reconciler, 2)
+    held = await reconciler.reconcile(KEY)
+    assert client.status_writes == 1
+    assert held.requeue_after == pytest.approx(3.0)
+    now[0] += 3.0
+    await reconciler.reconcile(KEY)  # the interval is over: the latest counts
+    assert client.status_writes == 2
+    service = reconciler.store.get(api.KIND, *KEY)
+    assert service is not None
+    assert service["status"]["readyReplicas"] == 2
+    now[0] += 0.5
+    _progress(reconciler, 3)
+    await reconciler.reconcile(KEY)  # Ready: written at once
+    assert client.status_writes == 3
+    service = reconciler.store.get(api.KIND, *KEY)
+    assert service is not None
+    ready = next(c for c in service["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"

@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,11 +44,16 @@ MONITORING_CRD_MISSING = "MonitoringCRDMissing"
 DISCOVERY_TTL = 30.0
 # How long the answer about a referenced Secret's keys is reused (`SecretLookup`).
 SECRET_TTL = 5.0
+# While a rollout only progresses (Ready stays False for the same reason, only replica
+# counts move), status is written at most this often; the transition that ends it (Ready,
+# a stall) is written at once. A rollout of N replicas is then not N status writes.
+PROGRESS_WRITE_INTERVAL = 5.0
 # A pass that waits for something outside its control (a Secret, a name held by another
 # object) looks again after 5, 10, 20 ... seconds, at most every two minutes.
 RETRY_BASE = 5.0
 RETRY_CAP = 120.0
 NAME_CONFLICT = "NameConflict"
+ROLLING_OUT = "RollingOut"
 SECRET_MISSING = "SecretMissing"  # noqa: S105 - a condition reason
 # An apiserver's Status reason is a CamelCase word (NotFound, Invalid, ...); anything else
 # (an admission webhook may send free text) is not copied into status.
@@ -179,6 +184,8 @@ class Reconciler:
     _retries: dict[ServiceKey, int] = field(default_factory=dict)
     _locks: dict[ServiceKey, asyncio.Lock] = field(default_factory=dict)
     _verified: dict[ServiceKey, Verified] = field(default_factory=dict)
+    _status_written: dict[ServiceKey, float] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         self._secret_lookup = SecretLookup(self.client, ttl=SECRET_TTL)
@@ -206,6 +213,7 @@ class Reconciler:
             # Deleted: owner references let the garbage collector remove the children.
             self._retries.pop(key, None)
             self._verified.pop(key, None)
+            self._status_written.pop(key, None)
             return DONE
         metadata = body["metadata"]
         started = time.perf_counter()
@@ -280,6 +288,11 @@ class Reconciler:
 
         waiting = _waiting_message(references) if missing else ""
         wanted, deployment = self._conditions(body, summary, waiting, conflicts, monitoring)
+        hold = self._progress_hold(key, status, wanted, generation)
+        if hold:
+            # Only replica counts moved since the last write: the next pass writes the
+            # latest (or the transition that ends the rollout, which is never held).
+            return ReconcileResult(requeue_after=hold)
         changed = await self._write_status(
             body,
             wanted,
@@ -341,6 +354,32 @@ class Reconciler:
         if cond.find(status.get("conditions"), cond.STALLED).get("reason") != reason:
             await self.events.warning(body, reason, message)
         return DONE
+
+    def _progress_hold(
+        self,
+        key: ServiceKey,
+        status: Mapping[str, Any],
+        wanted: Sequence[cond.Condition],
+        generation: int,
+    ) -> float:
+        """Seconds to hold a status write that would only report rollout progress (same
+        generation, Ready False for the same reason, RollingOut) made within
+        `PROGRESS_WRITE_INTERVAL` of the last write; 0 to write now."""
+        written = self._status_written.get(key)
+        if written is None or status.get("observedGeneration") != generation:
+            return 0.0
+        ready = next((c for c in wanted if c.type == cond.READY), None)
+        current = cond.find(status.get("conditions"), cond.READY)
+        if (
+            ready is None
+            or ready.status
+            or ready.reason != ROLLING_OUT
+            or current.get("status") != "False"
+            or current.get("reason") != ROLLING_OUT
+        ):
+            return 0.0
+        remaining = written + PROGRESS_WRITE_INTERVAL - self.clock()
+        return max(remaining, 0.0)
 
     def _child_signatures(self, namespace: str, owner: str) -> frozenset[tuple[str, str, str]]:
         return frozenset(
@@ -594,8 +633,8 @@ class Reconciler:
         elif rollout.ready:
             wanted.append(cond.Condition(cond.READY, True, "Available", rollout.message))
         else:
-            wanted.append(cond.Condition(cond.READY, False, "RollingOut", rollout.message))
-            wanted.append(cond.Condition(cond.RECONCILING, True, "RollingOut", rollout.message))
+            wanted.append(cond.Condition(cond.READY, False, ROLLING_OUT, rollout.message))
+            wanted.append(cond.Condition(cond.RECONCILING, True, ROLLING_OUT, rollout.message))
         if summary.monitored and not monitoring:
             wanted.append(
                 cond.Condition(
@@ -682,6 +721,7 @@ class Reconciler:
                 return False  # deleted while we worked
             raise
         self.store.put(answer, written=True)
+        self._status_written[(metadata["namespace"], metadata["name"])] = self.clock()
         return True
 
     async def _announce(
@@ -698,8 +738,10 @@ class Reconciler:
         summary: Summary,
         generation: int,
     ) -> None:
-        """Events for what changed; each one once per transition, never per resync."""
-        if applied:
+        """Events for what changed; each one once per transition, never per resync. A new
+        service's first children are no news (its status lists them): "Applied" is for a
+        change of spec or a child recreated."""
+        if applied and before.get("observedGeneration") is not None:
             await self.events.normal(body, "Applied", "applied " + ", ".join(applied))
         if drifted:
             await self.events.normal(
