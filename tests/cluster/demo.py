@@ -337,8 +337,8 @@ class Demo:
   kubectl describe productionservice orders-api -n {NAMESPACE}
   kubectl explain productionservice.spec.health
   kubectl delete service orders-api -n {NAMESPACE}   # drift: watch it come back
-  kubectl apply -n {ENFORCED} -f examples/minimal.yaml   # a ProductionService passes
-  prodready report -A                                 # every namespace's findings
+  kubectl -n {OPERATOR_NAMESPACE} get secret {WEBHOOK_SECRET}   # the webhook's certificate
+  .venv/bin/prodready report -A                       # every namespace's findings
   curl -s localhost:{HEALTH_PORT}/metrics | grep prodready_
   tail -f {self.local / "operator.log"}
   make cluster-down                                   # stop everything""")
