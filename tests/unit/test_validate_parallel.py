@@ -324,6 +324,43 @@ def test_a_worker_reports_a_bug_and_stops_quietly(
     assert over.sent == [("over", None)]
 
 
+def test_a_bug_in_a_worker_is_an_internal_error(
+    capsys: pytest.CaptureFixture[str], corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object, **__: object) -> list[Any]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(parallel, "evaluate", broken)  # the workers are forked with it
+    code, out, err = _validate(capsys, str(corpus), "-o", "table", "--jobs", "2")
+    assert code == 2
+    assert out == ""
+    assert "error: internal error while checking: RuntimeError: boom" in err
+
+
+def test_workers_count_what_the_run_read_together() -> None:
+    import multiprocessing
+
+    counter = parallel._Counter(InputLimits(max_objects=10), multiprocessing.get_context("fork"))
+    first, second = counter.within([0, 0, 0]), counter.within([0, 0, 0])
+    assert first(100, 4, 40)
+    assert second(100, 6, 60)  # 10 objects together: at the limit, not past it
+    assert first(150, 4, 40)  # only the bytes it added since
+    assert not second(100, 7, 70)
+    assert counter.totals[:] == [250, 11, 110]
+
+
+def test_a_worker_renders_the_table(corpus: Path) -> None:
+    plan = plan_inputs([str(corpus)])
+    assert plan is not None
+    files = plan.files[:2]
+    pipe = _Pipe([("wanted", [None]), ("check", [None])])
+    parallel._work(files, dataclasses.replace(_job("table"), show_passed=True), pipe)  # type: ignore[arg-type]
+    text = pipe.sent[-1].decode()
+    objects, _ = without_helm_tests(load_inputs([f.path for f in files], io.BytesIO()).objects)
+    run = Run(evaluate([item.obj for item in objects]), objects, [], Severity.ERROR)
+    assert text == render_table(run, colour=False, show_passed=True)
+
+
 def test_a_crashed_worker_is_an_internal_error(
     capsys: pytest.CaptureFixture[str], corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
