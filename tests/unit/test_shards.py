@@ -6,6 +6,7 @@ The e2e proof with real replicas and a real apiserver is tests/e2e/test_sharding
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import itertools
@@ -15,6 +16,9 @@ from typing import Any
 
 import pytest
 
+from prodready.config import load_settings
+from prodready.controller.operator import Operator
+from prodready.controller.queue import DONE, ReconcileResult
 from prodready.kube.client import ApiError
 from prodready.kube.leader import LEASE
 from prodready.kube.shards import (
@@ -363,3 +367,81 @@ def test_group_selector_and_roles() -> None:
     )._body("prodready-member-x", MEMBER, 0.0, None)
     labels: Mapping[str, str] = body["metadata"]["labels"]
     assert labels == {GROUP_LABEL: "prodready", ROLE_LABEL: MEMBER}
+
+
+# -- the operator's side: only held shards are reconciled, a lost one is stopped ----------
+
+
+class SlowReconciler:
+    """Records the keys it is asked for; blocks on `gate` so a reconcile can be in flight."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, str]] = []
+        self.cancelled: list[tuple[str, str]] = []
+        self.gate = asyncio.Event()
+        self.running = asyncio.Event()
+
+    async def reconcile(self, key: tuple[str, str]) -> ReconcileResult:
+        self.started.append(key)
+        self.running.set()
+        try:
+            await self.gate.wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(key)
+            raise
+        return DONE
+
+
+def sharded_operator(api: FakeLeases, clock: list[float]) -> tuple[Operator, SlowReconciler]:
+    operator = Operator(load_settings({"PRODREADY_SHARDS": "2"}))
+    reconciler = SlowReconciler()
+    operator.reconciler = reconciler  # type: ignore[assignment]
+    operator.shards = Replica(api, "a", clock, shards=2).coordinator
+    return operator, reconciler
+
+
+async def test_the_operator_reconciles_only_namespaces_of_held_shards() -> None:
+    api, clock = FakeLeases(), [1000.0]
+    operator, reconciler = sharded_operator(api, clock)
+    assert operator.shards is not None
+    mine = next(f"ns-{n}" for n in range(50) if shard_of(f"ns-{n}", 2) == 0)
+    other = next(f"ns-{n}" for n in range(50) if shard_of(f"ns-{n}", 2) == 1)
+    operator.shards._held[0] = clock[0] + 10.0
+    assert operator.owns(mine)
+    assert not operator.owns(other)
+    assert operator.is_leading()  # shard 0's holder audits
+    assert await operator._reconcile_owned((other, "svc")) is DONE
+    assert reconciler.started == []
+
+    # A reconcile in flight on shard 0 is cancelled when the shard is lost.
+    in_flight = asyncio.create_task(operator._reconcile_owned((mine, "svc")))
+    await reconciler.running.wait()
+    await operator.shards_lost(frozenset({0}))
+    assert await in_flight is DONE
+    assert reconciler.cancelled == [(mine, "svc")]
+
+    # Once the renewal is overdue the shard is no longer ours, whatever the Lease says.
+    operator.shards._held[0] = clock[0] + 10.0
+    clock[0] += 11.0
+    assert not operator.owns(mine)
+    assert not operator.is_leading()
+
+
+async def test_acquired_shards_queue_their_namespaces_services() -> None:
+    api, clock = FakeLeases(), [1000.0]
+    operator, _ = sharded_operator(api, clock)
+    assert operator.shards is not None
+    namespaces = [f"ns-{n}" for n in range(8)]
+    for namespace in namespaces:
+        operator.store.put(
+            {
+                "apiVersion": "prodready.io/v1alpha1",
+                "kind": "ProductionService",
+                "metadata": {"name": "svc", "namespace": namespace, "uid": namespace},
+            }
+        )
+    queued_before = len(operator.queue)
+    await operator.shards_acquired(frozenset({1}))
+    expected = [n for n in namespaces if shard_of(n, 2) == 1]
+    assert expected
+    assert len(operator.queue) - queued_before == len(expected)
