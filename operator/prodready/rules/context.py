@@ -269,8 +269,8 @@ def reach(obj: Mapping[str, Any]) -> str | None:
 
     Mirrors `Context.add`: everything is indexed and looked up by its own namespace but a
     Namespace (policies and custom rules read its labels), a Gateway (a route's parentRef
-    may name another namespace), a Service or PodMonitor with a `namespaceSelector`, and a
-    ProductionService (its rendered children are context). A run split over processes
+    may name another namespace), a ServiceMonitor or PodMonitor with a `namespaceSelector`,
+    and a ProductionService (its rendered children are context). A run split over processes
     sends each share only the context its namespaces can see (`rules.parallel`).
     """
     kind = kind_of(obj)
