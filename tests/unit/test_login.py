@@ -316,6 +316,23 @@ print(info.server, "kubernetes" in sys.modules, "kubernetes.client" in sys.modul
 """
 
 
+def test_no_operator_entry_point_loads_the_official_client() -> None:
+    """kopf imports kubernetes.client when it can; whichever prodready package a process
+    imports first, it comes without (logins from a kubeconfig import it when used)."""
+    for module in (
+        "prodready.app.process",
+        "prodready.controller.operator",
+        "prodready.audit.command",
+        "prodready.dashboard.command",
+        "prodready.kube.client",
+    ):
+        probe = subprocess.run(
+            [sys.executable, "-c", f"import sys, {module}; print('kubernetes' in sys.modules)"],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        assert probe.stdout.strip() == "False", module
+
+
 def test_a_broken_service_account_is_named(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("sa-token")  # no ca.crt
     environ = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}

@@ -9,3 +9,5 @@ one process over the shared `kube` layer.
   and stopped with the operator.
 * `command` — `prodready run` (settings from flags and the environment, logging).
 """
+
+import prodready.kube  # noqa: F401 - first, so that kopf comes without the official client

@@ -11,3 +11,5 @@ and the webhook with the operator.
   `content_digest`, `parse_report`.
 * `command` — `prodready report`.
 """
+
+import prodready.kube  # noqa: F401 - first, so that kopf comes without the official client

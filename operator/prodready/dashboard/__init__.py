@@ -5,3 +5,5 @@ reader, so a finding looks the same in `prodready report` and on a page) and bel
 composition root (`app`), which can serve it from the operator's process on a port of its
 own. The pages themselves are pure (`prodready.rules.pages`).
 """
+
+import prodready.kube  # noqa: F401 - first, so that kopf comes without the official client
