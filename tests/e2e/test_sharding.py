@@ -324,3 +324,66 @@ def test_three_replicas_300_services_in_30_namespaces(tmp_path: Path) -> None:
         _scenario(plane, tmp_path, namespace_count=30, per_namespace=10)
     finally:
         plane.stop()
+
+
+def test_the_charts_rbac_and_policy_let_sharded_replicas_write_only_their_leases(
+    cluster: ControlPlane,
+) -> None:
+    """As the chart's ServiceAccount, with the chart's leader-election Role and its
+    ValidatingAdmissionPolicy for `operator.shards: 8`: shard and member Leases may be
+    written and a member Lease deleted; another Lease, or deleting a shard's, is refused."""
+    from tests.generate import documents, helm_template
+
+    release = "shardvap"
+    kinds = {"ServiceAccount", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+    rendered = helm_template({"operator": {"shards": 8}}, release=release, namespace=release)
+    objects = [
+        o
+        for o in cast(list[dict[str, Any]], documents(rendered))
+        if o["kind"] in kinds or o["metadata"]["name"].endswith("-leader-election")
+    ]
+    cluster.kubectl("create", "namespace", release)
+    applied = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+    try:
+        cluster.kubectl("apply", "-f", "-", input=applied)
+        subject = f"system:serviceaccount:{release}:{release}-prodready"
+
+        def lease(name: str) -> str:
+            body = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": name, "namespace": release},
+                "spec": {"holderIdentity": "replica-a"},
+            }
+            return json.dumps(body)
+
+        def as_operator(*args: str, body: str | None = None) -> Any:
+            return cluster.kubectl("--as", subject, *args, input=body, check=False)
+
+        def create(name: str) -> Any:
+            return as_operator("create", "--dry-run=server", "-f", "-", body=lease(name))
+
+        # The policy takes a moment to be enforced once created.
+        denied = wait_for(
+            lambda: (
+                (r := create("elsewhere")).returncode != 0 and "writes only its own" in r.stderr
+            ),
+            30,
+            "the policy to refuse a Lease that is not the operator's",
+        )
+        assert denied
+        # Lease names follow operator.leaseName (default: prodready), not the release.
+        for name in ("prodready-shard-3", "prodready-member-pod-1", "prodready"):
+            result = create(name)
+            assert result.returncode == 0, (name, result.stderr)
+        for name in ("prodready-shard-3", "prodready-member-pod-1"):
+            cluster.kubectl("create", "-f", "-", input=lease(name))
+        delete = ("delete", "lease", "-n", release, "--dry-run=server")
+        member = as_operator(*delete, "prodready-member-pod-1")
+        assert member.returncode == 0, member.stderr
+        shard = as_operator(*delete, "prodready-shard-3")
+        assert shard.returncode != 0
+        assert "deletes only member Leases" in shard.stderr
+    finally:
+        cluster.kubectl("delete", "-f", "-", "--wait=false", input=applied, check=False)
+        cluster.kubectl("delete", "namespace", release, "--wait=false", check=False)

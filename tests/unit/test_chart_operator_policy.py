@@ -373,3 +373,14 @@ def test_the_lease_rule_names_the_configured_lease() -> None:
     checks = " ".join(v["expression"] for v in only(objects, POLICY)["spec"]["validations"])
     assert "variables.targetNamespace == 'platform'" in checks
     assert "object.metadata.name == 'elector'" in checks
+
+
+def test_sharded_replicas_may_write_their_shard_and_member_leases_only() -> None:
+    objects = render_chart({"operator": {"leaseName": "elector", "shards": 16}})
+    checks = " ".join(v["expression"] for v in only(objects, POLICY)["spec"]["validations"])
+    assert "variables.targetNamespace == 'platform'" in checks
+    assert "object.metadata.name == 'elector'" in checks
+    assert "object.metadata.name.startsWith('elector-shard-')" in checks
+    assert "object.metadata.name.startsWith('elector-member-')" in checks
+    # DELETE only of member Leases (a dead replica's), never of the shards or the leader's.
+    assert "request.operation == 'DELETE' ? request.name.startsWith('elector-member-')" in checks
