@@ -22,6 +22,7 @@ is renewed with the caBundle following while admission reviews keep being answer
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import json
@@ -42,6 +43,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from prodready import render
 from prodready.controller.reconciler import APPLIED_HASH
+from prodready.kube.client import KubeClient
+from prodready.kube.events import EventRecorder
 from tests.cluster.controlplane import ControlPlane
 from tests.e2e.policy_support import E2E_LABEL, bare_deployment, label_namespace, log_field
 from tests.e2e.support import (
@@ -623,6 +626,32 @@ def test_operator_token_may_ask_the_apiserver_for_reviews(release: Release, note
         assert result.returncode == 0, f"{review['kind']}: {result.stderr}"
         answer = json.loads(result.stdout)["status"]
         assert answer.get("allowed", answer.get("authenticated")) is not True
+
+
+def test_operator_token_records_an_event_and_its_series(
+    release: Release, team: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kube/events.py as the operator's token: an events.k8s.io Event is created, and its
+    repetitions patch its series (an UPDATE to the chart's admission policy)."""
+    kubeconfig = release.cluster.mint_kubeconfig(release.fullname, release.namespace)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    service = release.cluster.kubectl_json("get", "service", "theirs", "-n", team)
+    note = "failing error-severity rules: PR-SC-001 (chart e2e)"
+
+    async def record() -> None:
+        client = KubeClient.login()
+        try:
+            recorder = EventRecorder(client, instance="chart-e2e")
+            for _ in range(3):
+                await recorder.warning(service, "PolicyViolation", note)
+        finally:
+            await client.close()
+
+    asyncio.run(record())
+    listed = release.cluster.kubectl_json("get", "events.events.k8s.io", "-n", team)
+    (event,) = [e for e in listed["items"] if e["note"] == note]  # type: ignore[index]
+    assert event["series"]["count"] == 3
+    assert not release.can("delete", "events.events.k8s.io", team)
 
 
 def test_operator_token_cannot_start_a_privileged_pod_in_kube_system(
