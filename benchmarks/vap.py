@@ -2,15 +2,16 @@
 
     python -m benchmarks --only vap --no-write      # or: python -m benchmarks.vap
 
-One control plane; the same compliant Deployment created with `dryRun=All` at a fixed
-rate (open loop, `benchmarks.operator._drive`), in three namespaces in turn:
+One control plane, the operator running; the same compliant Deployment created with
+`dryRun=All` at a fixed rate (open loop, `benchmarks.operator._drive`) in three
+namespaces, in interleaved rounds (the machine's load drifts between them):
 
 * none — no admission of prodready's: the apiserver's own cost;
 * vap — selected by a ReadinessPolicy compiled by `rules.vap` (Enforce: PR-HC-001 and
-  PR-HC-002 plus a custom rule, so the CEL evaluated is what a real policy costs), no
-  webhook registered;
-* webhook — labelled `prodready.io/enforce=true`, with the operator running and its webhook
-  registered (failurePolicy Fail), no VAP binding.
+  PR-HC-002 plus a custom rule, so the CEL evaluated is what a real policy costs); the
+  webhook configuration does not select it;
+* webhook — labelled `prodready.io/enforce=true` and selected by the operator's webhook
+  configuration (failurePolicy Fail); no VAP binding.
 
 Each figure is p50 and p99 of the client-side latency of admitted requests. Rows for
 benchmarks/RESULTS.md come from `rows()`.
@@ -67,121 +68,101 @@ def _policy() -> dict[str, Any]:
     }
 
 
-def _measure(plane: Any, namespace: str, label: str, results: VapResults, log: Log) -> None:
+def _body(namespace: str) -> dict[str, Any]:
     from tests.e2e.policy_support import compliant_deployment
-
-    from benchmarks.operator import _context, _drive, _latency_figures
 
     body = compliant_deployment(namespace)
     body["metadata"].setdefault("labels", {})["team"] = "bench"
-    url = f"{plane.api_url}/apis/apps/v1/namespaces/{namespace}/deployments?dryRun=All"
-    context = _context(plane)
-    once = plane.kubectl(
-        "create",
-        "-n",
-        namespace,
-        "--dry-run=server",
-        "-f",
-        "-",
-        input=json.dumps(body),
+    return body
+
+
+def _dry_run(plane: Any, namespace: str, body: dict[str, Any]) -> Any:
+    return plane.kubectl(
+        "create", "-n", namespace, "--dry-run=server", "-f", "-", input=json.dumps(body),
         check=False,
-    )
-    if once.returncode != 0:  # a denial is not the latency of an admitted request
-        raise RuntimeError(f"{label}: the compliant Deployment is refused: {once.stderr[:500]}")
-    asyncio.run(_drive(url, body, context, RATE, 2))  # warm the paths
-    figures = _latency_figures(asyncio.run(_drive(url, body, context, RATE, SECONDS)))
-    results.latency[label] = figures
-    log(
-        f"  {label}: p50 {figures['p50'] * 1000:.1f} ms, p99 {figures['p99'] * 1000:.1f} ms, "
-        f"max {figures['max'] * 1000:.0f} ms, {int(figures['errors'])} errors of "
-        f"{int(figures['requests'])}"
-    )
+    )  # fmt: skip
+
+
+_PROBE: dict[str, Any] = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "probe"},
+    "spec": {
+        "selector": {"matchLabels": {"a": "b"}},
+        "template": {
+            "metadata": {"labels": {"a": "b"}},
+            "spec": {"containers": [{"name": "c", "image": "x:1"}]},
+        },
+    },
+}
+PATHS = {"none": NONE, "vap": VAP, "webhook": WEBHOOK}
+ROUNDS = 4
 
 
 def _measure_all(plane: Any, work: Path, results: VapResults, log: Log) -> None:
-    from tests.e2e.policy_support import webhook_endpoint
+    from tests.e2e.policy_support import E2E_LABEL, e2e_webhook_configuration
     from tests.e2e.support import start_operator, wait_for
 
-    from benchmarks.operator import wait_idle
+    from benchmarks.operator import _context, _drive, _latency_figures, wait_idle
     from prodready.api.crd import PRODUCTION_SERVICE, READINESS_EXCEPTION, READINESS_POLICY, crd
     from prodready.rules.vap import policy_objects
-    from prodready.webhook.configuration import render_webhook_configuration
 
     for definition in (PRODUCTION_SERVICE, READINESS_POLICY, READINESS_EXCEPTION):
         body = crd(definition)
         plane.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(body))
         plane.wait_established(body["metadata"]["name"])
-    for namespace in ("none", "vap", "webhook"):
+    for namespace in PATHS:
         plane.kubectl("create", "namespace", namespace)
     plane.kubectl("label", "namespace", "vap", f"{LABEL}=vap")
-    plane.kubectl("label", "namespace", "webhook", "prodready.io/enforce=true")
-    log(f"vap: dry-run creates at {RATE}/s for {SECONDS} s through each path")
-    _measure(plane, "none", NONE, results, log)
+    plane.kubectl("label", "namespace", "webhook", "prodready.io/enforce=true", f"{E2E_LABEL}=1")
     objects, _ = policy_objects(_policy())
-    plane.kubectl(
-        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
-    )
-    probe = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "probe"},
-        "spec": {
-            "selector": {"matchLabels": {"a": "b"}},
-            "template": {
-                "metadata": {"labels": {"a": "b"}},
-                "spec": {"containers": [{"name": "c", "image": "x:1"}]},
-            },
-        },
-    }
-    wait_for(
-        lambda: (
-            plane.kubectl(
-                "create",
-                "-n",
-                "vap",
-                "--dry-run=server",
-                "-f",
-                "-",
-                input=json.dumps(probe),
-                check=False,
-            ).returncode
-            != 0
-        ),
-        30,
-        "the generated VAP to deny",
-    )
-    _measure(plane, "vap", VAP, results, log)
+    items = {"apiVersion": "v1", "kind": "List", "items": objects}
+    plane.kubectl("apply", "-f", "-", input=json.dumps(items))
     operator = start_operator(plane, work / "operator.log")
     try:
-        port, ca_file = webhook_endpoint(operator)
-        document = render_webhook_configuration(
-            operator_namespace="default",
-            url=f"https://127.0.0.1:{port}",
-            ca_bundle=ca_file.read_bytes(),
-            name="prodready-bench",
-            failure_policy="Fail",
-            timeout_seconds=5,
-        )
+        # Narrowed to the webhook namespace: the other two paths never wait on it.
+        document = e2e_webhook_configuration(operator, "prodready-bench")
         plane.kubectl("apply", "-f", "-", input=json.dumps(document))
-        wait_for(
-            lambda: (
-                "PR-HC-001"
-                in plane.kubectl(
-                    "create",
-                    "-n",
-                    "webhook",
-                    "--dry-run=server",
-                    "-f",
-                    "-",
-                    input=json.dumps(probe),
-                    check=False,
-                ).stderr
-            ),
-            60,
-            "the apiserver to call the webhook",
-        )
+        for namespace, needle in (("vap", "PR-HC-001"), ("webhook", "PR-HC-001")):
+            wait_for(
+                lambda n=namespace, w=needle: w in _dry_run(plane, n, _PROBE).stderr,
+                60,
+                f"{namespace}: the probe to be denied",
+            )
+        for namespace, label in PATHS.items():
+            once = _dry_run(plane, namespace, _body(namespace))
+            if once.returncode != 0:  # a denial is not an admitted request's latency
+                raise RuntimeError(f"{label}: the compliant Deployment is refused: {once.stderr}")
         wait_idle(operator.process.pid)  # its start-up audit pass is not what is measured
-        _measure(plane, "webhook", WEBHOOK, results, log)
+        log(
+            f"vap: dry-run creates at {RATE}/s, {SECONDS} s per path in {ROUNDS} interleaved "
+            "rounds (the machine's load drifts)"
+        )
+        context = _context(plane)
+        gathered: dict[str, tuple[list[float], int, int]] = {n: ([], 0, 0) for n in PATHS}
+        for namespace in PATHS:
+            url = f"{plane.api_url}/apis/apps/v1/namespaces/{namespace}/deployments?dryRun=All"
+            asyncio.run(_drive(url, _body(namespace), context, RATE, 2))  # warm the paths
+        for _ in range(ROUNDS):
+            for namespace in PATHS:
+                url = f"{plane.api_url}/apis/apps/v1/namespaces/{namespace}/deployments?dryRun=All"
+                latencies, errors, warned = asyncio.run(
+                    _drive(url, _body(namespace), context, RATE, SECONDS / ROUNDS)
+                )
+                before = gathered[namespace]
+                gathered[namespace] = (
+                    before[0] + latencies,
+                    before[1] + errors,
+                    before[2] + warned,
+                )
+        for namespace, label in PATHS.items():
+            figures = _latency_figures(gathered[namespace])
+            results.latency[label] = figures
+            log(
+                f"  {label}: p50 {figures['p50'] * 1000:.1f} ms, p99 "
+                f"{figures['p99'] * 1000:.1f} ms, max {figures['max'] * 1000:.0f} ms, "
+                f"{int(figures['errors'])} errors of {int(figures['requests'])}"
+            )
     finally:
         operator.stop()
 
