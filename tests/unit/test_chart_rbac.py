@@ -82,7 +82,8 @@ NAMESPACED_CALLS: dict[tuple[str, str], set[Triple]] = {
         [PRODUCTION_SERVICE], ["patch"], "status"
     ),
     # Referenced Secrets, read by name for their key names.
-    ("controller/reconciler.py", "get"): triples([SECRETS], ["get"]),
+    # Referenced Secrets' key names, for the reconciler, the audit and the webhook.
+    ("kube/secret_keys.py", "get"): triples([SECRETS], ["get"]),
     ("controller/reconciler.py", "served_resources"): set(),
     # events.k8s.io Events: created, and a repeated one's series patched.
     ("kube/events.py", "request POST"): triples([EVENTS], ["create"]),
