@@ -158,9 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         custom_rules_results = custom_rules.run(log)
     if "operator" in wanted:
         operator_results = operator.run(args.services, log)
+    vap_results = None
     if "vap" in wanted:
         log("admission through the generated VAP vs the webhook (benchmarks/vap.py)")
-        log("\n".join(vap.rows(vap.run(log))))
+        vap_results = vap.run(log)
     if "slow-tests" in wanted:
         slow = run_slow_tests(timeout=1200)
     run = Run(
@@ -171,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         bounded_results,
         pages_results,
         custom_rules_results,
+        vap_results,
     )
 
     log("")
@@ -185,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = (
         (slow is not None and not slow.passed)
         or bool(operator_results and operator_results.problems)
+        or bool(vap_results and vap_results.problems)
         or quality_crashes > 0
     )
     return 1 if failed else 0

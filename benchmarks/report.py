@@ -48,6 +48,7 @@ class Run:
     bounded: BoundedResults | None = None
     pages: PagesResults | None = None
     custom_rules: Any = None  # benchmarks.custom_rules.CustomRulesResult
+    vap: Any = None  # benchmarks.vap.VapResults
 
 
 def machine() -> dict[str, str]:
@@ -215,6 +216,10 @@ def summary_rows(run: Run) -> list[tuple[str, str, str, str, str, str]]:
         from benchmarks import custom_rules
 
         rows.extend(custom_rules.rows(run.custom_rules))
+    if run.vap:
+        from benchmarks import vap
+
+        rows.extend(vap.rows(run.vap))
     if run.slow_tests:
         rows.append(
             (
@@ -422,7 +427,7 @@ def write_results(path: Path, run: Run, command: str) -> None:
 
 def as_json(run: Run) -> dict[str, Any]:
     """Everything, as plain data."""
-    from benchmarks import bounded, custom_rules, operator, pages, validate
+    from benchmarks import bounded, custom_rules, operator, pages, validate, vap
 
     return {
         "machine": machine(),
@@ -431,6 +436,7 @@ def as_json(run: Run) -> dict[str, Any]:
         "bounded": bounded.as_dict(run.bounded) if run.bounded else None,
         "pages": pages.as_dict(run.pages) if run.pages else None,
         "custom_rules": custom_rules.as_dict(run.custom_rules) if run.custom_rules else None,
+        "vap": vap.as_dict(run.vap) if run.vap else None,
         "operator": operator.as_dict(run.operator) if run.operator else None,
         "slow_tests": run.slow_tests.__dict__ if run.slow_tests else None,
     }

@@ -182,8 +182,8 @@ def run(log: Log) -> VapResults:
     return results
 
 
-def rows(results: VapResults) -> list[str]:
-    """Summary-table rows for benchmarks/RESULTS.md."""
+def rows(results: VapResults) -> list[tuple[str, str, str, str, str, str]]:
+    """The summary table's rows: (measure, prodready, against, ratio, target, met)."""
     found = []
     baseline = results.latency.get(NONE)
     for label in (VAP, WEBHOOK):
@@ -193,9 +193,18 @@ def rows(results: VapResults) -> list[str]:
         for quantile in ("p50", "p99"):
             without = f"without {baseline[quantile] * 1000:.1f} ms" if baseline else ""
             found.append(
-                f"| admission through the {label} at {results.rate}/s, {quantile} | "
-                f"{figures[quantile] * 1000:.1f} ms | {without} |  |  | — |"
+                (
+                    f"admission through the {label} at {results.rate}/s, {quantile}",
+                    f"{figures[quantile] * 1000:.1f} ms",
+                    without,
+                    f"{int(figures['errors'])} errors of {int(figures['requests'])}",
+                    "",
+                    "—",
+                )
             )
+    found.extend(
+        (f"vap benchmark: {problem}", "", "", "", "", "no") for problem in results.problems
+    )
     return found
 
 
@@ -212,6 +221,6 @@ def as_dict(results: VapResults) -> dict[str, Any]:
 if __name__ == "__main__":  # pragma: no cover
     started = time.monotonic()
     measured = run(lambda line: print(line, flush=True))
-    print("\n".join(rows(measured)))
+    print("\n".join("| " + " | ".join(row) + " |" for row in rows(measured)))
     print(f"({time.monotonic() - started:.0f} s)")
     sys.exit(1 if measured.problems else 0)
