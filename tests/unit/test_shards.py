@@ -344,6 +344,30 @@ async def test_replicas_with_another_shard_count_wait_for_the_older_ones() -> No
     assert new.coordinator.held == frozenset(range(16))
 
 
+async def test_sharded_replicas_wait_while_a_single_leader_leads() -> None:
+    api, clock = FakeLeases(), [1000.0]
+    # A replica of the previous configuration (one shard: kube.leader) leads.
+    api.objects["prodready"] = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "prodready", "namespace": NAMESPACE, "resourceVersion": "1"},
+        "spec": {"holderIdentity": "old-leader", "renewTime": "t1", "leaseDurationSeconds": 15},
+    }
+    new = Replica(api, "new", clock)
+    await settle([new], clock, turns=3)
+    assert new.coordinator.held == frozenset()
+    # The old leader stops and hands its Lease over: the sharded replica takes everything.
+    api.objects["prodready"]["spec"]["holderIdentity"] = None
+    await settle([new], clock, turns=2)
+    assert new.coordinator.held == frozenset(range(16))
+    # A leader that dies without a word is waited for until its Lease expires.
+    api.objects["prodready"]["spec"] |= {"holderIdentity": "another", "renewTime": "t2"}
+    await settle([new], clock, turns=1)
+    assert new.coordinator.held == frozenset()
+    await settle([new], clock, turns=10)
+    assert new.coordinator.held == frozenset(range(16))
+
+
 async def test_a_replica_never_counts_a_shard_another_holds_as_free() -> None:
     api, clock = FakeLeases(), [1000.0]
     a = Replica(api, "a", clock)

@@ -23,6 +23,9 @@ Replicas configured with different shard counts would map a namespace to differe
 shards. Member Leases carry the count; while replicas of two counts are alive, only the
 count whose oldest live member started first acts (the other waits, holding nothing), so a
 rolling update that changes the count hands over from the old replicas to the new ones.
+Replicas with a single shard elect a leader on the Lease `<lease name>` itself
+(`kube.leader`) and keep no member Lease: while that Lease has a live holder, sharded
+replicas wait too.
 """
 
 from __future__ import annotations
@@ -255,7 +258,10 @@ class ShardCoordinator:
             LEASE.path(self.namespace), label_selector=f"{GROUP_LABEL}={self.group}"
         )
         by_name = {str(lease["metadata"]["name"]): lease for lease in leases}
-        self._observe(by_name.values(), now)
+        # The one Lease of replicas running with a single shard (kube.leader): while one of
+        # them leads, it reconciles every namespace.
+        leader = await self.client.get(LEASE.path(self.namespace, self.lease_name))
+        self._observe([*by_name.values(), *([leader] if leader else [])], now)
         # Renewals first and all at once: on a busy apiserver, one slow write must not hold
         # back the others past their deadline.
         mine = [i for i in self._held if by_name.get(self.shard_name(i)) is not None]
@@ -270,6 +276,8 @@ class ShardCoordinator:
         renewed = dict(zip(mine, renewals[1:], strict=True))
         members = self._live_members(by_name.values(), now)
         winner = _acting_count(members, self.shards)
+        if self._live_holder(leader, now) is not None:
+            winner = 1  # that leader started before us: it acts until it is gone
         if winner != self.shards:
             if self._waiting_for != winner:
                 logger.warning(
