@@ -570,7 +570,9 @@ class _SecretsApi:
         self.closed = False
 
     async def get(self, path: str) -> dict[str, Any] | None:
-        self.reads.append(path.rsplit("/", 1)[-1])
+        _, _, _, _, namespace, _, name = path.split("/")
+        assert namespace == "shop", path  # the request's namespace, whatever the object says
+        self.reads.append(name)
         await asyncio.sleep(self.delay)
         return copy.deepcopy(self.secrets.get(path.rsplit("/", 1)[-1]))
 
@@ -631,6 +633,7 @@ async def test_a_key_missing_from_a_referenced_secret_is_named_a_missing_secret_
         assert api.reads == ["db-credentials"]
 
         renamed = copy.deepcopy(_objects()[0])
+        del renamed["metadata"]["namespace"]  # kubectl -n: the namespace is in the URL only
         for entry in renamed["spec"]["template"]["spec"]["containers"][0]["env"]:
             if "secretKeyRef" in entry.get("valueFrom", {}):
                 entry["valueFrom"]["secretKeyRef"]["name"] = "not-created-yet"

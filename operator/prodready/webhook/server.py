@@ -383,9 +383,12 @@ class WebhookServer:
         Secrets may create it after the workload, and denying the workload would break
         that order; the audit reports it if it stays missing. None when the server has no
         client, or when the reads take longer than `secret_lookup_seconds`."""
-        if self._client_factory is None or admission.object is None:
+        if self._client_factory is None or admission.object is None or not admission.namespace:
             return []
-        references = referenced_secrets([admission.object])
+        # In the request's namespace (on CREATE the object may not name it), and never in
+        # another: the object is judged there, and only that namespace's Secrets bear on it.
+        metadata = {**(admission.object.get("metadata") or {}), "namespace": admission.namespace}
+        references = referenced_secrets([{**admission.object, "metadata": metadata}])
         if not references:
             return []
         if self._secret_lookup is None:
