@@ -285,6 +285,48 @@ def test_a_hostile_client_cannot_read_another_namespaces_services(
         cluster.kubectl("delete", "namespace", attacker, "--wait=false", check=False)
 
 
+def _referencing(deployment: dict[str, Any], secret: str, key: str) -> dict[str, Any]:
+    changed = json.loads(json.dumps(deployment))
+    container = changed["spec"]["template"]["spec"]["containers"][0]
+    container["env"] = [
+        *(e for e in container["env"] if "valueFrom" not in e),
+        {"name": "DB", "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}},
+    ]
+    return changed
+
+
+def test_secret_lookups_never_reach_another_namespace(
+    cluster: ControlPlane, open_operator: OperatorProcess, namespace: str
+) -> None:
+    """The webhook reads the Secrets a reviewed workload references, by name, for their
+    key names: only in the request's namespace, whatever the object or its references
+    say, so no answer tells an attacker which Secrets or keys another namespace holds."""
+    victim, attacker = namespace, f"{namespace}-s"
+    cluster.kubectl("create", "namespace", attacker)
+    try:
+        cluster.kubectl(
+            "create", "secret", "generic", "ledger-db", "-n", victim,
+            "--from-literal=password=hunter2-never-shown",
+        )  # fmt: skip
+        port, ca_file = webhook_endpoint(open_operator)
+        context = client_context(ca_file)
+        guess = _referencing(compliant_deployment(victim), "ledger-db", "guessed")
+        # The lookup works: in its own namespace, the answer says the key is missing.
+        own = _body(_post(port, context, _review(guess, victim)))
+        assert "Secret ledger-db has no key guessed" in own
+        assert "hunter2" not in own
+
+        claims_attacker = _referencing(compliant_deployment(attacker), "ledger-db", "guessed")
+        unnamed = json.loads(json.dumps(claims_attacker))
+        del unnamed["metadata"]["namespace"]
+        for review in (_review(claims_attacker, attacker), _review(unnamed, attacker)):
+            answer = _body(_post(port, context, review))
+            assert "ledger-db" not in answer, answer  # not judged: nothing found where it runs
+            assert "hunter2" not in answer
+    finally:
+        cluster.kubectl("delete", "namespace", attacker, "--wait=false", check=False)
+
+
 # -- apiserver-only access -------------------------------------------------------------------
 
 
