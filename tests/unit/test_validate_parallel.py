@@ -138,8 +138,13 @@ def shared_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 @pytest.mark.parametrize("output", ["json", "table"])
 def test_several_processes_write_what_one_writes(
-    capsys: pytest.CaptureFixture[str], corpus: Path, shared_runs: list[int], output: str
+    capsys: pytest.CaptureFixture[str],
+    corpus: Path,
+    shared_runs: list[int],
+    output: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(parallel, "CHUNK_CHARACTERS", 4096)  # many chunks per share
     one = _validate(capsys, str(corpus), "-o", output, "--jobs", "1")
     assert shared_runs == []
     for jobs in (2, 3):
@@ -290,7 +295,9 @@ def test_a_worker_checks_its_share_against_every_shares_context(corpus: Path) ->
     assert all(o["kind"] not in ("Deployment", "StatefulSet") for o in sent)
     pipe = _Pipe([("wanted", [None, frozenset()]), ("check", [None, context])])
     parallel._work(first, _job(), pipe)  # type: ignore[arg-type]
-    (message, totals), text = pipe.sent[2], pipe.sent[3]
+    (message, totals), chunks = pipe.sent[2], pipe.sent[3:]
+    assert chunks[-1] == b""
+    text = b"".join(chunks)
     assert message == "checked"
     # What one process says about the first share's objects, with the whole input around.
     objects, _ = without_helm_tests(load_inputs([str(corpus)], io.BytesIO()).objects)
@@ -355,7 +362,7 @@ def test_a_worker_renders_the_table(corpus: Path) -> None:
     files = plan.files[:2]
     pipe = _Pipe([("wanted", [None]), ("check", [None])])
     parallel._work(files, dataclasses.replace(_job("table"), show_passed=True), pipe)  # type: ignore[arg-type]
-    text = pipe.sent[-1].decode()
+    text = b"".join(part for part in pipe.sent if isinstance(part, bytes)).decode()
     objects, _ = without_helm_tests(load_inputs([f.path for f in files], io.BytesIO()).objects)
     run = Run(evaluate([item.obj for item in objects]), objects, [], Severity.ERROR)
     assert text == render_table(run, colour=False, show_passed=True)

@@ -542,7 +542,6 @@ def _check_shared(
     args: argparse.Namespace, shared: SharedRun, job: Job, out: TextIO, err: TextIO
 ) -> int | None:
     from prodready.rules import formats
-    from prodready.rules.parallel import join_lines
 
     read = shared.read()
     if read is None:
@@ -561,11 +560,10 @@ def _check_shared(
         print("note: no workloads found in the input", file=err)
     if args.output == "json":
         summary = formats.summary_dict(totals, job.fail_on)
-        # json_chunks joins the shares' pieces as it joins single objects.
-        for chunk in formats.json_chunks(summary, shared.pieces(), read.errors):
+        for chunk in formats.json_chunks(summary, shared.text(), read.errors):
             out.write(chunk)
     else:
-        for text in join_lines(shared.pieces()):
+        for text in shared.text():
             out.write(text)
     _write_summary(args, formats.summary_text(totals, read.errors), out, err)
     return _exit_code(args, read.errors, totals, err)

@@ -285,26 +285,32 @@ def json_piece(run: Run, report: ObjectReport) -> str:
 
 
 def json_chunks(
-    summary: dict[str, Any], pieces: Iterable[str], errors: list[InputError]
+    summary: dict[str, Any], objects: Iterable[str], errors: list[InputError]
 ) -> Iterator[str]:
     """The JSON document, text piece by text piece: byte for byte `_dumps(run_dict(run))`,
-    without holding the whole document (nor its dicts) in memory at once."""
+    without holding the whole document (nor its dicts) in memory at once. `objects` is the
+    text of the `objects` entries joined by commas, in pieces cut anywhere."""
     head = {
         "schemaVersion": JSON_SCHEMA_VERSION,
         "tool": {"name": TOOL_NAME, "version": prodready.__version__},
         "summary": summary,
     }
     yield _dumps(head)[:-2] + ',"objects":['
-    for position, piece in enumerate(pieces):
-        yield piece if position == 0 else "," + piece
+    yield from objects
     yield '],"errors":' + _dumps(_errors_list(errors))[:-1] + "}\n"
+
+
+def joined(pieces: Iterable[str], separator: str) -> Iterator[str]:
+    """`separator.join(pieces)`, piece by piece."""
+    for position, piece in enumerate(pieces):
+        yield piece if position == 0 else separator + piece
 
 
 def iter_json(run: Run) -> Iterator[str]:
     """`-o json`, streamed (see `json_chunks`)."""
     return json_chunks(
         summary_dict(run.totals, run.fail_on),
-        (json_piece(run, report) for report in run.reports),
+        joined((json_piece(run, report) for report in run.reports), ","),
         run.errors,
     )
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from prodready.rules.config import RulesConfig
 from prodready.rules.context import ObjectRole, classify, kind_of, namespace_key, reach
 from prodready.rules.engine import evaluate
-from prodready.rules.formats import Run, Totals, json_piece, table_piece
+from prodready.rules.formats import Run, Totals, joined, json_piece, table_piece
 from prodready.rules.loader import (
     InputError,
     InputLimitError,
@@ -59,6 +59,8 @@ if TYPE_CHECKING:
 # How a share joins its pieces (`formats.render_table` joins objects' lines with
 # newlines, `formats.json_chunks` the JSON document's objects with commas).
 _JOINS = {"json": ",", "table": "\n"}
+# A worker sends its text in chunks of about this many characters.
+CHUNK_CHARACTERS = 1 << 20
 
 
 def available_cpus() -> int:
@@ -223,9 +225,20 @@ def _share(
             table_piece(run, report, colour=job.colour, show_passed=job.show_passed)
             for report in reports
         )
-    text = _JOINS[job.output].join(pieces)
     connection.send(("checked", run.totals))
-    connection.send_bytes(text.encode("utf-8", "surrogatepass"))
+    # The share's text in chunks, so that neither this process nor the parent holds all
+    # of it at once; an empty chunk ends it.
+    chunk: list[str] = []
+    size = 0
+    for text in joined(pieces, _JOINS[job.output]):
+        chunk.append(text)
+        size += len(text)
+        if size >= CHUNK_CHARACTERS:
+            connection.send_bytes("".join(chunk).encode("utf-8", "surrogatepass"))
+            chunk, size = [], 0
+    if chunk:
+        connection.send_bytes("".join(chunk).encode("utf-8", "surrogatepass"))
+    connection.send_bytes(b"")
 
 
 class SharedRun:
@@ -343,15 +356,15 @@ class SharedRun:
             raise CheckError(problem)
         return totals
 
-    def pieces(self) -> Iterator[str]:
-        """Each share's rendered text, in input order (shares without objects left out)."""
+    def text(self) -> Iterator[str]:
+        """The shares' rendered text in input order, in chunks, joined as one process
+        joins its objects (commas for JSON, newlines for the table)."""
+        separator = ""
         for connection in self.connections:
-            text = connection.recv_bytes().decode("utf-8", "surrogatepass")
-            if text:
-                yield text
-
-
-def join_lines(texts: Iterator[str]) -> Iterator[str]:
-    """The shares' table texts as one table (joined as `formats.render_table` joins)."""
-    for position, text in enumerate(texts):
-        yield text if position == 0 else "\n" + text
+            first = True
+            while chunk := connection.recv_bytes():
+                text = chunk.decode("utf-8", "surrogatepass")
+                yield separator + text if first else text
+                first = False
+            if not first:
+                separator = _JOINS[self.job.output]
