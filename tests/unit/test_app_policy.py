@@ -115,7 +115,7 @@ async def test_mounted_certificate_files_are_served_and_watched(tmp_path: Path) 
         assert runtime.generated is None
         assert runtime.tls is not None
         assert runtime.tls.cert_file == generated.cert_file
-        assert [task.get_name() for task in runtime._tasks] == ["audit", "webhook-tls"]
+        assert [task.get_name() for task in runtime._tasks] == ["audit", "vap-sync", "webhook-tls"]
         assert runtime.store.namespaces() == ["shop", "web"]
         assert default_environment(runtime.settings) == "staging"
     finally:

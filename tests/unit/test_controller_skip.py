@@ -294,3 +294,51 @@ async def test_rollout_progress_is_written_at_most_every_few_seconds_its_end_at_
     assert service is not None
     ready = next(c for c in service["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "True"
+
+
+def _policy(expression: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "prodready.io/v1alpha1",
+        "kind": "ReadinessPolicy",
+        "metadata": {"name": "teams", "resourceVersion": "7"},
+        "spec": {
+            "mode": "Audit",
+            "customRules": [
+                {
+                    "id": "ACME-OWN-001",
+                    "title": "workloads name an owning team",
+                    "severity": "error",
+                    "expression": expression,
+                }
+            ],
+        },
+    }
+
+
+async def test_status_compliance_follows_the_policies_in_force(
+    setup: tuple[Reconciler, Client, list[int]],
+) -> None:
+    """PolicyCompliant says what the webhook and the audit say of the Deployment: the
+    ReadinessPolicies (custom rules included) decide, and a policy change is judged again
+    at the next pass even though nothing of the service changed."""
+    from prodready.kube.policies import LivePolicies
+
+    reconciler, _client, renders = setup
+    store = reconciler.store
+    store.put(_policy("has(object.metadata.labels) && 'team' in object.metadata.labels"))
+    reconciler.policies = LivePolicies(store)
+    await reconciler.reconcile(KEY)
+    service = store.get(api.KIND, *KEY)
+    assert service is not None
+    failing = {f["ruleId"] for f in service["status"]["compliance"]["findings"]}
+    assert "ACME-OWN-001" in failing
+    compliant = next(c for c in service["status"]["conditions"] if c["type"] == "PolicyCompliant")
+    assert compliant["status"] == "False"
+
+    store.put(_policy("true") | {"metadata": {"name": "teams", "resourceVersion": "8"}})
+    await reconciler.reconcile(KEY)
+    assert len(renders) == 2  # judged again: the policies changed
+    service = store.get(api.KIND, *KEY)
+    assert service is not None
+    failing = {f["ruleId"] for f in service["status"]["compliance"]["findings"]}
+    assert "ACME-OWN-001" not in failing

@@ -73,6 +73,7 @@ class PolicyRuntime:
         store: ObjectStore,
         is_leading: Callable[[], bool],
         rules_config: rules.RulesConfig | None = None,
+        policies: LivePolicies | None = None,
     ) -> None:
         """Wire the parts; nothing runs until `start()`."""
         self.settings = settings
@@ -83,7 +84,8 @@ class PolicyRuntime:
         # ReadinessPolicies and exceptions, live; a workload none selects (and whose
         # namespace has no prodready.io/enforce|audit label) is audited with the rules
         # configuration, as before policies existed.
-        self.policies = LivePolicies(store, default=default_policy(rules_config))
+        # (The operator's own, when it has them: one compilation for the whole process.)
+        self.policies = policies or LivePolicies(store, default=default_policy(rules_config))
         self.auditor = Auditor(
             store=store,
             client=client,

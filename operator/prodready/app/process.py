@@ -64,6 +64,7 @@ def assemble(settings: Settings) -> Assembly:
             store=operator.store,
             rules_config=rules_config,
             is_leading=operator.is_leading,
+            policies=operator.policies,
         )
         operator.store.subscribe(runtime.on_change)
         return runtime

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import kopf
 
 from prodready import api, render, rules
+from prodready.api.policy import EXCEPTION_KIND, POLICY_KIND
 from prodready.api.resource import Resource
 from prodready.config import Settings
 from prodready.controller.queue import DONE, ReconcileResult, WorkQueue
@@ -40,6 +41,7 @@ from prodready.kube.client import KubeClient
 from prodready.kube.events import EventRecorder
 from prodready.kube.leader import LeaderElector, default_identity
 from prodready.kube.login import login as login_to_cluster
+from prodready.kube.policies import LivePolicies
 from prodready.kube.shards import ShardCoordinator
 from prodready.kube.store import (
     PRODUCTION_SERVICE,
@@ -52,6 +54,7 @@ from prodready.kube.store import (
 from prodready.observability.health import HealthServer
 from prodready.observability.metrics import Metrics
 from prodready.rules.grants import GrantPolicy
+from prodready.rules.policy import default_policy
 
 logger = logging.getLogger("prodready.operator")
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -99,6 +102,9 @@ class Operator:
     queue: WorkQueue[ServiceKey] = field(default_factory=WorkQueue)
     client: KubeClient | None = None
     reconciler: Reconciler | None = None
+    # The ReadinessPolicies and exceptions in force, compiled once for the reconciler, the
+    # webhook and the audit (created at start-up, with the rules configuration's default).
+    policies: LivePolicies | None = None
     elector: LeaderElector | None = None
     shards: ShardCoordinator | None = None  # PRODREADY_SHARDS > 1: who reconciles what
     # Names this replica in its Leases and in the User-Agent of its requests (the
@@ -128,11 +134,13 @@ class Operator:
             if self.settings.rules_config_file
             else None
         )
+        self.policies = LivePolicies(self.store, default=default_policy(rules_config))
         self.reconciler = Reconciler(
             client=self.client,
             store=self.store,
             events=EventRecorder(self.client),
             metrics=self.metrics,
+            policies=self.policies,
             config=ReconcilerConfig(
                 field_manager=self.settings.field_manager,
                 status_max_findings=self.settings.status_max_findings,
@@ -371,6 +379,16 @@ class Operator:
             if self.owns(change.namespace):
                 self.queue.add((change.namespace, change.name))
             return
+        if change.kind in POLICY_KINDS and change.content_changed:
+            # What a service's PolicyCompliant says may have changed: a policy (any
+            # service), an exception (its namespace's), a Namespace's labels (its own).
+            scope = None if change.kind == POLICY_KIND else change.namespace or change.name
+            if change.kind == "Namespace" and not _labels_changed(change):
+                return
+            for key in self.store.keys(api.KIND):
+                if (scope is None or key[0] == scope) and self.owns(key[0]):
+                    self.queue.add(key)
+            return
         body = change.current if change.current is not None else change.previous
         owner = owner_name(body) if body is not None else None
         if owner is not None and self.owns(change.namespace):
@@ -383,6 +401,16 @@ class Operator:
         for key in self.store.keys(api.KIND):
             if self.owns(key[0]):
                 self.queue.add(key)
+
+
+POLICY_KINDS = frozenset({POLICY_KIND, EXCEPTION_KIND, "Namespace"})
+
+
+def _labels_changed(change: Change) -> bool:
+    def labels(body: Mapping[str, Any] | None) -> Any:
+        return ((body or {}).get("metadata") or {}).get("labels")
+
+    return bool(labels(change.previous) != labels(change.current))
 
 
 def _only_status_changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:

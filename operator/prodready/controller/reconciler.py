@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from prodready import api, render, rules
@@ -27,6 +28,7 @@ from prodready.controller.drift import contains
 from prodready.controller.queue import DONE, ReconcileResult
 from prodready.kube.client import ApiError, KubeClient
 from prodready.kube.events import EventRecorder
+from prodready.kube.policies import LivePolicies
 from prodready.kube.secret_keys import SecretKeys, SecretLookup
 from prodready.kube.store import PRODUCTION_SERVICE, ObjectStore
 from prodready.observability.logging import reconcile_context
@@ -178,6 +180,9 @@ class Reconciler:
     events: EventRecorder
     metrics: Metrics
     config: ReconcilerConfig = field(default_factory=ReconcilerConfig)
+    # The ReadinessPolicies and exceptions in force: a service's PolicyCompliant condition
+    # says what the webhook and the audit say of its Deployment (None: the rules config).
+    policies: LivePolicies | None = None
     _resources: dict[str, Resource] = field(default_factory=child_resources)
     _monitoring: tuple[float, bool] | None = None
     _secret_lookup: SecretLookup = field(init=False)
@@ -260,7 +265,13 @@ class Reconciler:
                     return await self._invalid(body, NOT_PERMITTED, message)
         missing, versions = await self._secrets(namespace, references)
         monitoring = await self.monitoring_available()
-        inputs = (spec_key, monitoring, tuple(sorted(versions.items())), tuple(missing))
+        inputs = (
+            spec_key,
+            monitoring,
+            tuple(sorted(versions.items())),
+            tuple(missing),
+            *self._policy_inputs(namespace),
+        )
 
         applied: list[str] = []
         drifted: list[str] = []
@@ -284,11 +295,11 @@ class Reconciler:
             applied, drifted, pruned, conflicts, children = await self._converge(
                 body, desired, missing, monitoring
             )
-            summary = self._summarise(desired, monitoring, conflicts)
+            summary = self._summarise(desired, monitoring, conflicts, namespace)
 
         waiting = _waiting_message(references) if missing else ""
         wanted, deployment = self._conditions(body, summary, waiting, conflicts, monitoring)
-        hold = self._progress_hold(key, status, wanted, generation)
+        hold = self._progress_hold(key, status, wanted, generation, summary)
         if hold:
             # Only replica counts moved since the last write: the next pass writes the
             # latest (or the transition that ends the rollout, which is never held).
@@ -361,13 +372,30 @@ class Reconciler:
         status: Mapping[str, Any],
         wanted: Sequence[cond.Condition],
         generation: int,
+        summary: Summary,
     ) -> float:
         """Seconds to hold a status write that would only report rollout progress (same
-        generation, Ready False for the same reason, RollingOut) made within
-        `PROGRESS_WRITE_INTERVAL` of the last write; 0 to write now."""
+        generation, children and compliance, Ready False for the same reason, RollingOut,
+        every other condition as it is) made within `PROGRESS_WRITE_INTERVAL` of the last
+        write; 0 to write now."""
         written = self._status_written.get(key)
-        if written is None or status.get("observedGeneration") != generation:
+        if (
+            written is None
+            or status.get("observedGeneration") != generation
+            or status.get("children") != list(summary.children)
+            or status.get("compliance") != summary.compliance
+        ):
             return 0.0
+        for condition in wanted:
+            if condition.type in (cond.READY, cond.RECONCILING):
+                continue
+            current_condition = cond.find(status.get("conditions"), condition.type)
+            if (
+                current_condition.get("status") != condition.status_text
+                or current_condition.get("reason") != condition.reason
+                or current_condition.get("message") != condition.message
+            ):
+                return 0.0
         ready = next((c for c in wanted if c.type == cond.READY), None)
         current = cond.find(status.get("conditions"), cond.READY)
         if (
@@ -572,13 +600,40 @@ class Reconciler:
         # for the many children never changed after their creation.
         return created
 
+    def _policy_inputs(self, namespace: str) -> tuple[Any, ...]:
+        """What the evaluation depends on besides the spec: the policies' version and the
+        Namespace's (its labels select policies and set the environment floor)."""
+        if self.policies is None:
+            return ()
+        namespace_object = self.policies.namespace(namespace) or {}
+        version = (namespace_object.get("metadata") or {}).get("resourceVersion")
+        # An exception stops applying when it expires, with no event: count the expired.
+        now = datetime.now(UTC)
+        expired = sum(
+            1
+            for exception in self.policies.current().exceptions_in(namespace)
+            if exception.expires <= now
+        )
+        return (self.policies.version, version, expired)
+
+    def _evaluate(self, desired: Sequence[JSON], namespace: str) -> list[rules.ObjectReport]:
+        if self.policies is None:
+            return rules.evaluate(desired, config=self.config.rules_config)
+        namespace_object = self.policies.namespace(namespace)
+        inputs = [*desired, *([namespace_object] if namespace_object is not None else [])]
+        return rules.evaluate(inputs, policies=self.policies.current(), now=datetime.now(UTC))
+
     def _summarise(
-        self, desired: Sequence[JSON], monitoring: bool, conflicts: Sequence[Conflict] = ()
+        self,
+        desired: Sequence[JSON],
+        monitoring: bool,
+        conflicts: Sequence[Conflict] = (),
+        namespace: str = "",
     ) -> Summary:
         """What status needs from the rendered objects and their evaluation (the children
         listed are ours: a name another object holds is not among them)."""
         taken = {(c.kind, c.name) for c in conflicts}
-        reports = rules.evaluate(desired, config=self.config.rules_config)
+        reports = self._evaluate(desired, namespace)
         report = next(
             (r for r in reports if r.object.kind == "Deployment"), reports[0] if reports else None
         )

@@ -50,6 +50,8 @@ class LivePolicies:
         self._default = default or default_policy(mode=Mode.OFF)
         self._errors: dict[tuple[str, str, str], str] = {}
         self._set = PolicySet(default=self._default)
+        # Counts rebuilds: what was judged under one version is stale under the next.
+        self.version = 0
         self.rebuild()
         store.subscribe(self._on_change)
 
@@ -68,7 +70,8 @@ class LivePolicies:
         return self._store.get("Namespace", "", name)
 
     def _on_change(self, change: Change) -> None:
-        if change.kind in (POLICY_KIND, EXCEPTION_KIND):
+        # A status write (the audit's counts, an exception's state) compiles to the same.
+        if change.kind in (POLICY_KIND, EXCEPTION_KIND) and change.content_changed:
             self.rebuild()
 
     def rebuild(self) -> None:
@@ -101,3 +104,4 @@ class LivePolicies:
                 )
         self._errors = errors
         self._set = PolicySet(policies=policies, exceptions=exceptions, default=self._default)
+        self.version += 1
