@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from typing import Any, cast
 
 import pytest
 
-from prodready.audit.command import ReportsUnavailableError, fetch_reports
+from prodready.audit.command import ReportsUnavailableError, add_arguments, fetch_reports
 from prodready.audit.reports import (
     FLAVORS,
     OPENREPORTS,
@@ -96,3 +97,32 @@ async def test_the_audit_writes_no_report_when_the_pinned_api_is_missing() -> No
     await harness.auditor.step()
     assert harness.auditor.flavor is None
     assert harness.api.reports == {}
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="prodready report")
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_report_takes_the_api_from_the_flag_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PRODREADY_REPORT_API", raising=False)
+    assert _parse().report_api == "auto"
+    assert _parse("--report-api", "WGPolicyK8s").report_api == "wgpolicyk8s"
+    monkeypatch.setenv("PRODREADY_REPORT_API", "openreports")
+    assert _parse().report_api == "openreports"
+    assert _parse("--report-api", "auto").report_api == "auto"
+
+
+def test_a_bad_api_is_a_usage_error_naming_the_choices(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PRODREADY_REPORT_API", "policyreports")
+    with pytest.raises(SystemExit) as exit_info:
+        _parse()
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "PRODREADY_REPORT_API: must be one of auto, openreports, wgpolicyk8s" in error
+    assert "Traceback" not in error

@@ -70,12 +70,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_verdict_arguments(parser)
     parser.add_argument(
         "--report-api",
-        choices=[AUTO, *(flavor.api for flavor in FLAVORS)],
+        type=report_api,
+        metavar="{" + ",".join([AUTO, *(flavor.api for flavor in FLAVORS)]) + "}",
         default=os.environ.get("PRODREADY_REPORT_API", AUTO),
         help="the report API to read, as the operator's PRODREADY_REPORT_API (default: "
         "$PRODREADY_REPORT_API, else auto: OpenReports if served, else PolicyReport)",
     )
     add_cluster_arguments(parser)
+
+
+def report_api(value: str) -> str:
+    """`--report-api` (and PRODREADY_REPORT_API, its default), checked: a bad one is a usage
+    error naming the choices, not a traceback."""
+    chosen = value.strip().lower()
+    try:
+        flavors_for(chosen)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return chosen
 
 
 async def fetch_reports(
