@@ -71,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--report-api",
         type=report_api,
-        metavar="{" + ",".join([AUTO, *(flavor.api for flavor in FLAVORS)]) + "}",
+        choices=[AUTO, *(flavor.api for flavor in FLAVORS)],  # for shell completion
         default=os.environ.get("PRODREADY_REPORT_API", AUTO),
         help="the report API to read, as the operator's PRODREADY_REPORT_API (default: "
         "$PRODREADY_REPORT_API, else auto: OpenReports if served, else PolicyReport)",
