@@ -441,7 +441,9 @@ def _memory_rows(size: SizeResult) -> list[Row]:
             (
                 f"validate {size.corpus.workloads:,} workloads, peak RSS ({label}), MiB",
                 _num(ours.peak_rss_mib, digits=0),
-                f"{lowest.tool} {_num(lowest.peak_rss_mib, digits=0)}",
+                # A peer stopped at the timeout had reached at least this much.
+                f"{lowest.tool} {'≥ ' if lowest.timed_out else ''}"
+                f"{_num(lowest.peak_rss_mib, digits=0)}",
                 _num(ours.peak_rss_mib / lowest.peak_rss_mib, "x", 2),
                 "below the lowest peer",
                 _verdict(ours.peak_rss_mib < lowest.peak_rss_mib),
