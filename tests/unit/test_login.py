@@ -7,6 +7,7 @@ proves the credentials against the real one.
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime
 import json
 import stat
@@ -489,3 +490,61 @@ def test_validate_never_imports_the_kubernetes_package() -> None:
         timeout=120,
     )
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr
+
+
+PROBE_CHILD_LOGIN = """
+import json, sys
+from prodready.kube import login
+login.isolate_kubeconfig_logins()
+try:
+    info = login.login(login.ClusterTarget(kubeconfig=sys.argv[1], context=sys.argv[2] or None))
+except Exception as error:
+    print(json.dumps({"error": type(error).__name__ + ": " + str(error)}))
+else:
+    print(json.dumps({
+        "server": info.server, "token": info.token, "ca": (info.ca_data or b"").decode(),
+        "cert": (info.certificate_data or b"").decode(),
+        "key": (info.private_key_data or b"").decode(),
+        "namespace": info.default_namespace, "expiration": str(info.expiration),
+        "official_client_here": "kubernetes" in sys.modules,
+    }))
+"""
+
+
+def _child_login(path: Path, context: str = "") -> dict[str, Any]:
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE_CHILD_LOGIN, str(path), context],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return dict(json.loads(probe.stdout))
+
+
+def test_the_operator_reads_a_kubeconfig_in_a_child_process(tmp_path: Path) -> None:
+    """`prodready run` logs in from a kubeconfig through a child process: the same answer
+    (certificates inlined, as the child's temporary files go with it), the same errors,
+    and the official client never in the operator's own memory."""
+    ca = base64.b64encode(b"-----CA-----").decode()
+    cert = base64.b64encode(b"-----CERT-----").decode()
+    key = base64.b64encode(b"-----KEY-----").decode()
+    path = kubeconfig(
+        tmp_path / "config",
+        user={"client-certificate-data": cert, "client-key-data": key},
+        cluster={"certificate-authority-data": ca},
+    )
+    answer = _child_login(path)
+    assert answer == {
+        "server": SERVER,
+        "token": None,
+        "ca": "-----CA-----",
+        "cert": "-----CERT-----",
+        "key": "-----KEY-----",
+        "namespace": "team",
+        "expiration": "None",
+        "official_client_here": False,
+    }
+    assert _child_login(kubeconfig(tmp_path / "token"))["token"] == "t0ken"
+    missing = _child_login(path, "elsewhere")
+    assert missing == {
+        "error": f"LoginError: context 'elsewhere' is not in the kubeconfig {path} "
+        "(its contexts: main)"
+    }

@@ -7,7 +7,12 @@ import os
 import sys
 
 from prodready.config import SettingsError, load_settings
-from prodready.kube.login import ClusterTarget, add_cluster_arguments, select
+from prodready.kube.login import (
+    ClusterTarget,
+    add_cluster_arguments,
+    isolate_kubeconfig_logins,
+    select,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     kubeconfig = str(settings.kubeconfig) if settings.kubeconfig is not None else None
     select(ClusterTarget(kubeconfig=kubeconfig, context=settings.context))
+    isolate_kubeconfig_logins()
 
     # Imported here: `prodready validate` never pays for kopf.
     from prodready.app.process import run as run_operator

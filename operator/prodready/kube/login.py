@@ -20,15 +20,22 @@ Which credentials, in kubectl's order (client-go's deferred loading):
 4. ~/.kube/config.
 
 So an explicit kubeconfig or context beats the pod's ServiceAccount, as with kubectl.
-`kubernetes` is imported inside the functions: `prodready validate` never loads it.
+`kubernetes` is imported inside the functions: `prodready validate` never loads it. The
+operator (`prodready run`, a long-lived process) reads a kubeconfig in a child process
+(`isolate_kubeconfig_logins`), so the official client's generated API never takes its
+memory; the pod's ServiceAccount is read without it.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime
+import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -58,6 +65,16 @@ class ClusterTarget:
 
 _selected = ClusterTarget()
 _selected_lock = threading.Lock()
+_isolated = False
+# An exec plugin may take its time (a cloud CLI); past this, the login fails.
+CHILD_LOGIN_SECONDS = 120.0
+
+
+def isolate_kubeconfig_logins(isolated: bool = True) -> None:
+    """Read kubeconfigs in a child process from now on (the operator's choice: the official
+    client's API would stay in its memory for the process's life, for a login)."""
+    global _isolated  # noqa: PLW0603 - one process, one choice, made at the edge
+    _isolated = isolated
 
 
 def select(target: ClusterTarget) -> None:
@@ -129,7 +146,88 @@ def login(
         )
     if source.kubeconfig is None:
         return _from_service_account(account, environ)
+    if _isolated:
+        return _from_kubeconfig_in_child(source.kubeconfig, source.context)
     return _from_kubeconfig(source.kubeconfig, source.context)
+
+
+def _from_kubeconfig_in_child(paths: str, context: str | None) -> kopf.ConnectionInfo:
+    """`_from_kubeconfig` in a child process (this module as a program), its answer passed
+    back as JSON with the certificate and key files' contents inlined (the official client
+    deletes the files it wrote for `*-data` entries when the child exits)."""
+    try:
+        child = subprocess.run(
+            [sys.executable, "-m", "prodready.kube.login"],
+            input=json.dumps({"paths": paths, "context": context}),
+            capture_output=True,
+            text=True,
+            timeout=CHILD_LOGIN_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise kopf.LoginError(
+            f"logging in with {paths} took longer than {CHILD_LOGIN_SECONDS:g} s"
+        ) from None
+    try:
+        answer = json.loads(child.stdout)
+    except ValueError:
+        answer = {"error": (child.stderr.strip().splitlines() or ["no answer"])[-1]}
+    if "error" in answer:
+        raise kopf.LoginError(str(answer["error"]))
+    expiration = answer.get("expiration")
+    return kopf.ConnectionInfo(
+        server=answer["server"],
+        ca_data=_decoded(answer.get("ca_data")),
+        insecure=answer.get("insecure"),
+        username=answer.get("username"),
+        password=answer.get("password"),
+        scheme=answer.get("scheme"),
+        token=answer.get("token"),
+        certificate_data=_decoded(answer.get("certificate_data")),
+        private_key_data=_decoded(answer.get("private_key_data")),
+        default_namespace=answer.get("default_namespace"),
+        expiration=datetime.datetime.fromisoformat(expiration) if expiration else None,
+    )
+
+
+def _decoded(text: str | None) -> bytes | None:
+    return base64.b64decode(text) if text else None
+
+
+def _child_main() -> int:
+    """The child's side: read {"paths", "context"} on stdin, answer on stdout."""
+    request = json.load(sys.stdin)
+    try:
+        info = _from_kubeconfig(request["paths"], request.get("context"))
+    except kopf.LoginError as error:
+        print(json.dumps({"error": str(error)}))
+        return 1
+
+    def inline(data: str | bytes | None, path: object) -> str | None:
+        if isinstance(data, str):
+            data = data.encode()
+        if data is None and isinstance(path, str | os.PathLike):
+            data = Path(path).read_bytes()
+        return base64.b64encode(data).decode() if data else None
+
+    print(
+        json.dumps(
+            {
+                "server": info.server,
+                "ca_data": inline(info.ca_data, info.ca_path),
+                "insecure": info.insecure,
+                "username": info.username,
+                "password": info.password,
+                "scheme": info.scheme,
+                "token": info.token,
+                "certificate_data": inline(info.certificate_data, info.certificate_path),
+                "private_key_data": inline(info.private_key_data, info.private_key_path),
+                "default_namespace": info.default_namespace,
+                "expiration": info.expiration.isoformat() if info.expiration else None,
+            }
+        )
+    )
+    return 0
 
 
 def _from_service_account(account: Path, environ: Mapping[str, str]) -> kopf.ConnectionInfo:
@@ -326,3 +424,7 @@ def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
 def select_from_arguments(args: argparse.Namespace) -> None:
     """`select` what `add_cluster_arguments` parsed."""
     select(ClusterTarget(kubeconfig=args.kubeconfig or None, context=args.context or None))
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main())
