@@ -156,6 +156,36 @@ def _count_polaris(path: Path) -> int | None:
     return sum(1 for item in data.get("Results") or [] if item.get("Kind") in WORKLOAD_KINDS)
 
 
+def count_apart(count: Callable[[Path], int | None], output: Path) -> int | None:
+    """`count(output)`, in a child process; raises ValueError when it cannot count.
+
+    Parsing a large output here would grow this process, and Linux keeps the image a child
+    was forked from in the child's peak RSS (`ru_maxrss` survives exec): every tool run
+    after it would be measured at least this process's size.
+    """
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        f"from benchmarks.validate import {count.__name__} as count\n"
+        "try:\n"
+        "    print(json.dumps(count(Path(sys.argv[1]))))\n"
+        "except (ValueError, KeyError, TypeError) as error:\n"
+        "    sys.exit(f'{type(error).__name__}: {error}')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(output)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    if result.returncode != 0:
+        raise ValueError(result.stderr.strip()[-300:])
+    counted: int | None = json.loads(result.stdout)
+    return counted
+
+
 @dataclass(frozen=True)
 class _Tool:
     name: str
@@ -291,8 +321,8 @@ def measure_size(
                     result.problem = f"exit {run.exit_code}: {run.stderr_tail.strip()[-300:]}"
                 else:
                     try:
-                        result.checked = tool.count(output)
-                    except (ValueError, KeyError, TypeError) as error:
+                        result.checked = count_apart(tool.count, output)
+                    except ValueError as error:
                         result.problem = f"unreadable output: {error}"
             if run.timed_out or run.seconds >= REPEAT_BELOW_SECONDS:
                 break

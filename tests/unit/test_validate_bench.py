@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from benchmarks import corpus, measure, report, validate
 
 
@@ -92,3 +93,13 @@ def test_startup_is_measured_on_a_small_file(tmp_path: Path) -> None:
     assert all(0 < seconds < 60 for seconds in startup.runs)
     assert any(name.startswith("prodready") for name, _ in startup.imports)
     assert (tmp_path / "startup.json").read_text().startswith('{"schemaVersion"')
+
+
+def test_outputs_are_counted_in_another_process(tmp_path: Path) -> None:
+    ours = tmp_path / "ours.json"
+    ours.write_text('{"summary": {"objects": 7}}')
+    assert validate.count_apart(validate._count_prodready, ours) == 7
+    assert validate.count_apart(validate._count_kube_linter, ours) is None
+    ours.write_text("not json")
+    with pytest.raises(ValueError, match="JSONDecodeError"):
+        validate.count_apart(validate._count_prodready, ours)
