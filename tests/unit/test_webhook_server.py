@@ -656,3 +656,28 @@ async def test_slow_secret_lookups_leave_the_reference_unjudged(tmp_path: Path) 
         assert api.reads == ["db-credentials"]
     finally:
         await server.stop()
+
+
+async def test_an_ordinary_review_is_evaluated_on_the_loop_a_large_one_on_a_thread(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two hand-overs between threads cost more than evaluating a Deployment takes; only
+    a review larger than INLINE_BODY_BYTES goes to a pool thread."""
+    handed_over: list[int] = []
+    real = asyncio.to_thread
+
+    async def counting(function: Any, *args: Any, **kwargs: Any) -> Any:
+        handed_over.append(1)
+        return await real(function, *args, **kwargs)
+
+    monkeypatch.setattr(server_module.asyncio, "to_thread", counting)
+    compliant = _objects()[0]
+    status, _ = await running.post("/validate/audit", json.dumps(_review(compliant)).encode())
+    assert status == 200
+    assert handed_over == []
+    large = copy.deepcopy(compliant)
+    large["metadata"]["annotations"] = {"padding": "x" * server_module.INLINE_BODY_BYTES}
+    status, text = await running.post("/validate/audit", json.dumps(_review(large)).encode())
+    assert status == 200
+    assert json.loads(text)["response"]["allowed"] is True
+    assert handed_over == [1]
