@@ -1225,7 +1225,6 @@ class _Planner(_Reader):
         return False
 
 
-
 def plan_inputs(
     paths: list[str],
     *,
