@@ -10,6 +10,7 @@ import asyncio
 import copy
 import fnmatch
 import json
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -321,6 +322,7 @@ class FakeApi:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.calls: list[tuple[str, str, str]] = []
         self.apply_error: ApiError | None = None
+        self.list_error: ApiError | None = None
 
     async def apply(self, resource: Any, body: dict[str, Any], **options: Any) -> dict[str, Any]:
         assert options == {"field_manager": "prodready", "force": False}
@@ -334,6 +336,8 @@ class FakeApi:
 
     async def list(self, path: str, *, label_selector: str | None = None) -> list[dict[str, Any]]:
         assert label_selector == "app.kubernetes.io/managed-by=prodready"
+        if self.list_error is not None:
+            raise self.list_error
         kind = vap.BINDING_KIND if path.endswith("bindings") else vap.VAP_KIND
         return [copy.deepcopy(o) for (k, _), o in sorted(self.objects.items()) if k == kind]
 
@@ -392,6 +396,30 @@ def test_the_sync_logs_what_the_apiserver_refuses(caplog: pytest.LogCaptureFixtu
     api.apply_error = ApiError(500, "InternalError", "boom", "PATCH", "/x")
     with pytest.raises(ApiError):
         asyncio.run(sync.sync_once())
+
+
+def test_without_the_grant_the_sync_stays_quiet_until_a_policy_asks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The chart grants nothing on admission policies by default: with no policy asking for
+    enforcement inside the apiserver the refused LIST is no news; a policy that asks is
+    told (in the log) that the grant is missing, and the webhook still enforces it."""
+    store = ObjectStore()
+    store.put(policy("quiet"))
+    api = FakeApi()
+    api.list_error = ApiError(403, "Forbidden", "no", "GET", "/apis")
+    api.apply_error = ApiError(403, "Forbidden", "no", "PATCH", "/apis")
+    sync = _sync(store, api)
+    with caplog.at_level(logging.INFO):
+        asyncio.run(sync.sync_once())
+    assert "enforceInApiserver" not in caplog.text
+    store.put(policy(enforceInApiserver=True))
+    with pytest.raises(ApiError):  # the cleanup's LIST, refused while one is wanted
+        asyncio.run(sync.sync_once())
+    assert "may not write ValidatingAdmissionPolicies (chart: rbac.admissionPolicies)" in (
+        caplog.text
+    )
+    assert sync.writes == 0
 
 
 def test_wanted_objects_skip_what_does_not_compile() -> None:

@@ -177,6 +177,14 @@ class VapSync:
                         extra={"object_name": key[1], "kind": key[0], "error": str(error)},
                     )
                     continue
+                if error.status == 403:
+                    logger.warning(
+                        "a ReadinessPolicy asks for enforceInApiserver, but the operator may "
+                        "not write ValidatingAdmissionPolicies (chart: rbac.admissionPolicies); "
+                        "the webhook still enforces the policy",
+                        extra={"object_name": key[1], "kind": key[0]},
+                    )
+                    continue
                 if error.status in (400, 422):
                     logger.warning(
                         "the apiserver refuses a generated VAP; the webhook still enforces "
@@ -189,7 +197,16 @@ class VapSync:
             self.writes += 1
             logger.info("applied a generated VAP", extra={"kind": key[0], "object_name": key[1]})
         for resource in (BINDINGS, POLICIES):
-            for item in await self._client.list(resource.path(), label_selector=_SELECTOR):
+            try:
+                items = await self._client.list(resource.path(), label_selector=_SELECTOR)
+            except ApiError as error:
+                if error.status == 403 and not names:
+                    # Not granted (the chart's default) and nothing asks for one: an
+                    # operator that may not list them never made any to clean up.
+                    logger.debug("not allowed to list generated VAPs; none wanted")
+                    break
+                raise
+            for item in items:
                 metadata = item.get("metadata") or {}
                 key = (resource.kind, str(metadata.get("name")))
                 if key in names:
