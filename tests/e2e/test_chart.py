@@ -429,10 +429,12 @@ def test_operator_with_the_chart_credentials_reconciles_end_to_end(
     # and refused none of the operator's writes.
     assert operator_refusals(writes) == [], json.dumps(operator_refusals(writes), indent=1)
     assert permission_problems(operator) == []
+    # Children are created (their fields are claimed for apply by the first apply that
+    # changes them, which this test does not need), the rest patched.
     assert {
-        ("patch", "deployments"),
-        ("patch", "services"),
-        ("patch", "servicemonitors"),
+        ("create", "deployments"),
+        ("create", "services"),
+        ("create", "servicemonitors"),
         ("patch", "productionservices/status"),
         ("delete", "ingresses"),
         ("create", "events"),
@@ -539,7 +541,9 @@ def hostile_deployment(namespace: str) -> dict[str, Any]:
     pod["hostPID"] = True
     pod["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
     (main,) = pod["containers"]
-    main["securityContext"] = {"privileged": True}
+    # allowPrivilegeEscalation too: the apply merges with fields the live Deployment's
+    # create still owns, and privileged with it false is invalid before any policy runs.
+    main["securityContext"] = {"privileged": True, "allowPrivilegeEscalation": True}
     main["volumeMounts"].append({"name": "host", "mountPath": "/host"})
     return deployment
 

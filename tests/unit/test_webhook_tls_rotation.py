@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import copy
 import datetime
 import logging
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -415,6 +417,32 @@ async def test_run_keeps_serving_through_api_errors(
     certificates.close()
     assert "webhook certificate not synchronised: " in caplog.text
     assert "secrets is forbidden" in caplog.text
+
+
+async def test_a_new_leader_trusts_the_ca_at_once_not_at_the_next_interval() -> None:
+    """The apiserver cannot call the webhook until the caBundle is set: a replica that
+    becomes the leader sets it within a second, however long its interval."""
+    api, clock = FakeApi(), Clock()
+    api.add_configuration()
+    leading = False
+    certificates = WebhookCertificates(
+        client=cast(KubeClient, api), source=source(), is_leading=lambda: leading, clock=clock
+    )
+    assert certificates._source.interval_seconds == 10
+    await certificates.start()
+    task = asyncio.create_task(certificates.run())
+    try:
+        leading = True
+        started = time.monotonic()
+        while api.bundles() == {None}:
+            assert time.monotonic() - started < 3, "not trusted within 3 s"
+            await asyncio.sleep(0.05)
+        assert api.bundles() == {api.secret_data()["ca.crt"]}
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        certificates.close()
 
 
 async def test_a_start_that_fails_leaves_no_directory(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,6 +223,7 @@ class WebhookCertificates:
         self._directory: Path | None = None
         self._served: _Held | None = None
         self._missing_configuration_logged = False
+        self._synced_leading = False
         self.tls: ReloadingTLS | None = None
 
     @property
@@ -252,9 +254,16 @@ class WebhookCertificates:
             self._directory = None
 
     async def run(self) -> None:
-        """Keep the certificate served, renewed and trusted until cancelled."""
+        """Keep the certificate served, renewed and trusted until cancelled: every interval,
+        and at once when this replica becomes the leader (the apiserver cannot call the
+        webhook until its caBundle is set, so that is not left to the next interval)."""
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(self._source.interval_seconds)
+            await asyncio.sleep(min(1.0, self._source.interval_seconds))
+            elected = self._is_leading() and not self._synced_leading
+            if not elected and time.monotonic() - last < self._source.interval_seconds:
+                continue
+            last = time.monotonic()
             try:
                 await self.sync()
             except (ApiError, aiohttp.ClientError, TimeoutError, CertificateError) as error:
@@ -265,6 +274,7 @@ class WebhookCertificates:
         """One tick: serve the Secret's pair; leading, renew it when due and trust its CA."""
         secret = await self._current()
         leading = self._is_leading()
+        self._synced_leading = leading
         if leading:
             reason = renewal_due(
                 secret.get("data"),
