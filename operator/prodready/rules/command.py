@@ -119,6 +119,13 @@ def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
         dest="set_values",
         help="Helm charts: a value for helm template (as helm --set); repeatable",
     )
+    parser.add_argument(
+        "--kube-version",
+        metavar="VERSION",
+        help="Helm charts: the Kubernetes version their templates and kubeVersion see (as "
+        "helm template --kube-version; default: helm's own, which a helm built from source "
+        "gives as v1.20)",
+    )
 
 
 def add_verdict_arguments(parser: argparse.ArgumentParser) -> None:
@@ -310,7 +317,11 @@ def resolve_config(args: argparse.Namespace, err: TextIO) -> RulesConfig | None:
 
 def toolchain_of(args: argparse.Namespace) -> Toolchain:
     """How charts are rendered for this run (values files and --set)."""
-    return Toolchain(values_files=tuple(args.values), set_values=tuple(args.set_values))
+    return Toolchain(
+        values_files=tuple(args.values),
+        set_values=tuple(args.set_values),
+        kube_version=args.kube_version,
+    )
 
 
 def without_helm_tests(loaded: LoadResult) -> tuple[list[LoadedObject], int]:

@@ -43,6 +43,7 @@ class Toolchain:
 
     values_files: tuple[str, ...] = ()
     set_values: tuple[str, ...] = ()
+    kube_version: str | None = None  # helm template --kube-version (None: helm's default)
     timeout: float = RENDER_TIMEOUT_SECONDS
     max_bytes: int = MAX_RENDERED_BYTES
     # PATH to search for the binaries (None: the process's PATH).
@@ -65,6 +66,8 @@ class Toolchain:
             command += ["--values", values]
         for assignment in self.set_values:
             command += ["--set", assignment]
+        if self.kube_version:
+            command += ["--kube-version", self.kube_version]
         return command
 
     def kustomize_command(self, directory: str) -> list[str]:
