@@ -272,14 +272,20 @@ def test_validate_with_the_policy_file_finds_what_the_audit_finds(
 ) -> None:
     policy = _policy(f"same-{shop}", shop, "Audit", severity={"PR-SC-005": "error"})
     cluster.kubectl("apply", "-f", "-", input=json.dumps(policy))
-    workloads = [bare_deployment("legacy", shop), compliant_objects(shop)[0]]
+    # `keyed` asks its Secret for a key it lacks: offline the Secret is in the input, in the
+    # cluster the audit reads its key names by name; PR-CF-002 fails both ways.
+    keyed = compliant_objects(shop, "keyed")[0]
+    for entry in keyed["spec"]["template"]["spec"]["containers"][0]["env"]:
+        if "secretKeyRef" in entry.get("valueFrom", {}):
+            entry["valueFrom"]["secretKeyRef"]["key"] = "missing-key"
+    workloads = [bare_deployment("legacy", shop), compliant_objects(shop)[0], keyed]
     assert kubectl_apply(cluster, shop, *workloads).returncode == 0
 
     def reports() -> Any:
         listed = cluster.kubectl("get", "reports.openreports.io", "-n", shop, "-o", "json")
         items = json.loads(listed.stdout)["items"]
         by_name = {item["scope"]["name"]: item for item in items if "scope" in item}
-        return by_name if {"legacy", "api"} <= set(by_name) else None
+        return by_name if {"legacy", "api", "keyed"} <= set(by_name) else None
 
     audited = wait_for(reports, 2 * AUDIT_INTERVAL_SECONDS + 20, "the audit's reports")
     namespace = get(cluster, "namespace", shop, "default")
@@ -300,7 +306,8 @@ def test_validate_with_the_policy_file_finds_what_the_audit_finds(
         for report in json.loads(result.stdout)["objects"]
         if report["object"]["kind"] == "Deployment"
     }
-    for name in ("legacy", "api"):
+    assert ("PR-CF-002", "fail") in offline["keyed"]
+    for name in ("legacy", "api", "keyed"):
         assert offline[name] == _report_findings(audited[name]), name
     cluster.kubectl("delete", "readinesspolicy", policy["metadata"]["name"])
 
