@@ -32,6 +32,7 @@ from prodready.api.models import (
     ENV_NAME_PATTERN,
     Condition,
 )
+from prodready.api.resource import ADMITTED_WORKLOAD_KINDS
 
 POLICY_KIND: Final = "ReadinessPolicy"
 POLICY_LIST_KIND: Final = "ReadinessPolicyList"
@@ -70,6 +71,8 @@ WorkloadKind = Literal[
     "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"
 ]
 WORKLOAD_KINDS: Final[tuple[str, ...]] = get_args(WorkloadKind)
+# A Literal needs its values spelled out; they are the one list, checked at import.
+assert WORKLOAD_KINDS == ADMITTED_WORKLOAD_KINDS, "api.resource.ADMITTED_WORKLOAD_KINDS"
 
 # Something other than blanks: a reason of spaces is no reason. Unanchored on purpose (both
 # Go's regexp and pydantic search for it).

@@ -8,7 +8,22 @@ use it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 from urllib.parse import quote
+
+ADMITTED_WORKLOAD_KINDS: Final = (
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "Job",
+    "CronJob",
+    "Pod",
+)
+"""The workload kinds admission sees (the webhook's and a generated VAP's match, a custom
+rule's default kinds). The rules evaluate them all but ReplicaSet, which is judged at
+admission as the Deployment it could have been (`rules.context.WORKLOAD_KINDS`); the audit
+watches the ones controllers do not create (`kube.store.WORKLOAD_RESOURCES`)."""
 
 
 @dataclass(frozen=True)

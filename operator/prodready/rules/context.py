@@ -45,10 +45,12 @@ from prodready.api.labels import (
     ANNOTATION_EXEMPT_REASON,
     LABEL_ENVIRONMENT,
 )
+from prodready.api.resource import ADMITTED_WORKLOAD_KINDS
 from prodready.rules.model import Environment, ObjectRef
 from prodready.rules.selectors import Selector, SelectorIndex, labels_of
 
-WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"})
+# What `evaluate` judges: every admitted workload kind but ReplicaSet (a Deployment's).
+WORKLOAD_KINDS = frozenset(ADMITTED_WORKLOAD_KINDS) - {"ReplicaSet"}
 LONG_RUNNING_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "Pod"})
 PRODUCTION_SERVICE_KIND = "ProductionService"
 CONTEXT_KINDS = frozenset(

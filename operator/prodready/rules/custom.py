@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     import cel
 
 from prodready.api.quantity import parse_quantity
+from prodready.api.resource import ADMITTED_WORKLOAD_KINDS
 from prodready.rules.model import Severity
 
 if TYPE_CHECKING:
@@ -63,15 +64,7 @@ if TYPE_CHECKING:
 logging.getLogger("cel").setLevel(logging.CRITICAL)
 
 # What a custom rule applies to when it names no kinds: every kind a VAP would match.
-DEFAULT_KINDS: Final = (
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicaSet",
-    "Job",
-    "CronJob",
-    "Pod",
-)
+DEFAULT_KINDS: Final = ADMITTED_WORKLOAD_KINDS
 MAX_EXPRESSION_LENGTH: Final = 4096
 MAX_MESSAGE_LENGTH: Final = 1024
 MAX_COMPREHENSION_DEPTH: Final = 3

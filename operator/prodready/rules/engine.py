@@ -522,8 +522,9 @@ def _report(
     )
 
 
-def _limits_finding(ref: ObjectRef, over: Excess) -> Finding:
-    rule = RULES_BY_ID[LIMITS_RULE_ID]
+def _object_failure(ref: ObjectRef, rule: Rule, *, path: str, message: str, fix: str) -> Finding:
+    """An error finding about the object as a whole (no container): it was not evaluated
+    rule by rule (over a cap), or its spec cannot be rendered."""
     return Finding(
         rule_id=rule.id,
         title=rule.title,
@@ -531,6 +532,17 @@ def _limits_finding(ref: ObjectRef, over: Excess) -> Finding:
         result=Result.FAIL,
         object=ref,
         container=None,
+        path=path,
+        message=message,
+        fix=fix,
+    )
+
+
+def _limits_finding(ref: ObjectRef, over: Excess) -> Finding:
+    rule = RULES_BY_ID[LIMITS_RULE_ID]
+    return _object_failure(
+        ref,
+        rule,
         path=over.path,
         message=f"{over.message}; it was not evaluated rule by rule",
         fix=rule.fix,
@@ -568,13 +580,9 @@ def _spec_finding(ref: ObjectRef, error: Exception) -> Finding:
         rule = RULES_BY_ID[SPEC_RULE_ID]
     field = getattr(error, "field", None)
     message = getattr(error, "message", None) or str(error)
-    return Finding(
-        rule_id=rule.id,
-        title=rule.title,
-        severity=Severity.ERROR,
-        result=Result.FAIL,
-        object=ref,
-        container=None,
+    return _object_failure(
+        ref,
+        rule,
         path=field if isinstance(field, str) and field else "spec",
         message=f"the spec cannot be rendered: {message}",
         fix=rule.fix if rule.id == SPEC_RULE_ID else f"Fix the spec field named. {rule.fix}",

@@ -67,6 +67,7 @@ from typing import Any, Final
 
 from prodready import rules
 from prodready.api.enforcement import Mode as PolicyMode
+from prodready.api.resource import ADMITTED_WORKLOAD_KINDS
 from prodready.rules.admission import DENIED_CODE, blocking_errors
 from prodready.rules.policy import PolicySet
 
@@ -76,13 +77,7 @@ EVALUATED_OPERATIONS: Final = frozenset({"CREATE", "UPDATE"})
 OPERATIONS: Final = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
 METRIC_KINDS: Final = frozenset(
     {
-        "Deployment",
-        "StatefulSet",
-        "DaemonSet",
-        "ReplicaSet",
-        "Job",
-        "CronJob",
-        "Pod",
+        *ADMITTED_WORKLOAD_KINDS,
         "ProductionService",
     }
 )

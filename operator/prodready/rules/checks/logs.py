@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prodready.rules.checks.conventions import third_party
 from prodready.rules.context import Container
@@ -51,9 +51,13 @@ def _unknown(container: Container, name: str, value: EnvValue) -> Outcome:
     )
 
 
-def _own_values(subject: Subject, name: str) -> Iterator[Outcome | tuple[Container, EnvValue]]:
-    """Each container's value of the app's own variable `name`, for the rule to judge; a
-    third-party container, or a value not visible here, is already an outcome."""
+Judge = Callable[[Container, EnvValue, str], Outcome]
+
+
+def _own_variable(subject: Subject, name: str, judge: Judge) -> Iterator[Outcome]:
+    """`judge(container, value, where)` for each container's value of the app's own
+    variable `name`; a third-party container, or a value not visible here, is an outcome
+    already (a note, a pass)."""
     for container in subject.workload.containers:
         note = third_party(subject, container, name)
         if note is not None:
@@ -63,29 +67,25 @@ def _own_values(subject: Subject, name: str) -> Iterator[Outcome | tuple[Contain
         if value.state is ValueState.UNKNOWN:
             yield _unknown(container, name, value)
         else:
-            yield container, value
+            yield judge(container, value, _where(container, value))
 
 
 def json_logs(subject: Subject) -> Iterator[Outcome]:
     """PR-LG-001: logs are JSON (the log-format setting is `json`)."""
     name = subject.settings.log_format
-    for item in _own_values(subject, name):
-        if isinstance(item, Outcome):
-            yield item
-            continue
-        container, value = item
+
+    def judge(container: Container, value: EnvValue, where: str) -> Outcome:
         if value.state is ValueState.LITERAL and (value.value or "").strip().lower() == "json":
-            yield passed(
-                _where(container, value), f"container {container.name} logs JSON", container
-            )
-        else:
-            shown = "not set" if value.state is ValueState.MISSING else f"{value.value!r}"
-            yield failed(
-                _where(container, value),
-                f"container {container.name}: {name} is {shown}, not 'json'",
-                container,
-                None if subject.rendered else _set_patch(container, value, name, "json"),
-            )
+            return passed(where, f"container {container.name} logs JSON", container)
+        shown = "not set" if value.state is ValueState.MISSING else f"{value.value!r}"
+        return failed(
+            where,
+            f"container {container.name}: {name} is {shown}, not 'json'",
+            container,
+            None if subject.rendered else _set_patch(container, value, name, "json"),
+        )
+
+    return _own_variable(subject, name, judge)
 
 
 def _level_ok(level: str) -> bool | None:
@@ -102,30 +102,26 @@ def _level_ok(level: str) -> bool | None:
 def log_level(subject: Subject) -> Iterator[Outcome]:
     """PR-LG-002: the log level is INFO or above in prod."""
     name = subject.settings.log_level
-    for item in _own_values(subject, name):
-        if isinstance(item, Outcome):
-            yield item
-            continue
-        container, value = item
-        where = _where(container, value)
+
+    def judge(container: Container, value: EnvValue, where: str) -> Outcome:
         if value.state is ValueState.MISSING:
-            yield passed(
+            return passed(
                 where,
                 f"container {container.name}: {name} not set (the default is INFO)",
                 container,
             )
-            continue
         verdict = _level_ok(value.value or "")
         if verdict:
-            yield passed(where, f"container {container.name} logs at {value.value}", container)
-        else:
-            reason = "below INFO" if verdict is False else "not a recognised level"
-            yield failed(
-                where,
-                f"container {container.name}: {name}={value.value} is {reason}",
-                container,
-                None if subject.rendered else _set_patch(container, value, name, "INFO"),
-            )
+            return passed(where, f"container {container.name} logs at {value.value}", container)
+        reason = "below INFO" if verdict is False else "not a recognised level"
+        return failed(
+            where,
+            f"container {container.name}: {name}={value.value} is {reason}",
+            container,
+            None if subject.rendered else _set_patch(container, value, name, "INFO"),
+        )
+
+    return _own_variable(subject, name, judge)
 
 
 def no_literal_secrets(subject: Subject) -> Iterator[Outcome]:
@@ -156,18 +152,15 @@ def no_literal_secrets(subject: Subject) -> Iterator[Outcome]:
 def debug_off(subject: Subject) -> Iterator[Outcome]:
     """PR-ER-001: DEBUG (stack traces in responses) is off in prod."""
     name = subject.settings.debug
-    for item in _own_values(subject, name):
-        if isinstance(item, Outcome):
-            yield item
-            continue
-        container, value = item
-        where = _where(container, value)
+
+    def judge(container: Container, value: EnvValue, where: str) -> Outcome:
         if value.state is ValueState.LITERAL and (value.value or "").strip().lower() in _TRUE:
-            yield failed(
+            return failed(
                 where,
                 f"container {container.name}: {name}={value.value} shows stack traces to clients",
                 container,
                 None if subject.rendered else _set_patch(container, value, name, "false"),
             )
-        else:
-            yield passed(where, f"container {container.name}: {name} is off", container)
+        return passed(where, f"container {container.name}: {name} is off", container)
+
+    return _own_variable(subject, name, judge)
