@@ -190,3 +190,19 @@ async def test_serve_prints_where_and_stops_when_cancelled() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_the_pinned_report_api_is_read_when_both_are_served() -> None:
+    """PRODREADY_REPORT_API (the operator's setting, `--report-api` here) decides which of
+    two served report APIs the pages read, as it decides which one the audit writes."""
+    fake = _fake(**{"wgpolicyk8s.io_v1alpha2": {"policyreports"}})
+    client = await _client(fake, report_api="wgpolicyk8s")
+    try:
+        assert (await client.get("/")).status == 200
+        assert "/apis/wgpolicyk8s.io/v1alpha2/policyreports" in fake.lists
+        assert "/apis/openreports.io/v1alpha1/reports" not in fake.lists
+    finally:
+        await client.close()
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    assert parser.parse_args(["--report-api", "openreports"]).report_api == "openreports"

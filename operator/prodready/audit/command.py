@@ -68,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o", "--output", choices=OUTPUTS, default="table", help="output format (default: table)"
     )
     add_verdict_arguments(parser)
+    add_report_api_argument(parser)
+    add_cluster_arguments(parser)
+
+
+def add_report_api_argument(parser: argparse.ArgumentParser) -> None:
+    """`--report-api`, for `report` and `dashboard`."""
     parser.add_argument(
         "--report-api",
         type=report_api,
@@ -76,7 +82,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the report API to read, as the operator's PRODREADY_REPORT_API (default: "
         "$PRODREADY_REPORT_API, else auto: OpenReports if served, else PolicyReport)",
     )
-    add_cluster_arguments(parser)
 
 
 def report_api(value: str) -> str:

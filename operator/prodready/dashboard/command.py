@@ -20,6 +20,7 @@ from typing import TextIO
 import kopf
 from aiohttp import web
 
+from prodready.audit.command import add_report_api_argument
 from prodready.dashboard.server import DEFAULT_REFRESH_SECONDS, DashboardServer
 from prodready.kube.client import KubeClient
 from prodready.kube.login import add_cluster_arguments, select_from_arguments
@@ -46,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_REFRESH_SECONDS,
         help=f"read the cluster again at most this often (default: {DEFAULT_REFRESH_SECONDS:g})",
     )
+    add_report_api_argument(parser)
     add_cluster_arguments(parser)
 
 
@@ -82,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         KubeClient.login,
         namespaces=[args.namespace] if args.namespace else [],
         refresh_seconds=args.refresh_seconds,
+        report_api=args.report_api,
     )
     try:
         asyncio.run(serve(server, args.host, args.port, sys.stdout))

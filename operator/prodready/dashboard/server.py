@@ -20,6 +20,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from prodready.audit.reports import AUTO
 from prodready.dashboard.source import ClusterState, read_cluster
 from prodready.kube.client import KubeClient
 from prodready.rules.pages import content_security_policy, render_dashboard, render_workload
@@ -40,12 +41,14 @@ class DashboardServer:
         *,
         namespaces: Sequence[str] = (),
         refresh_seconds: float = DEFAULT_REFRESH_SECONDS,
+        report_api: str = AUTO,
     ) -> None:
         """`client_factory` is called once, on the serving loop (a client is loop-bound)."""
         self._client_factory = client_factory
         self._client: KubeClient | None = None
         self._namespaces = tuple(namespaces)
         self._refresh = refresh_seconds
+        self._report_api = report_api
         self._state: ClusterState | None = None
         self._read_at = 0.0
         self._lock: asyncio.Lock | None = None
@@ -72,7 +75,7 @@ class DashboardServer:
             if self._state is None or time.monotonic() - self._read_at >= self._refresh:
                 if self._client is None:
                     self._client = self._client_factory()
-                self._state = await read_cluster(self._client, self._namespaces)
+                self._state = await read_cluster(self._client, self._namespaces, self._report_api)
                 self._read_at = time.monotonic()
             return self._state
 

@@ -27,7 +27,9 @@ def site(settings: Settings) -> ThreadedSite:
     from prodready.dashboard.server import DashboardServer
 
     async def listen() -> web.AppRunner:
-        server = DashboardServer(KubeClient.login, namespaces=settings.namespaces)
+        server = DashboardServer(
+            KubeClient.login, namespaces=settings.namespaces, report_api=settings.report_api
+        )
         runner = web.AppRunner(server.app(), access_log=None)
         await runner.setup()
         try:

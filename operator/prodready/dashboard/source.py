@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from prodready.api.models import API_VERSION, KIND, PLURAL
 from prodready.audit.command import ReportsUnavailableError, fetch_reports, to_run
+from prodready.audit.reports import AUTO
 from prodready.kube.client import ApiError, KubeClient
 from prodready.rules.formats import Run
 from prodready.rules.model import Severity
@@ -93,13 +94,16 @@ async def _list(
         return []
 
 
-async def read_cluster(client: KubeClient, namespaces: Sequence[str] = ()) -> ClusterState:
-    """Read everything the dashboard shows, in `namespaces` (none given: in all)."""
+async def read_cluster(
+    client: KubeClient, namespaces: Sequence[str] = (), report_api: str = AUTO
+) -> ClusterState:
+    """Read everything the dashboard shows, in `namespaces` (none given: in all), from the
+    report API `report_api` allows (the operator's PRODREADY_REPORT_API)."""
     notes: list[str] = []
     try:
         bodies: list[dict[str, Any]] = []
         for namespace in namespaces or (None,):
-            flavor, listed = await fetch_reports(client, namespace)
+            flavor, listed = await fetch_reports(client, namespace, report_api)
             bodies.extend(listed)
         run = to_run(flavor, bodies, Severity.ERROR)
         if not bodies:
