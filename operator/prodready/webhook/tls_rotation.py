@@ -340,18 +340,23 @@ class WebhookCertificates:
         try:
             created = await self._client.create(SECRETS, self._source.namespace, body)
         except ApiError as error:
-            if not error.conflict:
-                raise
             # Another replica created it first: serve theirs.
-            theirs = await self._client.get(self._secret_path)
-            if theirs is None:
-                raise
-            return theirs
+            return await self._theirs(error)
         logger.info(
             "webhook certificate created",
             extra={"secret": self._source.secret_name, "hosts": list(self._source.hosts)},
         )
         return created
+
+    async def _theirs(self, error: ApiError) -> dict[str, Any]:
+        """The Secret another replica wrote first (`error` a conflict), to serve; `error`
+        itself when it is anything else, or the Secret is gone meanwhile."""
+        if not error.conflict:
+            raise error
+        theirs = await self._client.get(self._secret_path)
+        if theirs is None:
+            raise error
+        return theirs
 
     async def _renew(self, secret: dict[str, Any], reason: str) -> dict[str, Any]:
         previous = _decode(secret.get("data"))
@@ -366,12 +371,7 @@ class WebhookCertificates:
                 "PUT", self._secret_path, body=replacement, expected=(409,)
             )
         except ApiError as error:
-            if not error.conflict:
-                raise
-            theirs = await self._client.get(self._secret_path)
-            if theirs is None:
-                raise
-            return theirs
+            return await self._theirs(error)
         logger.info(
             "webhook certificate renewed",
             extra={"secret": self._source.secret_name, "reason": reason},
