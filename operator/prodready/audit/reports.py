@@ -45,6 +45,7 @@ from typing import Any, Final
 from prodready import rules
 from prodready.api.labels import DOMAIN, LABEL_MANAGED_BY, MANAGED_BY
 from prodready.api.resource import Resource
+from prodready.kube.events import object_reference
 from prodready.rules.model import score as checklist_score
 
 __all__ = [
@@ -169,19 +170,6 @@ def category_of(rule_id: str) -> str:
     return CATEGORIES.get(parts[1], SOURCE) if len(parts) > 2 else SOURCE
 
 
-def _object_reference(workload: Mapping[str, Any]) -> dict[str, str]:
-    metadata = workload.get("metadata") or {}
-    reference = {
-        "apiVersion": str(workload.get("apiVersion") or ""),
-        "kind": str(workload.get("kind") or ""),
-        "name": str(metadata.get("name") or ""),
-        "namespace": str(metadata.get("namespace") or ""),
-    }
-    if metadata.get("uid"):
-        reference["uid"] = str(metadata["uid"])
-    return reference
-
-
 def _result(finding: rules.Finding, resource: Mapping[str, str], seconds: int) -> dict[str, Any]:
     properties = {
         "path": finding.path,
@@ -222,7 +210,7 @@ def build_report(
     max_bytes: int = REPORT_MAX_BYTES,
 ) -> dict[str, Any]:
     """The report object for one workload (see the module docstring for its shape)."""
-    reference = _object_reference(workload)
+    reference = object_reference(workload)
     seconds = int(now)
     ordered = sorted(report.findings, key=lambda f: _PRIORITY[f.result.value])
     counts = report.counts

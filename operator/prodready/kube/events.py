@@ -114,7 +114,7 @@ class EventRecorder:
         self, obj: Mapping[str, Any], kind: str, reason: str, message: str, action: str
     ) -> None:
         occurrence = _Occurrence(
-            regarding=_reference(obj),
+            regarding=object_reference(obj),
             type=kind,
             reason=reason[:FIELD_MAX],
             action=action[:FIELD_MAX],
@@ -177,7 +177,8 @@ class EventRecorder:
         return namespace, name
 
 
-def _reference(obj: Mapping[str, Any]) -> dict[str, str]:
+def object_reference(obj: Mapping[str, Any]) -> dict[str, str]:
+    """An ObjectReference to `obj` (apiVersion, kind, name; namespace and uid when set)."""
     metadata = obj.get("metadata") or {}
     reference = {
         "apiVersion": str(obj.get("apiVersion") or ""),
