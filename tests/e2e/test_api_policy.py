@@ -120,7 +120,7 @@ def _exception_with(namespace: str, **spec: Any) -> dict[str, Any]:
 POLICY_CASES = [
     pytest.param({"mode": "Block"}, "spec.mode", "Unsupported value", id="mode"),
     pytest.param({"disabled": ["PR-LM-001"]}, "spec.disabled", "cannot be disabled", id="lm"),
-    pytest.param({"disabled": ["HC-1"]}, "spec.disabled[0]", "should match", id="rule-id"),
+    pytest.param({"disabled": ["hc 1"]}, "spec.disabled[0]", "should match", id="rule-id"),
     pytest.param({"severity": {"PR-LM-001": "warning"}}, "spec.severity", "fixed", id="lm-sev"),
     pytest.param({"severity": {"hc": "error"}}, "spec.severity", "rule ID", id="sev-key"),
     pytest.param(
