@@ -754,3 +754,25 @@ def test_the_custom_rules_of_one_workload_share_a_budget() -> None:
     assert refused
     assert len(ran) + len(refused) == 8
     assert "this workload's custom rules have used" in refused[0].message
+
+
+def test_validate_only_and_disable_name_custom_rules_of_the_policy(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--only` and `--disable` take a `--policy` file's custom rule IDs (and prefixes)
+    as they take the checklist's; an ID neither knows is a usage error."""
+    policy, workloads = str(EXAMPLE / "policy.yaml"), str(EXAMPLE / "workloads.yaml")
+
+    def rules_of(*flags: str) -> set[str]:
+        main(["validate", "--policy", policy, *flags, "-o", "json", workloads])
+        document = json.loads(capsys.readouterr().out)
+        return {f["rule"] for o in document["objects"] for f in o["findings"]}
+
+    assert rules_of("--only", "ACME-OWN-001") == {"ACME-OWN-001"}
+    assert rules_of("--only", "ACME-OWN-001,PR-HC-001") == {"ACME-OWN-001", "PR-HC-001"}
+    remaining = rules_of("--disable", "ACME")
+    assert not {rule for rule in remaining if rule.startswith("ACME-")}
+    assert "PR-HC-001" in remaining
+    assert main(["validate", "--policy", policy, "--only", "NOPE-1", workloads]) == 2
+    assert "--only NOPE-1: no rule has this ID" in capsys.readouterr().err
+    assert main(["validate", "--only", "ACME-OWN-001", workloads]) == 2  # no --policy

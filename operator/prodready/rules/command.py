@@ -29,7 +29,7 @@ import io
 import os
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -256,19 +256,30 @@ class SelectionError(ValueError):
     """`--only`/`--disable` named something that is no rule, prefix or section."""
 
 
-def select_rules(selectors: list[str], *, flag: str) -> set[str]:
-    """The rule IDs that `selectors` (IDs, ID prefixes, section numbers) name."""
+def select_rules(
+    selectors: list[str],
+    *,
+    flag: str,
+    custom: Iterable[str] = (),
+    lenient: bool = False,
+) -> set[str]:
+    """The rule IDs that `selectors` (IDs, ID prefixes, section numbers) name, among the
+    checklist's and the `custom` rule IDs of a `--policy` file. `lenient`: a selector that
+    names none is left for a later call that knows the custom rules."""
     chosen: set[str] = set()
+    rules = [(rule.id, rule.section) for rule in RULES] + [(rule_id, "") for rule_id in custom]
     for raw in selectors:
         for selector in filter(None, (part.strip() for part in raw.split(","))):
             wanted = selector.upper()
             matched = {
-                rule.id
-                for rule in RULES
-                if rule.id == wanted
-                or rule.id.startswith(wanted.rstrip("-") + "-")
-                or selector in (part.strip() for part in rule.section.split(","))
+                rule_id
+                for rule_id, section in rules
+                if rule_id == wanted
+                or rule_id.startswith(wanted.rstrip("-") + "-")
+                or selector in (part.strip() for part in section.split(","))
             }
+            if not matched and lenient:
+                continue
             if not matched:
                 raise SelectionError(
                     f"{flag} {selector}: no rule has this ID, ID prefix or section "
@@ -300,8 +311,10 @@ def resolve_config(args: argparse.Namespace, err: TextIO) -> RulesConfig | None:
             print(f"note: using the configuration in {path}", file=err)
     try:
         config = load_config(path) if path is not None else RulesConfig()
-        only = select_rules(args.only, flag="--only")
-        disable = select_rules(args.disable, flag="--disable")
+        # With --policy, a selector may name one of its custom rules (checked there).
+        lenient = bool(getattr(args, "policy", None))
+        only = select_rules(args.only, flag="--only", lenient=lenient)
+        disable = select_rules(args.disable, flag="--disable", lenient=lenient)
     except (ConfigError, SelectionError) as error:
         print(f"error: {error}", file=err)
         return None
@@ -351,15 +364,22 @@ def _policies(
         return False, None
     from prodready.rules.policy import PolicyError, default_policy, load_policy_file, with_disabled
 
-    only = select_rules(args.only, flag="--only")
-    off = select_rules(args.disable, flag="--disable")
-    if only:
-        off |= {rule.id for rule in RULES if rule.id not in only}
     try:
         policies = load_policy_file(args.policy, default=default_policy(config))
     except PolicyError as error:
         print(f"error: {error}", file=err)
         return False, None
+    custom = sorted({rule.id for policy in policies.policies for rule in policy.custom_rules})
+    try:
+        only = select_rules(args.only, flag="--only", custom=custom)
+        off = select_rules(args.disable, flag="--disable", custom=custom)
+    except SelectionError as error:
+        print(f"error: {error}", file=err)
+        return False, None
+    if only:
+        off |= {
+            rule_id for rule_id in (*(rule.id for rule in RULES), *custom) if rule_id not in only
+        }
     return True, with_disabled(policies, off)
 
 
