@@ -9,6 +9,7 @@ subscribe to its changes, and the webhook reads it.
 
 from __future__ import annotations
 
+import asyncio.sslproto
 import logging
 from dataclasses import dataclass
 
@@ -79,11 +80,25 @@ def assemble(settings: Settings) -> Assembly:
     return assembly
 
 
+TLS_READ_BUFFER_BYTES = 32 * 1024
+
+
+def small_tls_buffers() -> None:
+    """Give every TLS connection of the process a 32 KiB read buffer instead of asyncio's
+    256 KiB. The operator holds one connection per watched kind, its clients' and the
+    webhook's, each buffer allocated for the connection's life; a TLS record carries at
+    most 16 KiB, so a larger buffer only saves loop turns on a long LIST answer. (The
+    attribute is asyncio's, read at each connection: benchmarks/RESULTS.md has what it
+    saved.)"""
+    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER_BYTES
+
+
 def run(settings: Settings) -> int:
     """Run the operator until SIGTERM/SIGINT; the process exit code."""
     # kopf says "Handler ... succeeded" for every watch event: at thousands of objects that
     # buries what matters. Its warnings and errors still come through.
     logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, logging.getLogger().level))
+    small_tls_buffers()
     assembly = assemble(settings)
     namespaces = list(settings.namespaces)
     kopf.run(
