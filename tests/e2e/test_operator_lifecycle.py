@@ -67,10 +67,14 @@ def test_sigterm_mid_reconcile_finishes_in_flight_work(
     operator = start_operator(cluster, tmp_path / "operator.log")
     names = [f"svc-{n:02d}" for n in range(30)]
     apply_many(cluster, namespace, names)
-    # Stop as soon as the first service has been reconciled: the rest are in flight or
+    # Stop as soon as the first of these services has been reconciled (one of another
+    # test's namespace, still being deleted, does not count): the rest are in flight or
     # queued.
     wait_for(
-        lambda: any(entry.get("message") == "reconciled" for entry in operator.log_lines()),
+        lambda: any(
+            entry.get("message") == "reconciled" and entry.get("namespace") == namespace
+            for entry in operator.log_lines()
+        ),
         30,
         "the first reconcile",
         interval=0.05,
