@@ -17,9 +17,9 @@ import pytest
 
 from prodready import render
 from prodready.api.labels import DOMAIN
+from prodready.api.resource import LEASE
 from prodready.audit.reports import FLAVORS
 from prodready.controller.reconciler import APPLIED_HASH, PRODUCTION_SERVICE
-from prodready.kube.leader import LEASE
 from prodready.rules.grants import pattern_matches
 from tests.cluster.controlplane import default_bin_dir
 from tests.generate import GenerateError, documents, helm_template

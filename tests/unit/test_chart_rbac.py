@@ -19,13 +19,12 @@ from typing import Any, Final
 import pytest
 
 from prodready import render
-from prodready.api.resource import Resource
+from prodready.api.resource import LEASE, Resource
 from prodready.app.process import assemble
 from prodready.audit.reports import FLAVORS
 from prodready.audit.vap_sync import BINDINGS as VAP_BINDINGS, POLICIES as VAP_POLICIES
 from prodready.config import load_settings
 from prodready.controller.reconciler import PRODUCTION_SERVICE
-from prodready.kube.leader import LEASE
 from prodready.kube.store import AUDITED_RESOURCES, NAMESPACE, POLICY_RESOURCES
 from prodready.webhook.tls_rotation import SECRETS as CERTIFICATE_SECRET, WEBHOOK_CONFIGURATIONS
 from tests.cluster.controlplane import default_bin_dir

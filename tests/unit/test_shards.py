@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from prodready.api.resource import LEASE
 from prodready.config import load_settings
 from prodready.controller.operator import Operator
 from prodready.controller.queue import DONE, ReconcileResult
 from prodready.kube.client import ApiError
-from prodready.kube.leader import LEASE
 from prodready.kube.shards import (
     GROUP_LABEL,
     MEMBER,

@@ -11,20 +11,6 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import quote
 
-ADMITTED_WORKLOAD_KINDS: Final = (
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicaSet",
-    "Job",
-    "CronJob",
-    "Pod",
-)
-"""The workload kinds admission sees (the webhook's and a generated VAP's match, a custom
-rule's default kinds). The rules evaluate them all but ReplicaSet, which is judged at
-admission as the Deployment it could have been (`rules.context.WORKLOAD_KINDS`); the audit
-watches the ones controllers do not create (`kube.store.WORKLOAD_RESOURCES`)."""
-
 
 @dataclass(frozen=True)
 class Resource:
@@ -58,3 +44,41 @@ class Resource:
             if subresource:
                 base += f"/{subresource}"
         return base
+
+
+# The kinds prodready reads or writes, each defined once.
+SERVICE: Final = Resource("v1", "Service", "services")
+POD: Final = Resource("v1", "Pod", "pods")
+CONFIG_MAP: Final = Resource("v1", "ConfigMap", "configmaps")
+SECRET: Final = Resource("v1", "Secret", "secrets")
+DEPLOYMENT: Final = Resource("apps/v1", "Deployment", "deployments")
+STATEFUL_SET: Final = Resource("apps/v1", "StatefulSet", "statefulsets")
+DAEMON_SET: Final = Resource("apps/v1", "DaemonSet", "daemonsets")
+REPLICA_SET: Final = Resource("apps/v1", "ReplicaSet", "replicasets")
+JOB: Final = Resource("batch/v1", "Job", "jobs")
+CRON_JOB: Final = Resource("batch/v1", "CronJob", "cronjobs")
+HORIZONTAL_POD_AUTOSCALER: Final = Resource(
+    "autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"
+)
+POD_DISRUPTION_BUDGET: Final = Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets")
+INGRESS: Final = Resource("networking.k8s.io/v1", "Ingress", "ingresses")
+SERVICE_MONITOR: Final = Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors")
+POD_MONITOR: Final = Resource("monitoring.coreos.com/v1", "PodMonitor", "podmonitors")
+PROMETHEUS_RULE: Final = Resource("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules")
+LEASE: Final = Resource("coordination.k8s.io/v1", "Lease", "leases")
+
+ADMITTED_WORKLOAD_RESOURCES: Final = (
+    DEPLOYMENT,
+    STATEFUL_SET,
+    DAEMON_SET,
+    REPLICA_SET,
+    JOB,
+    CRON_JOB,
+    POD,
+)
+"""The workloads admission sees (the webhook's and a generated VAP's match, a custom
+rule's default kinds). The rules evaluate them all but ReplicaSet, which is judged at
+admission as the Deployment it could have been (`rules.context.WORKLOAD_KINDS`); the audit
+watches the ones controllers do not create (`kube.store.WORKLOAD_RESOURCES`)."""
+
+ADMITTED_WORKLOAD_KINDS: Final = tuple(resource.kind for resource in ADMITTED_WORKLOAD_RESOURCES)

@@ -18,11 +18,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prodready.api.resource import Resource
+from prodready.api.resource import LEASE
 from prodready.kube.client import ApiError, KubeClient
 
 logger = logging.getLogger("prodready.leader")
-LEASE = Resource("coordination.k8s.io/v1", "Lease", "leases")
 
 
 def _now() -> datetime.datetime:

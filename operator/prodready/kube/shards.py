@@ -41,8 +41,9 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from prodready.api.resource import LEASE
 from prodready.kube.client import ApiError, KubeClient
-from prodready.kube.leader import LEASE, default_identity, format_time
+from prodready.kube.leader import default_identity, format_time
 
 logger = logging.getLogger("prodready.shards")
 

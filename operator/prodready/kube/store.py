@@ -41,7 +41,22 @@ from typing import Any, Final
 import kopf
 
 from prodready import api
-from prodready.api.resource import Resource
+from prodready.api.resource import (
+    CONFIG_MAP,
+    CRON_JOB,
+    DAEMON_SET,
+    DEPLOYMENT,
+    HORIZONTAL_POD_AUTOSCALER,
+    INGRESS,
+    JOB,
+    POD_DISRUPTION_BUDGET,
+    POD_MONITOR,
+    PROMETHEUS_RULE,
+    SERVICE,
+    SERVICE_MONITOR,
+    STATEFUL_SET,
+    Resource,
+)
 from prodready.kube.client import ApiError, KubeClient
 from prodready.kube.interning import intern_in_place
 
@@ -74,25 +89,25 @@ LAST_APPLIED: Final = "kubectl.kubernetes.io/last-applied-configuration"
 PRODUCTION_SERVICE: Final = Resource(api.API_VERSION, api.KIND, api.PLURAL)
 
 WORKLOAD_RESOURCES: Final = (
-    Resource("apps/v1", "Deployment", "deployments"),
-    Resource("apps/v1", "StatefulSet", "statefulsets"),
-    Resource("apps/v1", "DaemonSet", "daemonsets"),
-    Resource("batch/v1", "CronJob", "cronjobs"),
-    Resource("batch/v1", "Job", "jobs"),
+    DEPLOYMENT,
+    STATEFUL_SET,
+    DAEMON_SET,
+    CRON_JOB,
+    JOB,
 )
 """The workloads the audit evaluates. Bare Pods are left out on purpose: watching every pod
 of the cluster would multiply the memory and the event volume by the replica count, for
 the rare pod no controller owns."""
 
 CONTEXT_RESOURCES: Final = (
-    Resource("v1", "Service", "services"),
-    Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-    Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
-    Resource("networking.k8s.io/v1", "Ingress", "ingresses"),
-    Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
-    Resource("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
-    Resource("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
-    Resource("v1", "ConfigMap", "configmaps"),
+    SERVICE,
+    POD_DISRUPTION_BUDGET,
+    HORIZONTAL_POD_AUTOSCALER,
+    INGRESS,
+    SERVICE_MONITOR,
+    POD_MONITOR,
+    PROMETHEUS_RULE,
+    CONFIG_MAP,
 )
 """The objects the rules look at around a workload (exposure, PDBs, scraping, alerts, the
 ConfigMaps its variables come from: in Enforce a ConfigMap that does not exist is a

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from prodready.api import resource
 from prodready.api.models import ProductionService
 from prodready.api.parse import parse_production_service
-from prodready.api.resource import Resource
 from prodready.render.deployment import render_deployment
 from prodready.render.hpa import render_horizontal_pod_autoscaler
 from prodready.render.ingress import render_ingress
@@ -25,13 +25,13 @@ from prodready.render.servicemonitor import render_service_monitor
 
 # In the order `render` emits them: what is referenced before what refers to it.
 CHILD_KINDS: Final = (
-    Resource("v1", "Service", "services"),
-    Resource("apps/v1", "Deployment", "deployments"),
-    Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
-    Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-    Resource("networking.k8s.io/v1", "Ingress", "ingresses"),
-    Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
-    Resource("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
+    resource.SERVICE,
+    resource.DEPLOYMENT,
+    resource.HORIZONTAL_POD_AUTOSCALER,
+    resource.POD_DISRUPTION_BUDGET,
+    resource.INGRESS,
+    resource.SERVICE_MONITOR,
+    resource.PROMETHEUS_RULE,
 )
 """Every (apiVersion, kind, plural) `render` may produce; the controller prunes by these."""
 

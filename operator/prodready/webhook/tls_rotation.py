@@ -45,7 +45,7 @@ import aiohttp
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from prodready.api.resource import Resource
+from prodready.api.resource import SECRET, Resource
 from prodready.config import Settings
 from prodready.kube.client import ApiError, KubeClient
 from prodready.webhook.certificates import (
@@ -68,7 +68,7 @@ __all__ = [
 
 logger = logging.getLogger("prodready.webhook.tls")
 
-SECRETS: Final = Resource("v1", "Secret", "secrets")
+SECRETS: Final = SECRET
 WEBHOOK_CONFIGURATIONS: Final = Resource(
     "admissionregistration.k8s.io/v1",
     "ValidatingWebhookConfiguration",
