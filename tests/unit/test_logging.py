@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -484,3 +486,22 @@ def test_stdlib_extra_fields_are_included(stream: io.StringIO) -> None:
     (line,) = _lines(stream)
     assert line["request_id"] == "r-1"
     assert line["token"] == REDACTED
+
+
+def test_the_operator_loads_no_console_formatting_library() -> None:
+    """structlog would import rich (installed for the CEL library's command line) and rich
+    pygments: 3 MiB held by every operator process for a renderer configured to print
+    plainly."""
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, prodready.app.process, prodready.observability.logging as l; "
+            "l.configure_logging(level='INFO', fmt='console'); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'rich', 'pygments'}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.strip() == "[]"

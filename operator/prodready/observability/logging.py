@@ -24,6 +24,16 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, TextIO, cast
 
+# structlog's development renderer formats with `rich` whenever it is importable, and rich is
+# installed only as a dependency of the CEL library's own command line: imported with
+# structlog it would hold rich and pygments (3 MiB) in every process for a console renderer
+# configured below to print plainly. So structlog is imported with rich hidden, once.
+if "structlog" not in sys.modules and "rich" not in sys.modules:
+    sys.modules["rich"] = None  # type: ignore[assignment]
+    try:
+        import structlog
+    finally:
+        del sys.modules["rich"]
 import structlog
 from structlog.types import EventDict, Processor, WrappedLogger
 
