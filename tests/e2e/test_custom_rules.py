@@ -37,6 +37,7 @@ from tests.e2e.support import (
     POLICY_CRDS,
     REPO,
     OperatorProcess,
+    condition,
     events,
     get,
     install_crds,
@@ -254,4 +255,80 @@ def test_in_audit_a_custom_rule_warns_and_the_audit_reports_it(
         ]
 
     wait_for(announced, 2 * AUDIT_INTERVAL_SECONDS + 30, "the violation Event naming the rule")
+    cluster.kubectl("delete", "readinesspolicy", name)
+
+
+COST_RULE = {
+    "id": "ACME-COST-001",
+    "title": "workloads name a cost centre",
+    "severity": "error",
+    "kinds": ["Deployment"],
+    "expression": "has(object.metadata.labels) && 'cost-centre' in object.metadata.labels",
+    "messageExpression": "'label cost-centre is missing on ' + object.metadata.name",
+}
+
+
+def _service(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "prodready.io/v1alpha1",
+        "kind": "ProductionService",
+        "metadata": {"name": name},
+        "spec": {
+            "image": "registry.example.com/shop/web:1.4.2",
+            "environment": "staging",
+            "replicas": 2,
+            "security": {
+                "corsAllowedOrigins": ["https://shop.example.com"],
+                "rateLimit": "100/minute",
+            },
+            **spec,
+        },
+    }
+
+
+def test_a_production_service_exempts_itself_from_a_custom_rule(
+    cluster: ControlPlane, team: str
+) -> None:
+    # Audit: the webhook lets the rendered Deployment in (with a warning) and the service's
+    # PolicyCompliant condition says what the policy finds.
+    name = f"cost-{team}"
+    cluster.kubectl(
+        "apply", "-f", "-", input=json.dumps(_policy(name, team, COST_RULE, mode="Audit"))
+    )
+    cluster.kubectl("apply", "-n", team, "-f", "-", input=json.dumps(_service("web")))
+
+    def compliance() -> tuple[str, str, dict[str, Any]] | None:
+        obj = get(cluster, "productionservice", "web", team)
+        found = condition(obj, "PolicyCompliant")
+        if not found or obj is None:
+            return None
+        return found["status"], found["message"], obj["status"].get("compliance") or {}
+
+    def failing() -> tuple[str, str, dict[str, Any]] | None:
+        answer = compliance()
+        return answer if answer and "ACME-COST-001" in answer[1] else None
+
+    status, message, _ = wait_for(failing, 60, "PolicyCompliant=False naming the custom rule")
+    assert status == "False"
+    assert "error-severity rules fail" in message
+
+    exempted = _service(
+        "web", exemptions=[{"rule": "ACME-COST-001", "reason": "billed to the platform team"}]
+    )
+    applied = cluster.kubectl(
+        "apply", "-n", team, "-f", "-", input=json.dumps(exempted), check=False
+    )
+    assert applied.returncode == 0, applied.stderr
+
+    def lifted() -> tuple[str, str, dict[str, Any]] | None:
+        answer = compliance()
+        return answer if answer and "ACME-COST-001" not in answer[1] else None
+
+    status, message, summary = wait_for(lifted, 60, "the exemption to lift the custom rule")
+    assert status == "True", message
+    skipped = [f for f in summary.get("findings") or () if f.get("ruleId") == "ACME-COST-001"]
+    assert skipped, summary
+    assert all(f["result"] == "skip" for f in skipped), skipped
+    assert any("billed to the platform team" in f.get("message", "") for f in skipped), skipped
+    cluster.kubectl("delete", "productionservice", "web", "-n", team)
     cluster.kubectl("delete", "readinesspolicy", name)

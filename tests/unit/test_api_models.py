@@ -233,7 +233,13 @@ def test_status_model_reads_and_ignores_unknown_fields() -> None:
         ),
         ({"exposure": {"host": "Not A Host"}}, "spec.exposure.host", "schema"),
         ({"metrics": {"interval": "soon"}}, "spec.metrics.interval", "schema"),
-        ({"exemptions": [{"rule": "PR-XX-1", "reason": "r"}]}, "spec.exemptions[0].rule", "schema"),
+        # PR-XX-1 has a custom rule ID's shape since issue 16; lower case and blanks are not.
+        (
+            {"exemptions": [{"rule": "pr-rs-002", "reason": "r"}]},
+            "spec.exemptions[0].rule",
+            "schema",
+        ),
+        ({"exemptions": [{"rule": "hc 1", "reason": "r"}]}, "spec.exemptions[0].rule", "schema"),
         (
             {"exemptions": [{"rule": "PR-RS-002", "reason": ""}]},
             "spec.exemptions[0].reason",
@@ -298,6 +304,19 @@ def test_exemptions_lift_the_rules_they_name(rule: str, spec: dict[str, Any]) ->
         parse_production_service(service(**spec))
     exempted = service(**spec, exemptions=[{"rule": rule, "reason": "reviewed"}])
     assert parse_production_service(exempted).spec.is_exempt(rule)
+
+
+@pytest.mark.parametrize("rule", ["ACME-OWN-001", "PR-XX-1", "TEAM-A-B", "X1-Y"])
+def test_exemptions_name_custom_rules_of_a_readiness_policy(rule: str) -> None:
+    exempted = service(exemptions=[{"rule": rule, "reason": "reviewed"}])
+    assert parse_production_service(exempted).spec.is_exempt(rule)
+
+
+def test_an_exemption_rule_id_is_as_long_as_a_policy_allows() -> None:
+    too_long = "ACME-" + "A" * 10 + "-" + "B" * 11
+    with pytest.raises(SpecError) as caught:
+        parse_production_service(service(exemptions=[{"rule": too_long, "reason": "r"}]))
+    assert caught.value.field == "spec.exemptions[0].rule"
 
 
 def test_sensitive_names_may_appear_without_a_literal_value() -> None:

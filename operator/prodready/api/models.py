@@ -60,7 +60,11 @@ HOST_PATTERN: Final = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-
 ENV_NAME_PATTERN: Final = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
 DATA_KEY_PATTERN: Final = r"^[-._a-zA-Z0-9]+$"
 HTTP_PATH_PATTERN: Final = r"^/[^\s?#]*$"
-RULE_ID_PATTERN: Final = r"^PR-[A-Z]{2}-[0-9]{3}$"
+# A rule ID: a checklist rule (PR-HC-001) or a policy's own custom rule (ACME-OWN-001). The
+# checklist's IDs fit the custom shape; a custom rule's own ID may not start with PR-. One
+# definition for a ProductionService's exemptions and a ReadinessPolicy's rule lists.
+RULE_ID_PATTERN_ANY: Final = r"^[A-Z][A-Z0-9]{1,9}-[A-Z0-9]{1,10}(-[A-Z0-9]{1,10})?$"
+RULE_ID_MAX_LENGTH: Final = 24
 # The pattern prometheus-operator gives its Duration type, so a ServiceMonitor we render
 # never fails its own schema.
 DURATION_PATTERN: Final = (
@@ -747,7 +751,10 @@ class Exemption(_Model):
     """An exemption from one checklist rule, with the reason (reported, never silent)."""
 
     rule: str = Field(
-        pattern=RULE_ID_PATTERN, max_length=16, description="Rule ID, e.g. PR-RS-002."
+        pattern=RULE_ID_PATTERN_ANY,
+        max_length=RULE_ID_MAX_LENGTH,
+        description="Rule ID: a checklist rule (e.g. PR-RS-002) or a custom rule of the "
+        "ReadinessPolicy that decides for the service (e.g. ACME-OWN-001).",
     )
     reason: str = Field(
         min_length=1, max_length=1024, description="Why the rule does not apply here."
@@ -1009,7 +1016,10 @@ class ChildReference(_StatusModel):
 class Finding(_StatusModel):
     """One result of a checklist rule."""
 
-    rule_id: str = Field(max_length=16, description="Checklist rule ID, e.g. PR-HC-001.")
+    rule_id: str = Field(
+        max_length=RULE_ID_MAX_LENGTH,
+        description="Rule ID: a checklist rule (e.g. PR-HC-001) or a policy's custom rule.",
+    )
     severity: str = Field(max_length=16, description="Effective severity: error or warning.")
     result: str = Field(max_length=16, description="fail, exempt or skip.")
     path: str = Field("", max_length=1024, description="Object and field the finding is about.")

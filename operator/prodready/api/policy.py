@@ -30,6 +30,8 @@ from prodready.api.models import (
     DNS_LABEL_PATTERN,
     DNS_SUBDOMAIN_PATTERN,
     ENV_NAME_PATTERN,
+    RULE_ID_MAX_LENGTH,
+    RULE_ID_PATTERN_ANY,
     Condition,
 )
 from prodready.api.resource import ADMITTED_WORKLOAD_KINDS
@@ -61,10 +63,6 @@ LABEL_KEY_PATTERN: Final = (
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
     r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
-# A rule ID: a checklist rule (PR-HC-001) or a policy's own custom rule (ACME-OWN-001). The
-# checklist's IDs fit the custom shape; a custom rule's own ID may not start with PR-.
-RULE_ID_PATTERN_ANY: Final = r"^[A-Z][A-Z0-9]{1,9}-[A-Z0-9]{1,10}(-[A-Z0-9]{1,10})?$"
-RULE_ID_MAX_LENGTH: Final = 24
 RESERVED_RULE_PREFIX: Final = "PR-"
 MAX_CUSTOM_RULES: Final = 64
 WorkloadKind = Literal[
