@@ -132,6 +132,19 @@ def _runs(writers: list[str]) -> list[str]:
     return runs
 
 
+def _most_at_a_time(by_namespace: dict[str, list[tuple[float, str]]]) -> int:
+    """The most writers of one namespace whose spans (first to last write) overlap."""
+    most = 0
+    for writes in by_namespace.values():
+        spans: dict[str, tuple[float, float]] = {}
+        for stamp, writer in writes:
+            first, _ = spans.get(writer, (stamp, stamp))
+            spans[writer] = (first, stamp)
+        for _, (start, _) in spans.items():
+            most = max(most, sum(1 for s, e in spans.values() if s <= start <= e))
+    return most
+
+
 def _review(replica: OperatorProcess, namespace: str) -> dict[str, Any]:
     """The answer of the replica's own webhook to an audit-mode review of a ConfigMap."""
     port = next(
@@ -243,7 +256,8 @@ def _scenario(
 
         after = wait_for(taken_over, 60, "the survivors to take the victim's shards")
         takeover_seconds = time.time() - killed_at
-        assert takeover_seconds <= LEASE_SECONDS + 3 * 2.0 + 5.0, takeover_seconds
+        takeover_bound = LEASE_SECONDS + 3 * 2.0 + 5.0
+        assert takeover_seconds <= takeover_bound, takeover_seconds
         assert set(after.values()) <= {_identity(r) for r in survivors}
 
         # Its services still converge, and new ones in its namespaces too.
@@ -251,6 +265,16 @@ def _scenario(
         for namespace in victim_namespaces:
             _apply(cluster, namespace, ["after-kill"])
         total = len(namespaces) * per_namespace + len(victim_namespaces)
+        wait_for(
+            lambda: (
+                _ready_count(cluster, victim_namespaces)
+                == len(victim_namespaces) * (per_namespace + 1)
+            ),
+            240,
+            "the killed holder's services Ready",
+            interval=1.0,
+        )
+        victim_ready_seconds = time.time() - killed_at
         wait_for(
             lambda: _ready_count(cluster, namespaces) == total,
             240,
@@ -286,6 +310,15 @@ def _scenario(
             for n in victim_namespaces
         )
         by_writer = Counter(writer for _, _, writer in writes)
+        print(  # the details line `make bench` turns into summary rows (benchmarks/report.py)
+            f"\nsharding, {REPLICAS} replicas, {total} services in {len(namespaces)} "
+            f"namespaces, {SHARDS} shards: writers per namespace at most "
+            f"{_most_at_a_time(by_namespace)} at a time, at most "
+            f"{max(len(set(w for _, w in by_namespace[n])) for n in namespaces)} in all; "
+            f"shards taken over {takeover_seconds:.1f} s after the SIGKILL "
+            f"(bound {takeover_bound:.0f} s); the killed holder's services Ready "
+            f"{victim_ready_seconds:.1f} s after it"
+        )
         print(  # the figures docs/scaling.md quotes
             f"\n{total} services in {len(namespaces)} namespaces, {REPLICAS} replicas, "
             f"{SHARDS} shards: shards taken over {takeover_seconds:.1f} s after the SIGKILL; "
