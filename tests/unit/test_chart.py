@@ -24,7 +24,8 @@ import yaml
 from prodready import __version__
 from prodready.config import Settings, load_settings
 from prodready.observability.metrics import Metrics
-from prodready.rules import RulesConfig, evaluate, load_config
+from prodready.rules import evaluate, load_config
+from prodready.rules.config import parse_config
 from prodready.webhook.certificates import (
     issue_certificate,
     load_server_context,
@@ -326,7 +327,7 @@ def test_the_exemptions_are_true(defaults: list[dict[str, Any]]) -> None:
     deployment = one(defaults, "Deployment")
     annotations = deployment["metadata"].pop("annotations")
     assert annotations["prodready.io/exempt"] == "PR-LG-001"
-    config = RulesConfig.model_validate({"env_vars": {"log_format": "PRODREADY_LOG_FORMAT"}})
+    config = parse_config({"env_vars": {"log_format": "PRODREADY_LOG_FORMAT"}})
     report = next(r for r in evaluate(defaults, config=config) if r.object.kind == "Deployment")
     results = {f.rule_id: f.result.value for f in report.findings}
     assert results["PR-LG-001"] == "pass"

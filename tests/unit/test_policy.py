@@ -10,6 +10,7 @@ and `prodready validate --policy`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -543,18 +544,23 @@ def test_in_enforce_a_config_map_that_exists_is_read() -> None:
 def test_the_rules_file_and_a_policy_say_the_same(tmp_path: Path) -> None:
     """Everything the old configuration file says is expressible in a ReadinessPolicy."""
     from prodready.rules.config import RulesConfig
+    from prodready.rules.config_file import ConfigFile
 
     # Every field of the file is set below: a new field must be added to both.
-    assert set(RulesConfig.model_fields) == {
-        "severity",
-        "disabled",
-        "env_vars",
-        "exemptions",
-        "sensitive_names",
-        "secrets_complete",
-        "third_party_images",
-        "health_path",
-    }
+    assert (
+        {f.name for f in dataclasses.fields(RulesConfig)}
+        == set(ConfigFile.model_fields)
+        == {
+            "severity",
+            "disabled",
+            "env_vars",
+            "exemptions",
+            "sensitive_names",
+            "secrets_complete",
+            "third_party_images",
+            "health_path",
+        }
+    )
     path = tmp_path / "prodready.yaml"
     path.write_text(
         "severity: {PR-SC-005: error}\n"

@@ -248,7 +248,7 @@ def test_the_environment_of_an_object_over_a_cap_comes_from_its_labels() -> None
     (report,) = workload_reports(objects)
     assert (report.environment.value, report.environment_source) == ("prod", "default")
     # An over-cap object is refused in every profile, with any configured severity.
-    config = RulesConfig(severity={"PR-HC-001": "warning"})
+    config = RulesConfig(severity={"PR-HC-001": Severity.WARNING})
     (report,) = workload_reports(objects, config=config, environment="dev")
     assert [f.result for f in report.findings] == [Result.FAIL]
 

@@ -289,6 +289,42 @@ def test_config_file_problems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert parse_config(None) == RulesConfig()
 
 
+def test_a_validated_file_says_what_the_dataclass_defaults_say() -> None:
+    """The file's pydantic model and the engine's dataclass agree on every default, and
+    a file that sets every field comes through whole."""
+    assert parse_config({}) == RulesConfig()
+    document = {
+        "severity": {"PR-SC-005": "error"},
+        "disabled": ["PR-MO-002"],
+        "env_vars": {"log_format": "APP_LOG_FORMAT", "shutdown_timeout": "GRACE"},
+        "exemptions": [{"rules": ["PR-RS-002"], "namespace": "preview-*", "reason": "one"}],
+        "sensitive_names": ["password"],
+        "secrets_complete": True,
+        "third_party_images": ["docker.io/library/*"],
+        "health_path": "/healthz",
+    }
+    config = parse_config(document)
+    assert config.severity == {"PR-SC-005": Severity.ERROR}
+    assert isinstance(config.severity["PR-SC-005"], Severity)
+    assert config.disabled == ["PR-MO-002"]
+    assert (config.env_vars.log_format, config.env_vars.shutdown_timeout) == (
+        "APP_LOG_FORMAT",
+        "GRACE",
+    )
+    assert config.env_vars.log_level == RulesConfig().env_vars.log_level
+    (exemption,) = config.exemptions
+    assert (exemption.rules, exemption.namespace, exemption.name, exemption.reason) == (
+        ["PR-RS-002"],
+        "preview-*",
+        "*",
+        "one",
+    )
+    assert config.sensitive_names == ["password"]
+    assert config.secrets_complete is True
+    assert config.third_party_images == ["docker.io/library/*"]
+    assert config.health_path == "/healthz"
+
+
 # ------------------------------------------------------------------------------ context
 
 

@@ -41,20 +41,61 @@ response = to_admission_response(reports[0], uid=request_uid, enforce=True)
 Nothing here does I/O (except `load_config`) or imports kopf or a Kubernetes client.
 """
 
-from prodready.rules.admission import limit_warnings, to_admission_response
-from prodready.rules.config import ConfigError, RulesConfig, load_config
-from prodready.rules.engine import evaluate
-from prodready.rules.limits import DEFAULT_LIMITS, Deadline, DeadlineExceeded, Limits
-from prodready.rules.model import (
-    Counts,
-    Environment,
-    Finding,
-    ObjectRef,
-    ObjectReport,
-    Result,
-    Severity,
-)
-from prodready.rules.registry import RULES, RULES_BY_ID, Rule
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prodready.rules.admission import limit_warnings, to_admission_response
+    from prodready.rules.config import ConfigError, RulesConfig, load_config
+    from prodready.rules.engine import evaluate
+    from prodready.rules.limits import DEFAULT_LIMITS, Deadline, DeadlineExceeded, Limits
+    from prodready.rules.model import (
+        Counts,
+        Environment,
+        Finding,
+        ObjectRef,
+        ObjectReport,
+        Result,
+        Severity,
+    )
+    from prodready.rules.registry import RULES, RULES_BY_ID, Rule
+
+# Each name is imported from its module when first asked for, so importing one submodule
+# (`prodready validate` imports rules.command) does not import the others.
+_HOMES = {
+    "DEFAULT_LIMITS": "limits",
+    "RULES": "registry",
+    "RULES_BY_ID": "registry",
+    "ConfigError": "config",
+    "Counts": "model",
+    "Deadline": "limits",
+    "DeadlineExceeded": "limits",
+    "Environment": "model",
+    "Finding": "model",
+    "Limits": "limits",
+    "ObjectRef": "model",
+    "ObjectReport": "model",
+    "Result": "model",
+    "Rule": "registry",
+    "RulesConfig": "config",
+    "Severity": "model",
+    "evaluate": "engine",
+    "limit_warnings": "admission",
+    "load_config": "config",
+    "to_admission_response": "admission",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_LIMITS",

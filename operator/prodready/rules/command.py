@@ -25,6 +25,7 @@ the machine formats, so stdout stays parseable; the table prints its summary on 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import os
 import sys
@@ -324,7 +325,7 @@ def resolve_config(args: argparse.Namespace, err: TextIO) -> RulesConfig | None:
             off |= {rule.id for rule in RULES if rule.id not in only}
         # The rule that bounds the work cannot be turned off (see rules.limits).
         off.discard(LIMITS_RULE_ID)
-        config = config.model_copy(update={"disabled": sorted(off)})
+        config = dataclasses.replace(config, disabled=sorted(off))
     return config
 
 

@@ -24,23 +24,25 @@ third_party_images: ["docker.io/library/*", "quay.io/prometheus/*"]  # not the a
 health_path: /healthz     # what a probe fix points at when the workload declares none
 ```
 
-pydantic validates the file once at load; the engine turns it into plain lookups so
-nothing here runs per object.
+The file is validated once at load by a pydantic model (`rules.config_file`, imported only
+when a file is given); the engine reads the plain dataclasses below and turns them into
+plain lookups so nothing here runs per object.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from prodready.rules.limits import LIMITS_RULE_ID
 from prodready.rules.loader import alias_expansion
 from prodready.rules.model import Severity
-from prodready.rules.registry import RULES_BY_ID
 from prodready.rules.subject import DEFAULT_SENSITIVE_NAMES, RuleSettings
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 # A config file is a few lines; anything this large is a mistake, not a config.
 MAX_CONFIG_BYTES = 1 << 20
@@ -52,67 +54,52 @@ class ConfigError(ValueError):
     """The configuration file cannot be used; the message names the file and the field."""
 
 
-def _known_rule(rule_id: str) -> str:
-    if rule_id not in RULES_BY_ID:
-        raise ValueError(f"unknown rule ID {rule_id!r} (see `prodready rules`)")
-    if rule_id == LIMITS_RULE_ID:
-        raise ValueError(
-            f"{LIMITS_RULE_ID} cannot be disabled, exempted or given another severity: it is "
-            "what bounds the work one object may cost (see `prodready rules`)"
-        )
-    return rule_id
-
-
-KnownRuleId = Annotated[str, AfterValidator(_known_rule)]
-
-
-class EnvVarNames(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class EnvVarNames:
     """Names of the container environment variables the rules read."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    log_format: str = Field(default=_DEFAULTS.log_format, min_length=1)
-    log_level: str = Field(default=_DEFAULTS.log_level, min_length=1)
-    debug: str = Field(default=_DEFAULTS.debug, min_length=1)
-    cors_allowed_origins: str = Field(default=_DEFAULTS.cors_allowed_origins, min_length=1)
-    rate_limit: str = Field(default=_DEFAULTS.rate_limit, min_length=1)
-    environment: str = Field(default=_DEFAULTS.environment, min_length=1)
-    shutdown_timeout: str = Field(default=_DEFAULTS.shutdown_timeout, min_length=1)
+    log_format: str = _DEFAULTS.log_format
+    log_level: str = _DEFAULTS.log_level
+    debug: str = _DEFAULTS.debug
+    cors_allowed_origins: str = _DEFAULTS.cors_allowed_origins
+    rate_limit: str = _DEFAULTS.rate_limit
+    environment: str = _DEFAULTS.environment
+    shutdown_timeout: str = _DEFAULTS.shutdown_timeout
 
 
-class Exemption(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Exemption:
     """Exempt the matching objects from the listed rules, for a stated reason."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rules: list[KnownRuleId] = Field(min_length=1)
+    rules: list[str]
     namespace: str = "*"
     name: str = "*"
     kind: str = "*"
     image: str = "*"
-    reason: str = Field(min_length=1, pattern=r"\S")
+    reason: str
 
 
-class RulesConfig(BaseModel):
-    """Severity overrides, disabled rules, env-var names, exemptions."""
+@dataclass(frozen=True, kw_only=True)
+class RulesConfig:
+    """Severity overrides, disabled rules, env-var names, exemptions.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Built from a validated file (`load_config`, `parse_config`) or a validated policy
+    (`rules.policy.compile_policy`); the constructor itself checks nothing.
+    """
 
-    severity: dict[KnownRuleId, Severity] = Field(default_factory=dict)
-    disabled: list[KnownRuleId] = Field(default_factory=list)
-    env_vars: EnvVarNames = Field(default_factory=EnvVarNames)
-    exemptions: list[Exemption] = Field(default_factory=list)
-    sensitive_names: list[Annotated[str, Field(min_length=1)]] = Field(
-        default_factory=lambda: list(DEFAULT_SENSITIVE_NAMES), min_length=1
-    )
+    severity: dict[str, Severity] = field(default_factory=dict)
+    disabled: list[str] = field(default_factory=list)
+    env_vars: EnvVarNames = field(default_factory=EnvVarNames)
+    exemptions: list[Exemption] = field(default_factory=list)
+    sensitive_names: list[str] = field(default_factory=lambda: list(DEFAULT_SENSITIVE_NAMES))
     secrets_complete: bool = False
     # Images the team does not build (shell-style globs, e.g. "docker.io/library/*"): the
     # rules reading the app's own variables (LOG_FORMAT, LOG_LEVEL, DEBUG, CORS) note them
     # as not applicable instead of failing them.
-    third_party_images: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    third_party_images: list[str] = field(default_factory=list)
     # The health endpoint a probe fix points at when a workload declares none (annotation
     # prodready.io/health-path); unset, a missing probe is reported without a patch.
-    health_path: str | None = Field(default=None, pattern=r"^/[^\s]*$")
+    health_path: str | None = None
 
 
 def _format_validation_error(source: str, error: ValidationError) -> str:
@@ -136,8 +123,12 @@ def parse_config(data: object, *, source: str = "<config>") -> RulesConfig:
         raise ConfigError(
             f"{source}: holds a {data['kind']}, not a rules configuration: use --policy {source}"
         )
+    from pydantic import ValidationError
+
+    from prodready.rules.config_file import ConfigFile
+
     try:
-        return RulesConfig.model_validate(data)
+        return ConfigFile.model_validate(data).to_config()
     except ValidationError as error:
         raise ConfigError(_format_validation_error(source, error)) from None
 

@@ -552,10 +552,10 @@ def compile_policy(obj: Mapping[str, Any]) -> CompiledPolicy:
         if builtin:
             exemptions.append(Exemption(rules=builtin, **globs))
         if len(builtin) < len(rules):
-            # The rules configuration validates IDs against the registry, which does not
-            # know this policy's own rules: they were checked against spec.customRules above.
+            # The registry does not know this policy's own rules: they were checked against
+            # spec.customRules above.
             own = [rule_id for rule_id in rules if rule_id in custom]
-            custom_exemptions.append(Exemption.model_construct(None, rules=own, **globs))
+            custom_exemptions.append(Exemption(rules=own, **globs))
     annotation_rules = _known(
         spec.annotation_exemptions.rules, "spec.annotationExemptions.rules", problems, custom
     )
@@ -572,12 +572,11 @@ def compile_policy(obj: Mapping[str, Any]) -> CompiledPolicy:
         config_fields["sensitive_names"] = list(spec.sensitive_names)
     config = RulesConfig(**config_fields)
     if custom:
-        config = config.model_copy(
-            update={
-                "severity": severity,
-                "disabled": disabled,
-                "exemptions": [*exemptions, *custom_exemptions],
-            }
+        config = dataclasses.replace(
+            config,
+            severity=severity,
+            disabled=disabled,
+            exemptions=[*exemptions, *custom_exemptions],
         )
     environment = spec.environment
     return CompiledPolicy(
@@ -676,7 +675,7 @@ def with_disabled(policies: PolicySet, rule_ids: Iterable[str]) -> PolicySet:
         return policies
 
     def disable(config: RulesConfig) -> RulesConfig:
-        return config.model_copy(update={"disabled": sorted(set(config.disabled) | extra)})
+        return dataclasses.replace(config, disabled=sorted(set(config.disabled) | extra))
 
     return PolicySet(
         policies=[

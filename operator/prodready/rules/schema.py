@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from prodready.rules.config import RulesConfig
+from prodready.rules.config_file import ConfigFile
 from prodready.rules.limits import LIMITS_RULE_ID
 from prodready.rules.registry import RULES
 
@@ -26,7 +26,7 @@ SCHEMA_PATH = "schemas/prodready-config.schema.json"
 
 def config_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of the rules configuration file."""
-    schema = RulesConfig.model_json_schema(mode="validation")
+    schema = ConfigFile.model_json_schema(mode="validation")
     rule_ids = [rule.id for rule in RULES if rule.id != LIMITS_RULE_ID]
     # Rule IDs are checked by a validator pydantic cannot express: list them for editors.
     rule_id = {"type": "string", "enum": rule_ids}
