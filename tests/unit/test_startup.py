@@ -31,10 +31,35 @@ def test_the_api_package_still_offers_everything_it_names() -> None:
         _ = api.not_a_name  # type: ignore[attr-defined]
 
 
+def test_the_rules_package_imports_a_name_only_when_asked() -> None:
+    script = (
+        "import sys, prodready.rules as r;"
+        "before = 'prodready.rules.engine' in sys.modules;"
+        "r.evaluate; r.RulesConfig;"
+        "print(before, 'prodready.rules.engine' in sys.modules, 'pydantic' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.split() == ["False", "True", "False"]
+
+
+def test_the_rules_package_offers_everything_it_names() -> None:
+    from prodready import rules
+
+    assert sorted(rules._HOMES) == sorted(rules.__all__)
+    for name in rules.__all__:
+        assert getattr(rules, name) is not None
+    with pytest.raises(AttributeError, match="not_a_name"):
+        _ = rules.not_a_name  # type: ignore[attr-defined]
+
+
 # What `prodready validate` on a small file must not import: the operator's layers, the
 # custom rules' CEL engine (only for a policy with custom rules), the report pages'
 # templates, the fixer's YAML round-tripper, the process pool (only for a large input),
-# SARIF's locator, the ProductionService models.
+# SARIF's locator, the ProductionService models, pydantic (only to validate a --config
+# or --policy file), what only SARIF, JUnit or the admission output use (hashes, UUIDs,
+# XML) and what only rendering a chart or kustomization uses (subprocess).
 NOT_FOR_A_SMALL_VALIDATE = (
     "kopf",
     "aiohttp",
@@ -47,6 +72,13 @@ NOT_FOR_A_SMALL_VALIDATE = (
     "prodready.rules.locate",
     "prodready.rules.fixes",
     "prodready.api.models",
+    "pydantic",
+    "pydantic_core",
+    "prodready.rules.config_file",
+    "hashlib",
+    "uuid",
+    "xml",
+    "subprocess",
 )
 
 

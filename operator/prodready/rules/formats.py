@@ -27,11 +27,8 @@ JSON (`-o json`), a stable shape — fields are only ever added:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import uuid
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +67,7 @@ RULES_DOC_URL = "https://github.com/prodready/prodready/blob/main/docs/rules.md"
 MAX_SARIF_FIXES = 100
 # Rules whose failure means the object holds a secret value in plain sight.
 _SECRET_RULES = frozenset({"PR-LG-003", "PR-CF-001", "PR-CF-004"})
-_UID_NAMESPACE = uuid.UUID("5f1c4f52-7a0e-4c55-9a3b-6b2f0c7a9e10")
+_UID_NAMESPACE = "5f1c4f52-7a0e-4c55-9a3b-6b2f0c7a9e10"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -366,6 +363,8 @@ def _sarif_rule(rule_index: int) -> dict[str, Any]:
 
 def fingerprint(finding: Finding) -> str:
     """A stable identity for a finding across runs, for code scanning's alert tracking."""
+    import hashlib  # SARIF only, like uuid and xml below: a JSON or table run needs none
+
     ref = finding.object
     key = "|".join(
         (finding.rule_id, ref.kind, ref.namespace or "", ref.name, finding.container or "")
@@ -612,6 +611,8 @@ def render_junit(run: Run) -> str:
     `--fail-on warning`, otherwise a passing testcase that says so in `<system-out>`; an
     exemption is `<skipped>`.
     """
+    import xml.etree.ElementTree as ET
+
     root = ET.Element("testsuites", name=TOOL_NAME)
     total = failures = skipped = 0
     for report in run.reports:
@@ -680,10 +681,13 @@ def render_junit(run: Run) -> str:
 
 def admission_uid(report: ObjectReport) -> str:
     """A deterministic request UID for an object (the CLI has no real request)."""
+    import uuid
+
     ref = report.object
     return str(
         uuid.uuid5(
-            _UID_NAMESPACE, f"{ref.kind}/{ref.namespace or ''}/{ref.name}/{report.input_index}"
+            uuid.UUID(_UID_NAMESPACE),
+            f"{ref.kind}/{ref.namespace or ''}/{ref.name}/{report.input_index}",
         )
     )
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -94,6 +92,10 @@ class Toolchain:
 
     def run(self, command: Sequence[str], *, what: str) -> bytes:
         """Run `command`, returning its standard output; RenderError on any failure."""
+        # Imported here: a run with nothing to render starts no process.
+        import subprocess
+        import tempfile
+
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             try:
                 completed = subprocess.run(
