@@ -7,6 +7,7 @@ apiserver does; tests/e2e/test_security_controller.py proves the same against th
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import logging
@@ -568,3 +569,74 @@ async def test_a_spec_outside_the_allow_lists_is_refused_without_a_write() -> No
     await reconciler.reconcile(KEY)
     assert ("create", "Deployment/web") in client.writes
     assert "NotPermitted" not in {c["reason"] for c in _conditions(reconciler).values()}
+
+
+CHILDREN = sorted(
+    f"{kind}/web"
+    for kind in ("Deployment", "PodDisruptionBudget", "PrometheusRule", "Service", "ServiceMonitor")
+)
+
+
+class _Barrier(Api):
+    """Holds every create until `expected` of them are in flight at once (or times out)."""
+
+    def __init__(self, services: ObjectStore, expected: int) -> None:
+        super().__init__(services)
+        self.expected, self.in_flight, self.most = expected, 0, 0
+        self.all_in = asyncio.Event()
+        self.fail: str | None = None  # a kind whose create fails with HTTP 500
+
+    async def create(
+        self, resource: Resource, namespace: str, target: dict[str, Any], field_manager: str
+    ) -> dict[str, Any]:
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        if self.in_flight >= self.expected:
+            self.all_in.set()
+        try:
+            await asyncio.wait_for(self.all_in.wait(), 5)
+        finally:
+            self.in_flight -= 1
+        if target["kind"] == self.fail:
+            raise ApiError(500, "InternalError", "etcd timeout", "POST", resource.path("shop"))
+        return await super().create(resource, namespace, target, field_manager)
+
+
+def _barrier_setup() -> tuple[Reconciler, _Barrier]:
+    services = ObjectStore()
+    services.put(_service())
+    client = _Barrier(services, expected=len(CHILDREN))
+    reconciler = Reconciler(
+        client=client,  # type: ignore[arg-type]
+        store=services,
+        events=Events(),  # type: ignore[arg-type]
+        metrics=Metrics(process_metrics=False),
+    )
+    return reconciler, client
+
+
+async def test_a_new_services_children_are_created_together() -> None:
+    """One round trip, not four, between a ProductionService and its Deployment."""
+    reconciler, client = _barrier_setup()
+    await reconciler.reconcile(KEY)
+    assert sorted(label for verb, label in client.writes if verb == "create") == CHILDREN
+    assert client.most == len(CHILDREN)
+
+
+async def test_a_failed_child_write_fails_the_pass_and_keeps_the_others() -> None:
+    reconciler, client = _barrier_setup()
+    client.fail = "Deployment"
+    with pytest.raises(StepError, match="create Deployment/web"):
+        await reconciler.reconcile(KEY)
+    for label in CHILDREN:
+        kind = label.split("/")[0]
+        present = reconciler.store.get(kind, "shop", "web") is not None
+        assert present is (kind != "Deployment"), label
+    assert _conditions(reconciler)["Ready"]["message"] == (
+        "create Deployment/web failed: HTTP 500 InternalError"
+    )
+    # The next pass writes only what is missing.
+    client.fail, client.expected = None, 1
+    client.writes.clear()
+    await reconciler.reconcile(KEY)
+    assert [w for w in client.writes if w[0] != "status"] == [("create", "Deployment/web")]

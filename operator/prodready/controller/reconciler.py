@@ -144,6 +144,22 @@ def _controller_text(body: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
+class _Write:
+    """One child's write in a reconcile pass: an apply if it exists, else a create."""
+
+    resource: Resource
+    name: str
+    label: str
+    target: JSON
+    exists: bool  # on the server (an apply); else a create under a free name
+    existed: bool  # in the store before this pass (a write to it corrects drift)
+
+    @property
+    def kind(self) -> str:
+        return self.resource.kind
+
+
+@dataclass(frozen=True)
 class Summary:
     """What status needs from one rendering of a service and its evaluation."""
 
@@ -484,6 +500,7 @@ class Reconciler:
         conflicts: list[Conflict] = []
         seen: set[tuple[str, str, str]] = set()
         wanted_keys = set()
+        writes: list[_Write] = []
         for obj in desired:
             kind, child = obj["kind"], obj["metadata"]["name"]
             if obj["apiVersion"] == MONITORING_API and not monitoring:
@@ -520,22 +537,32 @@ class Reconciler:
             if live is not None and contains(live, target):
                 seen.add((kind, child, _signature(live)))
                 continue
-            if exists:
-                answer = await self._apply(resource, target, label)
-            else:
-                created = await self._create(resource, namespace, target, label)
-                if created is None:
-                    conflicts.append(self._conflict(kind, child, "unknown"))
-                    continue
-                answer = created
+            writes.append(_Write(resource, child, label, target, exists, live is not None))
+        # The children's writes go out together: none refers to another by anything the
+        # apiserver checks, and a new service's Deployment exists one round trip after its
+        # ProductionService instead of four. Each answer is recorded; then the first error,
+        # if any, fails the pass (the queue retries it).
+        answers = await asyncio.gather(
+            *(self._write(namespace, write) for write in writes), return_exceptions=True
+        )
+        failure: BaseException | None = None
+        for write, answer in zip(writes, answers, strict=True):
+            if isinstance(answer, BaseException):
+                failure = failure or answer
+                continue
+            if answer is None:
+                conflicts.append(self._conflict(write.kind, write.name, "unknown"))
+                continue
             self.store.put(answer, written=True)
-            seen.add((kind, child, _signature(answer)))
-            if live is not None and spec_settled:
-                drifted.append(label)
-                self.metrics.drift_corrections.labels(kind=kind).inc()
+            seen.add((write.kind, write.name, _signature(answer)))
+            if write.existed and spec_settled:
+                drifted.append(write.label)
+                self.metrics.drift_corrections.labels(kind=write.kind).inc()
             else:
-                applied.append(label)
-            self.metrics.children_applied.labels(kind=kind).inc()
+                applied.append(write.label)
+            self.metrics.children_applied.labels(kind=write.kind).inc()
+        if failure is not None:
+            raise failure
         pruned = []
         for live in list(self.store.children(namespace, name)):
             kind, child = live["kind"], live["metadata"]["name"]
@@ -557,6 +584,13 @@ class Reconciler:
                 self.metrics.children_pruned.labels(kind=kind).inc()
             self.store.remove(kind, namespace, child, written=True)
         return applied, drifted, pruned, conflicts, frozenset(seen)
+
+    async def _write(self, namespace: str, write: _Write) -> JSON | None:
+        """Apply to a child this service controls, or create it under a free name (None
+        when someone took the name first)."""
+        if write.exists:
+            return await self._apply(write.resource, write.target, write.label)
+        return await self._create(write.resource, namespace, write.target, write.label)
 
     async def _apply(self, resource: Resource, target: JSON, label: str) -> JSON:
         """Server-side apply (forced) to a child this service controls.
