@@ -79,7 +79,18 @@ NOT_FOR_A_SMALL_VALIDATE = (
     "uuid",
     "xml",
     "subprocess",
+    "importlib.metadata",
 )
+
+
+def test_the_version_is_the_package_metadata_s() -> None:
+    """`prodready.__version__` is a literal, as pyproject.toml's (test_chart_image holds
+    those equal): the installed package says the same."""
+    from importlib.metadata import version
+
+    import prodready
+
+    assert prodready.__version__ == version("prodready")
 
 
 @pytest.mark.parametrize("output", ["table", "json"])
