@@ -1,7 +1,8 @@
 """The compiled CEL and the Python rules agree (issue 16, part 4): a differential test.
 
-A ReadinessPolicy that compiles every translated rule (PR-HC-001, PR-HC-002, and
-PR-RS-001 and PR-SC-005 raised to error) and three custom rules (one reading
+A ReadinessPolicy that compiles every translated rule (PR-HC-001, PR-HC-002, PR-LG-003,
+and PR-HC-003, PR-HC-004, PR-RS-001, PR-RS-003, PR-SC-004 and PR-SC-005 raised to error)
+and three custom rules (one reading
 `namespaceObject`), with a name-glob exemption, annotation
 exemptions allowed for every rule, and a ReadinessException, is turned into a
 ValidatingAdmissionPolicy by `prodready.rules.vap` and applied to the real apiserver. Each
@@ -14,9 +15,11 @@ workload is then created with `dryRun=All`:
 
 and the verdict is compared with `rules.evaluate` on the admitted object under the same
 policy: denied exactly when the engine finds an error-severity failure (`blocking_errors`)
-of a compiled rule. The workloads: generated ones (Hypothesis: every kind, probes, port
-names, images, resources, init containers, exemption annotations, names the exemption and
-the exception cover), the Deployments rendered from test_fuzz's ProductionService cases,
+of a compiled rule. The workloads: generated ones (Hypothesis: every kind, probes of
+every handler and timing, port names, images, resources, init containers, variables with
+sensitive-looking names and secret-shaped values, dependency annotations, exemption
+annotations, names the exemption and the exception cover), edge cases that vary one thing
+on a compliant workload, the Deployments rendered from test_fuzz's ProductionService cases,
 and the benchmark corpus's workloads. The bar is 0 disagreements.
 
 The default run takes a few hundred cases; the `slow` variant several thousand.
@@ -122,6 +125,8 @@ def differential_policy(select: str) -> dict[str, Any]:
             "mode": "Enforce",
             "namespaceSelector": {"matchLabels": {SELECT_LABEL: select}},
             "severity": {
+                "PR-HC-003": "error",
+                "PR-HC-004": "error",
                 "PR-RS-001": "error",
                 "PR-RS-003": "error",
                 "PR-SC-004": "error",
@@ -267,13 +272,92 @@ mounts = st.lists(
     unique_by=lambda mount: mount[1],
 )
 POD_SECURITY_CONTEXTS = [{"runAsNonRoot": True}, {"runAsUser": 1000}, {"runAsUser": 0}, {}]
-probe = st.sampled_from(
-    [
-        {"httpGet": {"path": "/healthz", "port": 8080}},
-        {"tcpSocket": {"port": 8080}},
-        {"exec": {"command": ["true"]}},
-    ]
+HANDLERS = [
+    {"httpGet": {"path": "/healthz", "port": 8080}},
+    {"httpGet": {"path": "/ready", "port": 8080}},
+    {"httpGet": {"path": "/api/db/ping", "port": 8080}},
+    {"httpGet": {"path": "/Readiness", "port": "http"}},
+    {"grpc": {"port": 9090}},
+    {"tcpSocket": {"port": 8080}},
+    {"exec": {"command": ["true"]}},
+    {"exec": {"command": [" /bin/true "]}},
+    {"exec": {"command": ["exit", "0"]}},
+    {"exec": {"command": ["exit 0"]}},
+    {"exec": {"command": ["/bin/echo", "ok"]}},
+    {"exec": {"command": ["sh", "-c", "exit 0;"]}},
+    {"exec": {"command": [" bash", "-ec ", " true ; ; "]}},
+    {"exec": {"command": ["sh", "-c", "echo ok"]}},
+    {"exec": {"command": ["sh", "-c", "echo ;"]}},
+    {"exec": {"command": ["sh", "-c", "echo ; ;"]}},
+    {"exec": {"command": ["sh", "-c", "echo\u3000ok"]}},
+    {"exec": {"command": ["sh", "-c", "pg_isready -h localhost"]}},
+    {"exec": {"command": ["/app/healthcheck", "--live"]}},
+]
+probe = st.builds(
+    lambda handler, timings: {**handler, **timings},
+    st.sampled_from(HANDLERS),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "periodSeconds": st.sampled_from([5, 10, 30]),
+            "initialDelaySeconds": st.sampled_from([0, 10]),
+        },
+    ),
 )
+ENV_NAMES = [
+    "DB_PASSWORD",
+    "dbPassword",
+    "DBPassword",
+    "db-password",
+    "API_KEY",
+    "apiKey",
+    "APIKEY",
+    "SECRETARY",
+    "TOKEN_TTL",
+    "DB_PASSWORD_FILE",
+    "AWS_ACCESS_KEY_ID",
+    "PASSPHRASE",
+    "LOG_LEVEL",
+    "DATABASE_URL",
+    "REDIS_HOST",
+    "redis_url",
+    "PAYMENTS_API_URL",
+    "KAFKA_MAIN_BROKERS",
+    "MYDB_URL",
+]
+ENV_VALUES = [
+    {"value": "hunter2"},
+    {"value": ""},
+    {},
+    {"value": "$(OTHER)"},
+    {"value": "$(A)$(B)\n"},
+    {"value": "postgres://app:s3cret@db:5432/app"},
+    {"value": "postgres://db:5432/app"},
+    {"value": "AKIA" + "ABCDEFGHIJKLMNOP"},
+    {"value": "xAKIA" + "ABCDEFGHIJKLMNOP"},
+    {"value": "ghp_" + "a" * 36},
+    {"value": "éghp_" + "a" * 36},
+    {"value": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abcdefghijklmnopqrstuv"},
+    {"value": "-----BEGIN RSA PRIVATE KEY-----"},
+    {"value": "sk-ant-api03-" + "x" * 90},
+    {"value": "info"},
+    {"valueFrom": {"secretKeyRef": {"name": "app", "key": "password"}}},
+    {"valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+]
+env_entry = st.builds(
+    lambda name, value: {"name": name, **value},
+    st.sampled_from(ENV_NAMES),
+    st.sampled_from(ENV_VALUES),
+)
+DEPENDENCIES = [
+    '[{"name":"orders-db","type":"database"}]',
+    '[ {"type": "redis", "name": "cache"} ]',
+    "[]",
+    '[{"type":"database"}]',
+    "not json",
+    '[{"name":"orders-db","type":"database"},]',
+    '{"name":"orders-db"}',
+]
 resources = st.fixed_dictionaries(
     {},
     optional={
@@ -293,6 +377,8 @@ container = st.fixed_dictionaries(
     optional={
         "livenessProbe": probe,
         "readinessProbe": probe,
+        "startupProbe": probe,
+        "env": st.lists(env_entry, max_size=3),
         "resources": resources,
         "securityContext": st.sampled_from(SECURITY_CONTEXTS),
         "volumeMounts": mounts,
@@ -318,6 +404,8 @@ workload_case = st.fixed_dictionaries(
         "app_protocol": st.just(True),
         "team": st.booleans(),
         "pod_security": st.sampled_from(POD_SECURITY_CONTEXTS),
+        "dependencies": st.sampled_from(DEPENDENCIES),
+        "template_dependencies": st.sampled_from(DEPENDENCIES),
     },
 )
 
@@ -376,6 +464,8 @@ def build_workload(case: dict[str, Any]) -> dict[str, Any]:
     labels = {"app": name, **({"team": "payments"} if case.get("team", True) else {})}
     metadata: dict[str, Any] = {"name": name, "labels": labels}
     own = _annotations(case.get("annotation"))
+    if "dependencies" in case:
+        own["prodready.io/dependencies"] = case["dependencies"]
     if own:
         metadata["annotations"] = own
     spec = _pod_spec(case)
@@ -383,6 +473,8 @@ def build_workload(case: dict[str, Any]) -> dict[str, Any]:
         return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
     template: dict[str, Any] = {"metadata": {"labels": labels}, "spec": spec}
     template_annotations = _annotations(case.get("template_annotation"))
+    if "template_dependencies" in case:
+        template_annotations["prodready.io/dependencies"] = case["template_dependencies"]
     if template_annotations:
         template["metadata"]["annotations"] = template_annotations
     if kind == "Job":
@@ -423,10 +515,57 @@ def edge_workloads() -> list[dict[str, Any]]:
     sound = {
         "image": "nginx:1.27",
         "securityContext": HARDENED,
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "initialDelaySeconds": 10},
         "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}},
     }
     found = []
+    ready = {"httpGet": {"path": "/ready", "port": 8080}}
+    for handler in HANDLERS:
+        # PR-HC-003 on each handler, as liveness (with and without a start-up allowance)
+        # and as readiness; PR-HC-004 with a dependency variable beside it.
+        for live, extra in (
+            ({**handler, "initialDelaySeconds": 5}, {}),
+            (handler, {}),
+            (handler, {"startupProbe": {"tcpSocket": {"port": 8080}}}),
+        ):
+            parts = {**sound, "ports": ["http"], "livenessProbe": live, "readinessProbe": ready}
+            found.append(
+                build_workload(
+                    {"kind": "Deployment", "name": "api", "containers": [parts | extra], "init": []}
+                )
+            )
+        parts = {**sound, "ports": ["http"], "readinessProbe": handler}
+        parts["env"] = [{"name": "DATABASE_URL", "value": "postgres://db/app"}]
+        found.append(
+            build_workload({"kind": "Deployment", "name": "api", "containers": [parts], "init": []})
+        )
+    for ready_period, live_period in ((5, 10), (10, 10), (30, 10), (None, 5), (15, None)):
+        live = {**sound["livenessProbe"], "periodSeconds": live_period}
+        readiness = {**ready, "periodSeconds": ready_period}
+        parts = {
+            **sound,
+            "ports": ["http"],
+            "livenessProbe": {k: v for k, v in live.items() if v is not None},
+            "readinessProbe": {k: v for k, v in readiness.items() if v is not None},
+        }
+        found.append(
+            build_workload({"kind": "Deployment", "name": "api", "containers": [parts], "init": []})
+        )
+    for name in ENV_NAMES:
+        for value in ENV_VALUES:
+            parts = {**sound, "ports": [], "env": [{"name": name, **value}]}
+            found.append(
+                build_workload({"kind": "Job", "name": "api", "containers": [parts], "init": []})
+            )
+    for dependencies in DEPENDENCIES:
+        for where in ("dependencies", "template_dependencies"):
+            parts = {**sound, "ports": ["http"], "readinessProbe": ready}
+            case = {"kind": "Deployment", "name": "api", "containers": [parts], "init": []}
+            found.append(build_workload({**case, where: dependencies}))
+            no_readiness = {**sound, "ports": ["web"]}
+            found.append(
+                build_workload({**case, "containers": [no_readiness], where: dependencies})
+            )
     for port in PORT_NAMES:
         parts = {**sound, "ports": [port]}
         found.append(
@@ -495,6 +634,7 @@ class Outcome:
     denied: int = 0
     refused: Counter[str] = field(default_factory=Counter)
     by_source: Counter[str] = field(default_factory=Counter)
+    by_rule: Counter[str] = field(default_factory=Counter)
     disagreements: list[str] = field(default_factory=list)
 
 
@@ -523,24 +663,29 @@ def engine_denies(setup: Setup, admitted: dict[str, Any]) -> tuple[bool, list[st
     return bool(errors), errors
 
 
-def judge(setup: Setup, source: str, obj: dict[str, Any]) -> tuple[str, bool, str | None]:
-    """(what happened, denied by the VAP, a disagreement or None) for one workload."""
+Judged = tuple[str, bool, str | None, frozenset[str]]
+
+
+def judge(setup: Setup, source: str, obj: dict[str, Any]) -> Judged:
+    """(what happened, denied by the VAP, a disagreement or None, the rules the VAP warned
+    of) for one workload."""
     status, admitted = create_dry_run(setup.cluster, setup.context, setup.plain, obj)
     if status >= 300:
-        return f"refused {status}", False, None
+        return f"refused {status}", False, None, frozenset()
     expected, errors = engine_denies(setup, admitted)
     warnings: list[str] = []
     status, answer = create_dry_run(setup.cluster, setup.context, setup.warned, obj, warnings)
     if status >= 300:
-        return "case", False, f"{source} {obj['kind']}: warned namespace {status} {answer}"
-    warned = {m.group(1) for w in warnings for m in _WARNED_RULE.finditer(w)}
+        message = f"{source} {obj['kind']}: warned namespace {status} {answer}"
+        return "case", False, message, frozenset()
+    warned = frozenset(m.group(1) for w in warnings for m in _WARNED_RULE.finditer(w))
     status, answer = create_dry_run(setup.cluster, setup.context, setup.enforced, obj)
     actual = denied_by_vap(status, answer)
     if status >= 300 and not actual:
-        return "case", False, f"{source} {obj['kind']}: unexpected {status} {answer}"
+        return "case", False, f"{source} {obj['kind']}: unexpected {status} {answer}", warned
     failing = {error.split(" ", 1)[0] for error in errors}
     if expected == actual and failing == warned:
-        return "case", actual, None
+        return "case", actual, None, warned
     return (
         "case",
         actual,
@@ -549,6 +694,7 @@ def judge(setup: Setup, source: str, obj: dict[str, Any]) -> tuple[str, bool, st
         f"{'denies: ' + str(answer.get('message')) if actual else 'admits'}, warns {warned}; "
         f"object: {json.dumps(admitted.get('spec'))[:1500]} "
         f"metadata: {json.dumps(admitted.get('metadata', {}).get('annotations'))}",
+        warned,
     )
 
 
@@ -557,19 +703,21 @@ def run_cases(setup: Setup, batches: list[tuple[str, list[dict[str, Any]]]]) -> 
     work = [(source, obj) for source, objects in batches for obj in objects]
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(lambda item: judge(setup, item[0], item[1]), work))
-    for (source, _), (what, denied, disagreement) in zip(work, answers, strict=True):
+    for (source, _), (what, denied, disagreement, warned) in zip(work, answers, strict=True):
         if what != "case":
             outcome.refused[f"{source} {what}"] += 1
             continue
         outcome.cases += 1
         outcome.denied += denied
         outcome.by_source[source] += 1
+        outcome.by_rule.update(warned)
         if disagreement is not None:
             outcome.disagreements.append(disagreement)
     print(
         f"\nVAP differential: {outcome.cases} cases ({dict(outcome.by_source)}), "
         f"{outcome.denied} denied, refused before the VAP: {dict(outcome.refused)}; "
-        f"{len(outcome.disagreements)} disagreements"
+        f"{len(outcome.disagreements)} disagreements; cases failing each rule: "
+        f"{dict(sorted(outcome.by_rule.items()))}"
     )
     return outcome
 
@@ -588,6 +736,9 @@ def setup(cluster: ControlPlane) -> Iterator[Setup]:
     assert set(plan.compiled) == {
         "PR-HC-001",
         "PR-HC-002",
+        "PR-HC-003",
+        "PR-HC-004",
+        "PR-LG-003",
         "PR-RS-001",
         "PR-RS-003",
         "PR-SC-004",
@@ -656,6 +807,9 @@ def test_vap_and_engine_agree(setup: Setup) -> None:
     )
     assert outcome.cases >= 300, outcome
     assert 0 < outcome.denied < outcome.cases
+    # Every compiled built-in rule is seen failing (and so compared) somewhere; ACME-NS-001
+    # cannot fail in the namespaces the policy selects.
+    assert {r for r in setup.compiled if r.startswith("PR-")} <= set(outcome.by_rule)
     assert not outcome.disagreements, "\n".join(outcome.disagreements[:10])
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings, strategies as st
 
 from prodready.api.policy import EXCEPTION_KIND, POLICY_KIND
 from prodready.audit.vap_sync import VapSync, next_expiry, wanted_objects
@@ -89,14 +90,16 @@ def test_every_rule_says_where_it_runs_and_why() -> None:
 
 def test_by_default_the_error_rules_with_a_translation_are_compiled() -> None:
     plan = vap.plan_policy(policy())
-    assert plan.compiled == ["PR-HC-001", "PR-HC-002"]
+    assert plan.compiled == ["PR-HC-001", "PR-HC-002", "PR-LG-003"]
     assert plan.left_to_webhook == {}
 
 
 def test_the_policy_severity_decides() -> None:
     raised = vap.plan_policy(policy(severity={"PR-RS-001": "error", "PR-SC-005": "error"}))
-    assert raised.compiled == ["PR-HC-001", "PR-HC-002", "PR-SC-005", "PR-RS-001"]
-    lowered = vap.plan_policy(policy(severity={"PR-HC-001": "warning"}, disabled=["PR-HC-002"]))
+    assert raised.compiled == ["PR-HC-001", "PR-HC-002", "PR-LG-003", "PR-SC-005", "PR-RS-001"]
+    lowered = vap.plan_policy(
+        policy(severity={"PR-HC-001": "warning"}, disabled=["PR-HC-002", "PR-LG-003"])
+    )
     assert lowered.compiled == []
 
 
@@ -119,7 +122,7 @@ def test_an_exemption_glob_with_a_class_leaves_its_rules_to_the_webhook() -> Non
     plan = vap.plan_policy(
         policy(exemptions=[{"rules": ["PR-HC-001"], "name": "api-[0-9]", "reason": "legacy"}])
     )
-    assert plan.compiled == ["PR-HC-002"]
+    assert plan.compiled == ["PR-HC-002", "PR-LG-003"]
     assert plan.left_to_webhook == {
         "PR-HC-001": "a policy exemption uses a glob with a [...] class"
     }
@@ -132,7 +135,7 @@ def test_custom_rules_run_as_written_when_they_are_errors() -> None:
     plan = vap.plan_policy(
         policy(customRules=[CUSTOM, warning, untitled], disabled=["ACME-OWN-003"])
     )
-    assert plan.compiled == ["PR-HC-001", "PR-HC-002", "ACME-OWN-001"]
+    assert plan.compiled == ["PR-HC-001", "PR-HC-002", "PR-LG-003", "ACME-OWN-001"]
     compiled = validation(plan, "ACME-OWN-001")
     assert compiled["expression"].endswith(f"({CUSTOM['expression']})")
     assert compiled["messageExpression"] == (f'"ACME-OWN-001: " + ({CUSTOM["messageExpression"]})')
@@ -247,7 +250,7 @@ def test_an_enforce_policy_is_a_vap_and_a_deny_binding() -> None:
     }  # fmt: skip
     variables = {v["name"]: v["expression"] for v in vap_object["spec"]["variables"]}
     assert variables["decides"] == "true"
-    assert len(vap_object["spec"]["validations"]) == len(plan.compiled) == 2
+    assert len(vap_object["spec"]["validations"]) == len(plan.compiled) == 3
 
 
 def test_an_audit_policy_warns_and_yields_to_earlier_policies() -> None:
@@ -263,7 +266,8 @@ def test_an_audit_policy_warns_and_yields_to_earlier_policies() -> None:
 
 def test_off_or_nothing_compiled_is_no_object() -> None:
     assert vap.policy_objects(policy(mode="Off"))[0] == []
-    assert vap.policy_objects(policy(disabled=["PR-HC-001", "PR-HC-002"]))[0] == []
+    disabled = ["PR-HC-001", "PR-HC-002", "PR-LG-003"]
+    assert vap.policy_objects(policy(disabled=disabled))[0] == []
 
 
 def test_objects_for_a_file_of_policies_and_exceptions() -> None:
@@ -484,3 +488,216 @@ def test_a_failed_sync_is_logged_and_retried(caplog: pytest.LogCaptureFixture) -
 
     asyncio.run(scenario())
     assert "syncing the generated VAPs failed" in caplog.text
+
+
+# -- PR-HC-003, PR-HC-004 and PR-LG-003 in CEL -----------------------------------------------
+# The regular expressions the translations use are checked here against the Python rules
+# with Python's `re` (the patterns are RE2 and Python alike but for `\p{…}`, whose Python
+# spelling the first test proves equal); the CEL around them is proven against the real
+# apiserver by the differential test.
+
+
+def _python_spelling(pattern: str) -> str:
+    return pattern.replace(r"\p{L}\p{N}_", r"\w").replace(r"\p{Nd}", r"\d")
+
+
+def test_the_unicode_classes_are_pythons() -> None:
+    import sys
+    import unicodedata
+
+    word = re.compile(r"\w")
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        letter_or_number = unicodedata.category(char)[0] in "LN" or char == "_"
+        assert bool(word.match(char)) == letter_or_number, hex(code)
+        assert char.isspace() == (char in vap.PYTHON_WHITESPACE), hex(code)
+        assert bool(re.match(r"\d", char)) == (unicodedata.category(char) == "Nd"), hex(code)
+
+
+def test_the_three_rules_are_compiled_where_they_are_errors() -> None:
+    assert vap.placement(next(r for r in RULES if r.id == "PR-HC-003")).where == "apiserver"
+    assert vap.placement(next(r for r in RULES if r.id == "PR-HC-004")).where == "both"
+    assert vap.placement(next(r for r in RULES if r.id == "PR-LG-003")).where == "both"
+    plan = vap.plan_policy(policy(severity={"PR-HC-003": "error", "PR-HC-004": "error"}))
+    assert plan.compiled == ["PR-HC-001", "PR-HC-002", "PR-HC-003", "PR-HC-004", "PR-LG-003"]
+    for rule_id in ("PR-HC-003", "PR-HC-004"):
+        compiled = validation(plan, rule_id)
+        assert compiled["messageExpression"].startswith(f'"{rule_id}: " + (')
+        assert "object.kind in" in compiled["expression"]  # the rule's kinds
+    # Warnings (their default) are the webhook's admission warnings, not compiled.
+    assert "PR-HC-003" not in vap.plan_policy(policy()).compiled
+
+
+def test_literal_secrets_follow_the_policys_sensitive_names() -> None:
+    from prodready.api.sensitive import sensitive_names
+
+    default = validation(vap.plan_policy(policy()), "PR-LG-003")["expression"]
+    own = validation(vap.plan_policy(policy(sensitiveNames=["pin"])), "PR-LG-003")["expression"]
+    assert sensitive_names(("pin",)).sensitive_pattern in own
+    assert vap.DEFAULT_SENSITIVE_NAMES.sensitive_pattern in default
+    assert vap.DEFAULT_SENSITIVE_NAMES.sensitive_pattern not in own
+
+
+def _no_op_in_regexes(command: list[str]) -> bool:
+    """rules.vap._no_op's CEL, step by step in Python (its regexes are Python's too)."""
+
+    def matches(pattern: str, text: str) -> bool:
+        return re.search(pattern, text) is not None
+
+    if not command:
+        return True
+    shell = (
+        len(command) >= 3
+        and matches(vap._SHELL_PART, command[0])
+        and matches(vap._DASH_C_PART, command[1])
+    )
+    if shell:
+        return matches(vap._NO_OP_SCRIPT, command[2]) or matches(vap._ECHO_SCRIPT, command[2])
+    return (
+        (len(command) == 1 and matches(vap._NO_OP_PART, command[0]))
+        or (
+            len(command) == 2
+            and matches(vap._stripped_in(["exit"]), command[0])
+            and matches(vap._stripped_in(["0"]), command[1])
+        )
+        or matches(vap._ECHO_COMMAND, command[0])
+    )
+
+
+_COMMAND_PIECES = [
+    "true", "/bin/true", "exit", "exit 0", "0", ":", "echo", "echo ", "/bin/echo", "sh", "bash",
+    "-c", "-ec", "-ce", ";", " ", "\t", "\u3000", "\x1c", "\n", "x", "/", "ok",
+]  # fmt: skip
+
+
+@given(
+    st.lists(
+        st.lists(st.sampled_from(_COMMAND_PIECES), max_size=5).map("".join),
+        max_size=4,
+    )
+)
+@settings(max_examples=600, deadline=None)
+def test_the_exec_no_op_regexes_agree_with_the_rule(command: list[str]) -> None:
+    from prodready.rules.checks.health import _is_no_op
+
+    assert _no_op_in_regexes(command) == _is_no_op(command), command
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [], ["true"], [" exit 0 "], ["exit", " 0"], ["sh", "-c", " true ;; "],
+        ["sh", "-c", "true ; ;"], ["bash", "-ec", "echo ; ;"], ["sh", "-c", "echo ;"],
+        ["sh", "-c", "echo\u3000x"], ["sh", "-c", "echo x"], ["/usr/bin/echo"], ["echo2"],
+        ["sh", "-c"], ["sh", "-c", "pg_isready"], ["\x1ctrue\x1c"],
+    ],
+)  # fmt: skip
+def test_exec_no_op_corners(command: list[str]) -> None:
+    from prodready.rules.checks.health import _is_no_op
+
+    assert _no_op_in_regexes(command) == _is_no_op(command)
+
+
+def _declares_in_regexes(value: str) -> bool:
+    return (
+        len(value) <= vap.MAX_DECIDED_TEXT
+        and re.search(vap._DECIDED_DEPENDENCIES, value) is not None
+        and re.search(vap._NAME_KEY, value) is not None
+    )
+
+
+_JSON_KEYS = st.sampled_from(["name", "type", "nam", "names", "x", "", "name "])
+_JSON_VALUES = st.one_of(
+    st.sampled_from(["db", "", "name", "{", ",", '"name":']), st.integers(0, 3), st.none()
+)
+
+
+@given(
+    st.one_of(
+        st.lists(st.dictionaries(_JSON_KEYS, _JSON_VALUES, max_size=3), max_size=3),
+        st.dictionaries(_JSON_KEYS, _JSON_VALUES, max_size=2),
+        st.lists(st.one_of(st.integers(), st.text(max_size=3)), max_size=2),
+    ),
+    st.sampled_from([(",", ":"), (", ", ": "), (" ,\n", " :\t")]),
+    st.sampled_from(["", " ", "\n", "x", ",", "]"]),
+)
+@settings(max_examples=400, deadline=None)
+def test_a_decided_dependencies_annotation_declares_as_the_rule_reads_it(
+    document: object, separators: tuple[str, str], suffix: str
+) -> None:
+    from types import SimpleNamespace
+
+    from prodready.rules.checks.health import _declared_dependencies
+
+    value = json.dumps(document, separators=separators) + suffix
+    if re.search(vap._DECIDED_DEPENDENCIES, value) is None:
+        # Not decided in the apiserver: it declares nothing there (the webhook judges).
+        return
+    metadata = {"annotations": {vap.DEPENDENCIES_KEY: value}}
+    subject = SimpleNamespace(workload=SimpleNamespace(metadata=metadata, template_metadata={}))
+    declared = _declared_dependencies(subject)  # type: ignore[arg-type]
+    assert _declares_in_regexes(value) == bool(declared), value
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['[{"name":"orders-db","type":"database"}]', '[ {"type" : "redis",\n"name": "c"} ]', "[]",
+     '[{"type":"database"}]', '[{"a":"name"}]', '[{"a":"b"},{"name":""}]'],
+)  # fmt: skip
+def test_the_renderers_dependencies_are_decided(value: str) -> None:
+    assert re.search(vap._DECIDED_DEPENDENCIES, value) is not None
+    assert _declares_in_regexes(value) == ('"name"' in value and '"a":"name"' not in value)
+
+
+def _secret_shape(value: str) -> bool:
+    return any(
+        re.search(_python_spelling(pattern), value) is not None
+        for _, pattern in vap.SECRET_PATTERNS
+    )
+
+
+_SECRET_SAMPLES = [
+    "AKIA" + "ABCDEFGHIJKLMNOP", "xAKIA" + "ABCDEFGHIJKLMNOP", "AKIA" + "ABCDEFGHIJKLMNOPQ",
+    " AKIA" + "ABCDEFGHIJKLMNOP.", "AIza" + "a" * 35, "-AIza" + "a" * 35, "AIza" + "a" * 36,
+    "éAIza" + "a" * 35, "ghp_" + "a" * 36, "ghp_" + "a" * 37, "xghp_" + "a" * 36,
+    "github_pat_" + "a" * 82, "glpat-" + "a" * 20, "glpat-" + "a" * 20 + "-",
+    "xoxb-" + "a" * 10, "axoxb-" + "a" * 10, "xoxb-" + "a" * 9,
+    "https://hooks.slack.com/services/TABCDEF/BABCDEF/" + "a" * 20,
+    "sk_live_" + "a" * 20, "rk_live_" + "a" * 19, "sk-" + "a" * 20 + "T3BlbkFJ",
+    "sk-proj-" + "a" * 30 + "T3BlbkFJ", "-sk-" + "a" * 20 + "T3BlbkFJ",
+    "sk-ant-api03-" + "a" * 80, "sk-ant-api٠٣-" + "a" * 80, "sk-ant-api0-" + "a" * 80,
+    "npm_" + "a" * 36, "npm_" + "a" * 37, "SG." + "a" * 22 + "." + "b" * 43,
+    "AccountKey=" + "a" * 80, "AccountKey=" + "a" * 79,
+    "eyJ" + "a" * 8 + ".eyJ" + "b" * 8 + "." + "c" * 16, "eyJ" + "a" * 7 + ".eyJ" + "b" * 8,
+    "_eyJ" + "a" * 8 + ".eyJ" + "b" * 8 + "." + "c" * 16,
+    "-----BEGIN RSA PRIVATE KEY-----", "--- BEGIN A B C D PRIVATE KEY", "BEGIN PRIVATE KEY",
+    "hunter2", "", "info",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", _SECRET_SAMPLES)
+def test_the_secret_shapes_find_what_the_rule_finds(value: str) -> None:
+    from prodready.rules.secrets import secret_kind
+
+    assert _secret_shape(value) == (secret_kind(value) is not None)
+    for kind, pattern in vap.SECRET_PATTERNS:
+        from prodready.rules.secrets import PATTERNS
+
+        (original,) = [p.pattern for p in PATTERNS if p.kind == kind]
+        assert bool(re.search(_python_spelling(pattern), value)) == bool(original.search(value))
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["$(A)", "$(A)$(B)\n", "$(A)\n\n", "x$(A)", "$(A) ", "postgres://u:p@h", "postgres://h",
+     "s3://u:\u3000p@h", "a://u:p\x1c@h", "https://:p@h"],
+)  # fmt: skip
+def test_the_value_patterns_are_the_rules(value: str) -> None:
+    from prodready.rules.subject import RuleSettings
+
+    reason = RuleSettings().secret_reason("PLAIN_SETTING", value)
+    found = (
+        re.search(vap._ONLY_REFERENCES, value) is None
+        and re.search(vap._URL_WITH_PASSWORD, value) is not None
+    ) or (re.search(vap._ONLY_REFERENCES, value) is None and _secret_shape(value))
+    assert found == (reason is not None)

@@ -57,7 +57,13 @@ from typing import Any, Final
 
 from prodready.api.enforcement import AnnotationAllowance, Mode
 from prodready.api.labels import ANNOTATION_EXEMPT, ANNOTATION_EXEMPT_REASON
-from prodready.rules.context import WORKLOAD_KINDS
+from prodready.api.sensitive import (
+    DEFAULT as DEFAULT_SENSITIVE_NAMES,
+    SensitiveNames,
+    sensitive_names,
+)
+from prodready.rules.checks.health import _DEPENDENCY_NAME as _DEPENDENCY_NAME_PATTERN
+from prodready.rules.context import DEPENDENCIES_KEY, WORKLOAD_KINDS
 from prodready.rules.model import Environment, Severity
 from prodready.rules.policy import (
     ENFORCE_LABEL,
@@ -76,8 +82,11 @@ __all__ = [
     "API_VERSION",
     "BINDING_KIND",
     "MANAGED_BY_LABEL",
+    "MAX_DECIDED_TEXT",
     "NAME_PREFIX",
     "POLICY_LABEL",
+    "PYTHON_WHITESPACE",
+    "SECRET_PATTERNS",
     "TRANSLATIONS",
     "VAP_KIND",
     "CustomRuleSource",
@@ -264,6 +273,222 @@ def _names_of(failing: str, containers: str = "variables.containers") -> str:
     return f"{containers}.filter(c, !{failing}).map(c, c.name).join(', ')"
 
 
+# -- PR-HC-003: probes are health checks with sane timings ---------------------------------
+
+# Python's `str.strip()` whitespace (str.isspace), spelled as characters: Go's `\s` and
+# CEL's trim() know fewer. A unit test keeps it equal to Python's.
+PYTHON_WHITESPACE: Final = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005"
+    "\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_WS: Final = f"[{PYTHON_WHITESPACE}]"
+_NOT_WS_OR_SEMICOLON: Final = f"[^{PYTHON_WHITESPACE};]"
+# Python's `\w` (str patterns) is exactly letters, numbers and `_` (a unit test checks).
+_WORD: Final = r"\p{L}\p{N}_"
+
+
+def _stripped_in(words: Iterable[str]) -> str:
+    """RE2: the string, stripped as Python strips, is one of `words`."""
+    return f"^{_WS}*(" + "|".join(re.escape(w) for w in words) + f"){_WS}*$"
+
+
+# rules.checks.health._is_no_op, part by part (its parts are stripped).
+_SHELL_PART: Final = _stripped_in(
+    ("sh", "bash", "ash", "dash", "zsh", "/bin/sh", "/bin/bash", "/bin/ash")
+)
+_DASH_C_PART: Final = _stripped_in(("-c", "-ec", "-ce"))
+_NO_OP_WORDS: Final = ("true", "/bin/true", "/usr/bin/true", ":", "exit 0", "exit", "")
+_NO_OP_PART: Final = _stripped_in(_NO_OP_WORDS)
+# A script that is a no-op once stripped, its trailing ';' removed and stripped again.
+_NO_OP_SCRIPT: Final = (
+    f"^{_WS}*(" + "|".join(re.escape(w) for w in _NO_OP_WORDS) + f"){_WS}*;*{_WS}*$"
+)
+# A script that, so trimmed, starts with "echo ": something after "echo " survives the
+# trimming (a character that is neither blank nor ';', or a ';' a blank separates from the
+# trailing ones).
+_ECHO_SCRIPT: Final = f"^{_WS}*echo (?s:.*)({_NOT_WS_OR_SEMICOLON}|;{_WS}+;)"
+_ECHO_COMMAND: Final = f"^{_WS}*(?s:.*/)?echo{_WS}*$"
+
+
+def _no_op(probe: str) -> str:
+    command = f"(has({probe}.exec.command) ? {probe}.exec.command : [])"
+    return (
+        f"(size({command}) == 0 || ((size({command}) >= 3 "
+        f"&& {command}[0].matches({cel_string(_SHELL_PART)}) "
+        f"&& {command}[1].matches({cel_string(_DASH_C_PART)})) "
+        f"? ({command}[2].matches({cel_string(_NO_OP_SCRIPT)}) "
+        f"|| {command}[2].matches({cel_string(_ECHO_SCRIPT)})) "
+        f": ((size({command}) == 1 && {command}[0].matches({cel_string(_NO_OP_PART)})) "
+        f"|| (size({command}) == 2 && {command}[0].matches({cel_string(_stripped_in(['exit']))}) "
+        f"&& {command}[1].matches({cel_string(_stripped_in(['0']))})) "
+        f"|| {command}[0].matches({cel_string(_ECHO_COMMAND)}))))"
+    )
+
+
+def _checks_health(probe: str) -> str:
+    # rules.checks.health._handler_problem: httpGet or grpc; an exec that is no no-op.
+    return f"(has({probe}.httpGet) || has({probe}.grpc) || (has({probe}.exec) && !{_no_op(probe)}))"
+
+
+def _period(probe: str) -> str:
+    return f"(has({probe}.periodSeconds) ? {probe}.periodSeconds : 10)"
+
+
+def _sane_probes(c: str) -> str:
+    live, ready = f"{c}.livenessProbe", f"{c}.readinessProbe"
+    has_live, has_ready = _has_probe(c, "livenessProbe"), _has_probe(c, "readinessProbe")
+    return (
+        f"(!({has_live} || {has_ready}) || ("
+        f"(!{has_live} || {_checks_health(live)}) && (!{has_ready} || {_checks_health(ready)}) "
+        f"&& !({has_live} && {has_ready} && {_period(ready)} > {_period(live)}) "
+        f"&& !({has_live} && !(has({live}.initialDelaySeconds) && {live}.initialDelaySeconds != 0) "
+        f"&& !{_has_probe(c, 'startupProbe')})))"
+    )
+
+
+# -- PR-HC-004: dependencies are checked by readiness, not liveness --------------------------
+
+# rules.checks.health._DEPENDENCY_NAME, as it is (the name upper-cased: names are ASCII).
+_DEPENDENCY_NAME: Final = _DEPENDENCY_NAME_PATTERN.pattern
+# rules.checks.health._DEPENDENCY_PATH with Python's Unicode `\b` spelled out.
+_DEPENDENCY_PATH: Final = (
+    f"(?i)ready|readiness|deps|dependenc|database|(^|[^{_WORD}])db([^{_WORD}]|$)"
+)
+# The dependencies annotation in the shapes decided in the apiserver: a JSON array of
+# objects whose keys and values are strings without escapes (what the renderer writes,
+# with any JSON whitespace). Such a value declares a dependency when one of its objects
+# has the key "name" (every value is a string, so the last "name" is one).
+_JSON_WS: Final = "[ \\t\\n\\r]*"
+_JSON_STRING: Final = '"[^"\\\\\\x00-\\x1f]*"'
+_JSON_PAIR: Final = f"{_JSON_STRING}{_JSON_WS}:{_JSON_WS}{_JSON_STRING}"
+_JSON_OBJECT: Final = (
+    f"\\{{{_JSON_WS}({_JSON_PAIR}({_JSON_WS},{_JSON_WS}{_JSON_PAIR})*)?{_JSON_WS}\\}}"
+)
+_DECIDED_DEPENDENCIES: Final = (
+    f"^{_JSON_WS}\\[{_JSON_WS}({_JSON_OBJECT}({_JSON_WS},{_JSON_WS}{_JSON_OBJECT})*)?"
+    f"{_JSON_WS}\\]{_JSON_WS}$"
+)
+_NAME_KEY: Final = f'[{{,]{_JSON_WS}"name"{_JSON_WS}:'
+# Longer values are left to the webhook (the apiserver prices a regex by the text's size).
+MAX_DECIDED_TEXT: Final = 4096
+
+
+def _declares(annotations: str) -> str:
+    key = cel_string(DEPENDENCIES_KEY)
+    value = f"{annotations}[{key}]"
+    return (
+        f"({key} in {annotations} && size({value}) <= {MAX_DECIDED_TEXT} "
+        f"&& {value}.matches({cel_string(_DECIDED_DEPENDENCIES)}) "
+        f"&& {value}.matches({cel_string(_NAME_KEY)}))"
+    )
+
+
+def _same_check(first: str, second: str) -> str:
+    # rules.checks.health._same_check: the first handler either has decides.
+    terms = "false"
+    for handler in reversed(("httpGet", "grpc", "exec", "tcpSocket")):
+        a, b = f"{first}.{handler}", f"{second}.{handler}"
+        terms = f"((has({a}) || has({b})) ? (has({a}) && has({b}) && {a} == {b}) : {terms})"
+    return terms
+
+
+def _dependencies_left_to_readiness(c: str) -> str:
+    live, ready = f"{c}.livenessProbe", f"{c}.readinessProbe"
+    has_live = _has_probe(c, "livenessProbe")
+    depends = (
+        f"((has({c}.env) && {c}.env.exists(e, e.name.upperAscii().matches("
+        f"{cel_string(_DEPENDENCY_NAME)}))) || {_declares('variables.annotations')} "
+        f"|| {_declares('variables.templateAnnotations')})"
+    )
+    live_path = (
+        f"({has_live} && has({live}.httpGet) && has({live}.httpGet.path) "
+        f"&& {live}.httpGet.path.matches({cel_string(_DEPENDENCY_PATH)}))"
+    )
+    return (
+        f"(!{_serving(c)} || !{depends} || ({_has_probe(c, 'readinessProbe')} "
+        f"&& !({has_live} && {_same_check(live, ready)}) && !{live_path}))"
+    )
+
+
+# -- PR-LG-003: no sensitive-looking variable carries a literal value -------------------------
+
+# rules.subject: a value of only $(VAR) references is not a secret (Python's `$` also
+# matches before a final newline).
+_ONLY_REFERENCES: Final = r"^(\$\([A-Za-z_][A-Za-z0-9_]*\))+\n?$"
+# rules.subject._URL_WITH_PASSWORD with Python's `\s`.
+_URL_WITH_PASSWORD: Final = (
+    f"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#@{PYTHON_WHITESPACE}:]*:[^/?#@{PYTHON_WHITESPACE}]+@"
+)
+_NOT_WORD: Final = f"[^{_WORD}]"
+_NOT_WORD_OR_DASH: Final = f"[^{_WORD}-]"
+# rules.secrets.PATTERNS in RE2: a look-behind (look-ahead) is a character of the excluded
+# class or the start (end) of the text, which finds the same values; `\w` and `\d` are
+# Python's (Unicode); an upper bound that cannot matter within MAX_DECIDED_TEXT is dropped.
+SECRET_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
+    ("private key", r"--- ?BEGIN ([A-Z0-9]+ ){0,4}PRIVATE KEY"),
+    ("AWS access key", r"(^|[^A-Z0-9])(AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}([^A-Z0-9]|$)"),
+    (
+        "Google API key",
+        f"(^|{_NOT_WORD_OR_DASH})AIza[0-9A-Za-z_-]{{35}}({_NOT_WORD_OR_DASH}|$)",
+    ),
+    (
+        "GitHub token",
+        f"(^|{_NOT_WORD})(gh[pousr]_[A-Za-z0-9]{{36}}|github_pat_[A-Za-z0-9_]{{82}})"
+        f"({_NOT_WORD}|$)",
+    ),
+    ("GitLab token", f"(^|{_NOT_WORD})glpat-[A-Za-z0-9_-]{{20}}({_NOT_WORD_OR_DASH}|$)"),
+    ("Slack token", f"(^|{_NOT_WORD})xox[abposr]-[A-Za-z0-9-]{{10}}"),
+    (
+        "Slack webhook URL",
+        rf"https://hooks\.slack\.com/services/T[A-Z0-9]{{6,12}}/B[A-Z0-9]{{6,12}}/[{_WORD}]{{20}}",
+    ),
+    ("Stripe secret key", f"(^|{_NOT_WORD})[sr]k_live_[A-Za-z0-9]{{20}}"),
+    (
+        "OpenAI or Anthropic API key",
+        f"(^|{_NOT_WORD_OR_DASH})sk-(proj-)?[A-Za-z0-9_-]{{20,200}}T3BlbkFJ"
+        f"|(^|{_NOT_WORD_OR_DASH})sk-ant-api\\p{{Nd}}\\p{{Nd}}-[A-Za-z0-9_-]{{80}}",
+    ),
+    ("npm token", f"(^|{_NOT_WORD})npm_[A-Za-z0-9]{{36}}({_NOT_WORD}|$)"),
+    ("SendGrid API key", rf"(^|{_NOT_WORD})SG\.[A-Za-z0-9_-]{{22}}\.[A-Za-z0-9_-]{{43}}"),
+    ("Azure storage account key", r"AccountKey=[A-Za-z0-9+/]{80}"),
+    (
+        "signed JWT",
+        f"(^|{_NOT_WORD_OR_DASH})eyJ[A-Za-z0-9_-]{{8,}}\\.eyJ[A-Za-z0-9_-]{{8,}}"
+        r"\.[A-Za-z0-9_-]{16}",
+    ),
+)
+_SECRET_VALUE: Final = "|".join(f"({pattern})" for _, pattern in SECRET_PATTERNS)
+
+
+def _literal_secret(e: str, names: SensitiveNames) -> str:
+    """CEL: the env entry `e` carries a literal secret (`RuleSettings.secret_reason`)."""
+    value = f"{e}.value"
+    return (
+        f"(!has({e}.valueFrom) && has({value}) && size({value}) > 0 "
+        f"&& !{value}.matches({cel_string(_ONLY_REFERENCES)}) && (({names.cel(f'{e}.name')}) "
+        f"|| (size({value}) <= {MAX_DECIDED_TEXT} && ({value}.matches("
+        f"{cel_string(_URL_WITH_PASSWORD)}) || {value}.matches({cel_string(_SECRET_VALUE)})))))"
+    )
+
+
+def _no_literal_secrets(c: str, names: SensitiveNames) -> str:
+    return f"(!has({c}.env) || !{c}.env.exists(e, {_literal_secret('e', names)}))"
+
+
+def _literal_secrets_translation(names: SensitiveNames) -> Translation:
+    return Translation(
+        rule_id="PR-LG-003",
+        expression=f"variables.allContainers.all(c, {_no_literal_secrets('c', names)})",
+        message="'container(s) ' + "
+        + _names_of(_no_literal_secrets("c", names), "variables.allContainers")
+        + " + ' carry a literal value in a sensitive-looking variable or a literal secret; "
+        "reference a Secret with valueFrom.secretKeyRef'",
+        partial=f"a literal value longer than {MAX_DECIDED_TEXT} characters is judged in the "
+        "apiserver by its variable's name only; the secret shapes in it are left to the "
+        "webhook and the audit",
+    )
+
+
 TRANSLATIONS: Final[Mapping[str, Translation]] = {
     t.rule_id: t
     for t in (
@@ -285,6 +510,28 @@ TRANSLATIONS: Final[Mapping[str, Translation]] = {
             partial="a container that serves only because a Service selects it (no port "
             "named for HTTP or gRPC) is judged by the webhook and the audit",
         ),
+        Translation(
+            rule_id="PR-HC-003",
+            expression=f"variables.containers.all(c, {_sane_probes('c')})",
+            message="'container(s) ' + "
+            + _names_of(_sane_probes("c"))
+            + " + ' have a probe that is not an HTTP or gRPC health check (a bare TCP check, "
+            "an exec no-op), readiness checked less often than liveness, or a liveness probe "
+            "with no initialDelaySeconds and no startupProbe'",
+        ),
+        Translation(
+            rule_id="PR-HC-004",
+            expression=f"variables.containers.all(c, {_dependencies_left_to_readiness('c')})",
+            message="'container(s) ' + "
+            + _names_of(_dependencies_left_to_readiness("c"))
+            + " + ' depend on a database or service but no readinessProbe checks it, or their "
+            "livenessProbe checks it too (the same check, or a dependency endpoint)'",
+            partial="a container that serves only because a Service selects it, and a "
+            f"{DEPENDENCIES_KEY} annotation that is not a JSON array of objects of plain "
+            f"strings (as the renderer writes it) or is longer than {MAX_DECIDED_TEXT} "
+            "characters, are judged by the webhook and the audit",
+        ),
+        _literal_secrets_translation(DEFAULT_SENSITIVE_NAMES),
         Translation(
             rule_id="PR-RS-001",
             expression=f"variables.allContainers.all(c, {_resources_set('c')})",
@@ -320,15 +567,11 @@ TRANSLATIONS: Final[Mapping[str, Translation]] = {
 
 # Why a built-in rule without a translation stays with the webhook and the audit.
 _ELSEWHERE: Final[Mapping[str, str]] = {
-    "PR-HC-003": "object only; not translated yet",
-    "PR-HC-004": "object only; not translated yet (dependency names from annotations and env)",
     "PR-GS-001": "the shutdown timeout may come from a ConfigMap",
     "PR-GS-002": "the shutdown timeout may come from a ConfigMap",
     "PR-GS-003": "reads the workload's HorizontalPodAutoscaler",
     "PR-LG-001": "the variable may come from a ConfigMap",
     "PR-LG-002": "the variable may come from a ConfigMap",
-    "PR-LG-003": "object only; the sensitive-name vocabulary and secret patterns are not "
-    "translated",
     "PR-ER-001": "the variable may come from a ConfigMap",
     "PR-CF-001": "reads the ConfigMaps a container's envFrom names",
     "PR-CF-002": "reads Secrets",
@@ -597,6 +840,14 @@ def _custom_rules(policy_obj: Mapping[str, Any]) -> list[CustomRuleSource]:
     return found
 
 
+def _translation(rule_id: str, policy: CompiledPolicy) -> Translation | None:
+    """The rule's translation under the policy's settings (its sensitive names)."""
+    if rule_id == "PR-LG-003":
+        words = tuple(policy.config.sensitive_names)
+        return _literal_secrets_translation(sensitive_names(words))
+    return TRANSLATIONS.get(rule_id)
+
+
 def plan_policy(
     policy_obj: Mapping[str, Any],
     *,
@@ -620,7 +871,7 @@ def plan_policy(
     for rule in RULES:
         if rule.id in disabled:
             continue
-        translation = TRANSLATIONS.get(rule.id)
+        translation = _translation(rule.id, policy)
         if translation is None:
             continue
         severities = _severities(rule, policy)
