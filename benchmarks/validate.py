@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -137,6 +138,15 @@ def _prodready_executable() -> str:
     return str(candidate) if candidate.exists() else "prodready"
 
 
+def installed_environment(work: Path) -> dict[str, str]:
+    """The environment prodready's runs get: Python's bytecode cache on (in `work`), as in
+    any pip-installed copy (pip compiles at install). A shell with PYTHONDONTWRITEBYTECODE
+    set would otherwise have every run compile the package's modules from source again."""
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    environment["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    return environment
+
+
 def _count_prodready(path: Path) -> int | None:
     return int(json.loads(path.read_text())["summary"]["objects"])
 
@@ -193,9 +203,12 @@ class _Tool:
     argv: Callable[[Path], list[str]]
     count: Callable[[Path], int | None]
     timeout: float
+    env: dict[str, str] | None = None
 
 
-def _tools(peers: Sequence[Built], peer_timeout: float) -> list[_Tool]:
+def _tools(
+    peers: Sequence[Built], peer_timeout: float, environment: dict[str, str] | None = None
+) -> list[_Tool]:
     from prodready import __version__
 
     def ours(*flags: str) -> Callable[[Path], list[str]]:
@@ -212,8 +225,10 @@ def _tools(peers: Sequence[Built], peer_timeout: float) -> list[_Tool]:
         ]
 
     tools = [
-        _Tool(OURS, __version__, ours(), _count_prodready, peer_timeout),
-        _Tool(ONE_CORE, __version__, ours("--jobs", "1"), _count_prodready, peer_timeout),
+        _Tool(OURS, __version__, ours(), _count_prodready, peer_timeout, environment),
+        _Tool(
+            ONE_CORE, __version__, ours("--jobs", "1"), _count_prodready, peer_timeout, environment
+        ),
     ]
     argv: dict[str, Callable[[Path, Path], list[str]]] = {
         "kube-score": lambda binary, corpus: [
@@ -312,7 +327,9 @@ def measure_size(
         result = ToolResult(tool.name, tool.version)
         output = work / f"{tool.name}-{workloads}.json"
         for attempt in range(repeat):
-            run = run_measured(tool.argv(corpus.directory), stdout=output, timeout=tool.timeout)
+            run = run_measured(
+                tool.argv(corpus.directory), stdout=output, timeout=tool.timeout, env=tool.env
+            )
             result.runs.append(run)
             if attempt == 0:
                 if run.timed_out:
@@ -350,18 +367,24 @@ def _top_imports(stderr: str, count: int = 6) -> list[tuple[str, float]]:
 
 def measure_startup(work: Path, *, runs: int = STARTUP_RUNS) -> Startup:
     """`prodready validate` on one small file, `runs` times (as hyperfine would: the
-    median counts), then once under `python -X importtime`."""
+    median counts, after one warm-up run that fills the bytecode cache), then once under
+    `python -X importtime`."""
     tiny = work / "tiny.yaml"
     tiny.write_text(_TINY)
     argv = [_prodready_executable(), "validate", "-o", "json", str(tiny)]
     output = work / "startup.json"
-    times = [run_measured(argv, stdout=output, timeout=60).seconds for _ in range(runs)]
+    environment = installed_environment(work)
+    run_measured(argv, stdout=output, timeout=60, env=environment)
+    times = [
+        run_measured(argv, stdout=output, timeout=60, env=environment).seconds for _ in range(runs)
+    ]
     traced = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "prodready", *argv[1:]],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env=environment,
     )
     return Startup(times, _top_imports(traced.stderr))
 
@@ -378,10 +401,10 @@ def run(
     for built in peers:
         if built.binary is None:
             log(f"peer {built.peer.name} {built.peer.version} not built: {built.how}")
-    tools = _tools(peers, peer_timeout)
     results = []
     with tempfile.TemporaryDirectory(prefix="prodready-bench-validate-") as directory:
         work = Path(directory)
+        tools = _tools(peers, peer_timeout, installed_environment(work))
         startup = measure_startup(work)
         log(
             f"start-up, one small file: median {startup.median_ms:.0f} ms of {len(startup.runs)}; "
