@@ -289,12 +289,7 @@ def _service(name: str, **spec: Any) -> dict[str, Any]:
 def test_a_production_service_exempts_itself_from_a_custom_rule(
     cluster: ControlPlane, team: str
 ) -> None:
-    # Audit: the webhook lets the rendered Deployment in (with a warning) and the service's
-    # PolicyCompliant condition says what the policy finds.
-    name = f"cost-{team}"
-    cluster.kubectl(
-        "apply", "-f", "-", input=json.dumps(_policy(name, team, COST_RULE, mode="Audit"))
-    )
+    # The service exists before the policy: the policy arriving makes it non-compliant.
     cluster.kubectl("apply", "-n", team, "-f", "-", input=json.dumps(_service("web")))
 
     def compliance() -> tuple[str, str, dict[str, Any]] | None:
@@ -304,6 +299,12 @@ def test_a_production_service_exempts_itself_from_a_custom_rule(
             return None
         return found["status"], found["message"], obj["status"].get("compliance") or {}
 
+    wait_for(compliance, 60, "a PolicyCompliant condition")
+    name = f"cost-{team}"
+    cluster.kubectl(
+        "apply", "-f", "-", input=json.dumps(_policy(name, team, COST_RULE, mode="Audit"))
+    )
+
     def failing() -> tuple[str, str, dict[str, Any]] | None:
         answer = compliance()
         return answer if answer and "ACME-COST-001" in answer[1] else None
@@ -311,6 +312,13 @@ def test_a_production_service_exempts_itself_from_a_custom_rule(
     status, message, _ = wait_for(failing, 60, "PolicyCompliant=False naming the custom rule")
     assert status == "False"
     assert "error-severity rules fail" in message
+
+    # A ProductionService is always held to the checklist at admission: a change that
+    # keeps failing the rule is refused, naming it.
+    scaled = _service("web", replicas=3)
+    refused = cluster.kubectl("apply", "-n", team, "-f", "-", input=json.dumps(scaled), check=False)
+    assert refused.returncode != 0
+    assert "ACME-COST-001" in refused.stderr
 
     exempted = _service(
         "web", exemptions=[{"rule": "ACME-COST-001", "reason": "billed to the platform team"}]
