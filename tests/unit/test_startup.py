@@ -80,6 +80,7 @@ NOT_FOR_A_SMALL_VALIDATE = (
     "xml",
     "subprocess",
     "importlib.metadata",
+    "pickle",
 )
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pickle
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -175,6 +174,8 @@ class _Counter:
 def _share(
     files: list[PlannedFile], job: Job, connection: Connection, counter: _Counter | None = None
 ) -> None:
+    import pickle  # only the pool's processes exchange objects; a small run starts none
+
     within = counter.within([0, 0, 0]) if counter is not None else None
     try:
         share = read_planned(files, job.limits, texts=False, within=within)
