@@ -1,12 +1,14 @@
 """`make bench`: every benchmark, then the slow fault and fuzz tests, then a summary table.
 
-    python -m benchmarks                       # everything (about 25 minutes on 2 cores)
+    python -m benchmarks                       # everything (about 1.5 hours on 2 cores)
+    python -m benchmarks --only operator --only scale --services 200 --scale-services 600
     python -m benchmarks --only validate --sizes 1000
     python -m benchmarks --services 200 --no-slow-tests --no-write
     python -m benchmarks --only bounded --no-write    # one very large object, seconds
     python -m benchmarks --only pages --no-write      # the dashboard and -o html, minutes
     python -m benchmarks --only quality --no-write    # rules on real manifests (QUALITY.md)
     python -m benchmarks --only custom-rules --no-write   # 10 CEL rules on the corpus
+    python -m benchmarks --only scale --no-write      # 10,000 services (budget 40 min)
 
 Figures are measured in this run, on this machine, and written into the generated block
 of benchmarks/RESULTS.md (unless --no-write).
@@ -24,7 +26,17 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import bounded, custom_rules, operator, pages, quality, report, validate, vap
+from benchmarks import (
+    bounded,
+    custom_rules,
+    operator,
+    pages,
+    quality,
+    report,
+    scale,
+    validate,
+    vap,
+)
 from benchmarks.report import Run, SlowTests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,6 +44,16 @@ SLOW_TESTS = (
     "tests/e2e/test_faults.py",
     "tests/e2e/test_fuzz.py",
     "tests/e2e/test_vap_differential.py",
+    "tests/e2e/test_sharding.py",
+)
+# The lines of the slow tests' output that become details (and summary rows) of RESULTS.md.
+DETAIL_PREFIXES = (
+    "renderer, ",
+    "apiserver, ",
+    "killed while",
+    "FAILED",
+    "VAP differ",
+    "sharding, ",
 )
 
 
@@ -40,7 +62,8 @@ def log(line: str) -> None:
 
 
 def run_slow_tests(timeout: float) -> SlowTests:
-    """`pytest -m slow` on the fault and fuzz tests, as a subprocess."""
+    """`pytest -m slow` on the fault, fuzz, VAP differential and sharding tests, as a
+    subprocess."""
     log("slow tests: pytest -m slow " + " ".join(SLOW_TESTS))
     started = time.monotonic()
     try:
@@ -74,11 +97,7 @@ def run_slow_tests(timeout: float) -> SlowTests:
         (line.strip("= ") for line in reversed(lines) if re.search(r"\d+ (passed|failed)", line)),
         "no result",
     )
-    details = [
-        line.strip()
-        for line in lines
-        if line.startswith(("renderer, ", "apiserver, ", "killed while", "FAILED", "VAP differ"))
-    ]
+    details = [line.strip() for line in lines if line.startswith(DETAIL_PREFIXES)]
     for line in details:
         log(f"  {line[:300]}")
     log(f"  {summary} in {seconds:.0f} s")
@@ -98,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             "quality",
             "custom-rules",
             "operator",
+            "scale",
             "vap",
             "slow-tests",
         ),
@@ -114,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         "--peer-timeout", type=float, default=240, help="seconds before a peer run is stopped"
     )
     parser.add_argument("--services", type=int, default=1000, help="ProductionServices")
+    parser.add_argument(
+        "--scale-services",
+        type=int,
+        default=10000,
+        help="ProductionServices of the scale phase (default 10000)",
+    )
     parser.add_argument("--no-slow-tests", action="store_true")
     parser.add_argument("--no-write", action="store_true", help="leave RESULTS.md alone")
     parser.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
@@ -128,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         "quality",
         "custom-rules",
         "operator",
+        "scale",
         "vap",
         "slow-tests",
     }
@@ -158,12 +185,15 @@ def main(argv: list[str] | None = None) -> int:
         custom_rules_results = custom_rules.run(log)
     if "operator" in wanted:
         operator_results = operator.run(args.services, log)
+    scale_results = None
+    if "scale" in wanted:
+        scale_results = scale.run(args.scale_services, log)
     vap_results = None
     if "vap" in wanted:
         log("admission through the generated VAP vs the webhook (benchmarks/vap.py)")
         vap_results = vap.run(log)
     if "slow-tests" in wanted:
-        slow = run_slow_tests(timeout=1200)
+        slow = run_slow_tests(timeout=2400)
     run = Run(
         validate_results,
         operator_results,
@@ -173,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         pages_results,
         custom_rules_results,
         vap_results,
+        scale_results,
     )
 
     log("")
@@ -188,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         (slow is not None and not slow.passed)
         or bool(operator_results and operator_results.problems)
         or bool(vap_results and vap_results.problems)
+        or bool(scale_results and scale_results.problems)
         or quality_crashes > 0
     )
     return 1 if failed else 0

@@ -12,9 +12,15 @@ memory, and the admission webhook's latency.
   `prodready`) over five resync periods after convergence.
 * memory — the operator's VmRSS at 0, 100 and 100 + N ProductionServices, and after N
   unrelated Deployments appear.
-* webhook — dry-run creates through the real apiserver at a fixed rate, without and
-  with the webhook registered: the latency the webhook adds, once while the operator
-  resyncs every 10 s and once with the default interval, between two resyncs.
+* writes per new service — the operator's writes while converging (the audit log), per
+  service, beside the children it created for each.
+* webhook — dry-run creates through the real apiserver at a fixed rate (50/s), without
+  and with the webhook registered: the latency the webhook adds, once while the operator
+  resyncs every 10 s and once with the default interval, between two resyncs; with the
+  default interval also at 200/s, issue 21's rate.
+
+The same operator at 10,000 services is the scale phase (benchmarks/scale.py), built on
+the helpers here.
 
 Each control plane runs in its own temporary directory and is stopped afterwards.
 """
@@ -44,8 +50,11 @@ from benchmarks.measure import percentile
 
 NAMESPACE = "bench"
 RESYNC_SECONDS = 10
+DEFAULT_RESYNC_SECONDS = 300  # the operator's default (config.py)
 STEADY_PERIODS = 5
 WEBHOOK_RATE = 50
+# Issue 21's goal: the webhook's added latency at 200 reviews/s, with the default resync.
+WEBHOOK_FAST_RATE = 200
 WEBHOOK_SECONDS = 20
 
 Log = Callable[[str], None]
@@ -182,9 +191,11 @@ class BenchControlPlane(ControlPlane):
 
 
 @contextlib.contextmanager
-def control_plane(log: Log, name: str) -> Iterator[ControlPlane]:
+def control_plane(
+    log: Log, name: str, kind: type[BenchControlPlane] = BenchControlPlane
+) -> Iterator[ControlPlane]:
     with tempfile.TemporaryDirectory(prefix=f"prodready-bench-{name}-") as directory:
-        plane = BenchControlPlane(bin_dir=default_bin_dir(), directory=Path(directory))
+        plane = kind(bin_dir=default_bin_dir(), directory=Path(directory))
         started = time.monotonic()
         plane.start()
         log(f"  control plane ({name}) up in {time.monotonic() - started:.1f} s")
@@ -205,10 +216,10 @@ def install_crds(plane: ControlPlane) -> None:
     )
 
 
-def apply_file(plane: ControlPlane, path: Path) -> float:
+def apply_file(plane: ControlPlane, path: Path, timeout: float = 900) -> float:
     """`kubectl apply --server-side -f path`; the seconds it took."""
     started = time.monotonic()
-    plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path), timeout=900)
+    plane.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path), timeout=timeout)
     return time.monotonic() - started
 
 
@@ -242,12 +253,29 @@ class OperatorResults:
     rss: dict[str, float] = field(default_factory=dict)
     rss_peak: float = float("nan")
     webhook: dict[str, dict[str, float]] = field(default_factory=dict)
+    webhook_fast: dict[str, dict[str, float]] = field(default_factory=dict)  # at 200/s
     webhook_note: str = ""
     problems: list[str] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
         return self.converge_seconds / self.floor_seconds
+
+    @property
+    def children_per_service(self) -> float:
+        """Objects the operator created per new service (its children), from the audit."""
+        created = sum(
+            count
+            for key, count in self.converge_writes.items()
+            if key.startswith("create ") and key.split()[1] not in ("events", "productionservices")
+        )
+        return created / self.services if self.converge_writes else float("nan")
+
+    @property
+    def writes_per_service(self) -> float:
+        """Every write the operator made while converging, per new service."""
+        total = sum(self.converge_writes.values())
+        return total / self.services if self.converge_writes else float("nan")
 
 
 # -- the floor ----------------------------------------------------------------------------
@@ -291,9 +319,24 @@ def measure_floor(results: OperatorResults, names: list[str], work: Path, log: L
 # -- the operator -------------------------------------------------------------------------
 
 
-def _operator_writes(plane: ControlPlane, since: float, until: float) -> list[dict[str, Any]]:
-    writes = []
-    for event in plane.audit_events():
+def _operator_writes(
+    plane: ControlPlane, since: float, until: float, offset: int = 0
+) -> list[dict[str, Any]]:
+    """The operator's write requests the apiserver audited between `since` and `until`
+    (wall clock), reading the audit log from byte `offset`: at 10,000 services the log
+    holds hundreds of thousands of other writers' events, so lines are parsed only when
+    they name prodready."""
+    writes: list[dict[str, Any]] = []
+    if not plane.audit_log.exists():
+        return writes
+    with plane.audit_log.open("rb") as audit:
+        audit.seek(offset)
+        lines = [line for line in audit if b"prodready" in line]
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:  # the line the apiserver is writing right now
+            continue
         agent = str(event.get("userAgent", ""))
         if event.get("stage") != "ResponseComplete" or not agent.startswith("prodready"):
             continue
@@ -412,7 +455,11 @@ def measure_operator(results: OperatorResults, names: list[str], work: Path, log
                 operator = start_operator(
                     plane,
                     work / "operator-default-resync.log",
-                    env={"PRODREADY_LOG_LEVEL": "INFO"},
+                    # start_operator's own default is the tests' 10 s: say 300 outright.
+                    env={
+                        "PRODREADY_LOG_LEVEL": "INFO",
+                        "PRODREADY_RESYNC_INTERVAL_SECONDS": str(DEFAULT_RESYNC_SECONDS),
+                    },
                 )
                 wait_idle(operator.process.pid)
                 measure_webhook(results, plane, operator, WITH_DEFAULT, log)
@@ -483,7 +530,7 @@ async def _drive(
 
 WITHOUT = "without the webhook"
 WITH_BURSTS = f"with, resync every {RESYNC_SECONDS} s"
-WITH_DEFAULT = "with, default resync (300 s)"
+WITH_DEFAULT = f"with, default resync ({DEFAULT_RESYNC_SECONDS} s)"
 
 
 def _latency_figures(figures: tuple[list[float], int, int]) -> dict[str, float]:
@@ -496,6 +543,18 @@ def _latency_figures(figures: tuple[list[float], int, int]) -> dict[str, float]:
         "answered by the webhook": warned,
         "requests": len(latencies) + errors,
     }
+
+
+def _measure_rate(
+    url: str, body: dict[str, Any], context: ssl.SSLContext, rate: int
+) -> dict[str, float]:
+    """Latency figures at `rate` for WEBHOOK_SECONDS, with this process's CPU (the driver's)
+    and the machine's load average: a saturated driver or machine shows in the figures."""
+    cpu = time.process_time()
+    figures = _latency_figures(asyncio.run(_drive(url, body, context, rate, WEBHOOK_SECONDS)))
+    figures["driver CPU %"] = 100 * (time.process_time() - cpu) / WEBHOOK_SECONDS
+    figures["load average"] = os.getloadavg()[0]
+    return figures
 
 
 def measure_webhook(
@@ -516,13 +575,16 @@ def measure_webhook(
     body = bare_deployment("probe", namespace)
     context = _context(plane)
     if WITHOUT not in results.webhook:
-        log(f"webhook: dry-run creates at {WEBHOOK_RATE}/s for {WEBHOOK_SECONDS} s")
+        log(
+            f"webhook: dry-run creates at {WEBHOOK_RATE}/s and {WEBHOOK_FAST_RATE}/s for "
+            f"{WEBHOOK_SECONDS} s"
+        )
         plane.kubectl("label", "namespace", namespace, "prodready.io/audit=true")
         asyncio.run(_drive(url, body, context, WEBHOOK_RATE, 2))  # warm the paths
-        results.webhook[WITHOUT] = _latency_figures(
-            asyncio.run(_drive(url, body, context, WEBHOOK_RATE, WEBHOOK_SECONDS))
-        )
+        results.webhook[WITHOUT] = _measure_rate(url, body, context, WEBHOOK_RATE)
         _log_latency(log, WITHOUT, results.webhook[WITHOUT])
+        results.webhook_fast[WITHOUT] = _measure_rate(url, body, context, WEBHOOK_FAST_RATE)
+        _log_latency(log, f"{WITHOUT}, {WEBHOOK_FAST_RATE}/s", results.webhook_fast[WITHOUT])
     port, ca_file = webhook_endpoint(operator)
     document = render_webhook_configuration(
         operator_namespace="default",
@@ -540,10 +602,11 @@ def measure_webhook(
         interval=1,
     )
     asyncio.run(_drive(url, body, context, WEBHOOK_RATE, 2))
-    results.webhook[label] = _latency_figures(
-        asyncio.run(_drive(url, body, context, WEBHOOK_RATE, WEBHOOK_SECONDS))
-    )
+    results.webhook[label] = _measure_rate(url, body, context, WEBHOOK_RATE)
     _log_latency(log, label, results.webhook[label])
+    if label == WITH_DEFAULT:
+        results.webhook_fast[label] = _measure_rate(url, body, context, WEBHOOK_FAST_RATE)
+        _log_latency(log, f"{label}, {WEBHOOK_FAST_RATE}/s", results.webhook_fast[label])
     return True
 
 
@@ -553,6 +616,12 @@ def _log_latency(log: Log, label: str, figures: dict[str, float]) -> None:
         f"max {figures['max'] * 1000:.0f} ms, {int(figures['errors'])} errors, "
         f"{int(figures['answered by the webhook'])} of {int(figures['requests'])} answered "
         "with the webhook's warnings"
+        + (
+            f"; driver CPU {figures['driver CPU %']:.0f}%, load average "
+            f"{figures['load average']:.1f}"
+            if "driver CPU %" in figures
+            else ""
+        )
     )
 
 
@@ -611,6 +680,9 @@ def as_dict(results: OperatorResults) -> dict[str, Any]:
         "rss_mib": results.rss,
         "rss_peak_mib": results.rss_peak,
         "webhook": results.webhook,
+        "webhook_200_per_second": results.webhook_fast,
+        "children_per_service": results.children_per_service,
+        "writes_per_service": results.writes_per_service,
         "webhook_note": results.webhook_note,
         "problems": results.problems,
     }
