@@ -1,9 +1,10 @@
-"""`make bench`: every benchmark, then the slow fault and fuzz tests, then a summary table.
+"""`make bench`: every benchmark, then the slow tests (faults, fuzz, VAP differential,
+sharding), then a summary table with a row per goal, its target and whether it was met.
 
     python -m benchmarks                       # everything (about 1.5 hours on 2 cores)
     python -m benchmarks --only operator --only scale --services 200 --scale-services 600
     python -m benchmarks --only validate --sizes 1000
-    python -m benchmarks --services 200 --no-slow-tests --no-write
+    python -m benchmarks --services 200 --scale-services 2000 --no-slow-tests --no-write
     python -m benchmarks --only bounded --no-write    # one very large object, seconds
     python -m benchmarks --only pages --no-write      # the dashboard and -o html, minutes
     python -m benchmarks --only quality --no-write    # rules on real manifests (QUALITY.md)
