@@ -57,7 +57,8 @@ def test_the_rules_package_offers_everything_it_names() -> None:
 # What `prodready validate` on a small file must not import: the operator's layers, the
 # custom rules' CEL engine (only for a policy with custom rules), the report pages'
 # templates, the fixer's YAML round-tripper, the process pool (only for a large input),
-# SARIF's locator, the ProductionService models, pydantic (only to validate a --config
+# SARIF's locator, the ProductionService models, the custom rules' own module (only for
+# a policy that has some), pydantic (only to validate a --config
 # or --policy file), what only SARIF, JUnit or the admission output use (hashes, UUIDs,
 # XML) and what only rendering a chart or kustomization uses (subprocess).
 NOT_FOR_A_SMALL_VALIDATE = (
@@ -81,6 +82,7 @@ NOT_FOR_A_SMALL_VALIDATE = (
     "subprocess",
     "importlib.metadata",
     "pickle",
+    "prodready.rules.custom",
 )
 
 

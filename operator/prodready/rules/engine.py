@@ -40,10 +40,10 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prodready.rules.config import RulesConfig
 from prodready.rules.context import (
@@ -63,15 +63,6 @@ from prodready.rules.context import (
     pod_spec_of,
     ref_of,
     sequence,
-)
-from prodready.rules.custom import (
-    CompiledCustomRule,
-    Extent,
-    Spent,
-    Verdict,
-    activation,
-    evaluate_rule,
-    extent_of,
 )
 from prodready.rules.limits import DEFAULT_LIMITS, LIMITS_RULE_ID, Deadline, Excess, Limits, excess
 from prodready.rules.model import (
@@ -95,6 +86,10 @@ from prodready.rules.policy import (
 )
 from prodready.rules.registry import RULES, RULES_BY_ID, Rule
 from prodready.rules.subject import EnvironmentDecision, Outcome, RuleSettings, Subject
+
+if TYPE_CHECKING:
+    # Imported when a policy has custom rules (_evaluate_custom_rules): a plain run has none.
+    from prodready.rules.custom import CompiledCustomRule, Extent, Spent, Verdict
 
 SPEC_RULE_ID = "PR-PS-001"
 
@@ -423,6 +418,8 @@ def _findings(
 def _custom_outcomes(
     rule: CompiledCustomRule, variables: tuple[Any, Extent] | Verdict, spent: Spent
 ) -> list[Outcome]:
+    from prodready.rules.custom import Verdict, evaluate_rule
+
     if isinstance(variables, Verdict):
         verdict = variables
     else:
@@ -432,6 +429,8 @@ def _custom_outcomes(
 
 def _custom_variables(workload: Workload) -> tuple[Any, Extent] | Verdict:
     """The activation of a workload's custom rules, once for all of them (or why not)."""
+    from prodready.rules.custom import Verdict, activation, extent_of
+
     namespace = workload.context.namespaces.get(workload.namespace)
     try:
         return activation(workload.obj, namespace), extent_of(workload.obj, namespace)
@@ -482,6 +481,23 @@ def _evaluate_rules(
         exemption, refused = exemption_of(rule.id, severity)
         checked = _Checked(rule_id=rule.id, title=rule.title, fix=rule.fix, severity=severity)
         findings.extend(_findings(checked, outcomes, exemption, refused, ref))
+    if plan.custom:
+        findings.extend(_evaluate_custom_rules(plan, subject, ref, deadline, exemption_of))
+    return findings
+
+
+def _evaluate_custom_rules(
+    plan: _Plan,
+    subject: Subject,
+    ref: ObjectRef,
+    deadline: Deadline | None,
+    exemption_of: Callable[[str, Severity], tuple[tuple[str, str] | None, str | None]],
+) -> list[Finding]:
+    """The findings of the deciding policy's own (CEL) rules, after the checklist's."""
+    from prodready.rules.custom import Spent
+
+    workload = subject.workload
+    findings: list[Finding] = []
     variables: tuple[Any, Extent] | Verdict | None = None
     spent = Spent()
     for custom in plan.custom:

@@ -72,17 +72,19 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from prodready.api.enforcement import AnnotationAllowance, Mode
 from prodready.api.labels import DOMAIN
 from prodready.rules.config import EnvVarNames, Exemption, RulesConfig
 from prodready.rules.context import ENVIRONMENT_KEY, normalise_environment
-from prodready.rules.custom import CompiledCustomRule, compile_custom_rules
 from prodready.rules.limits import LIMITS_RULE_ID
 from prodready.rules.model import Environment, Severity
 from prodready.rules.registry import RULES_BY_ID
 from prodready.rules.selectors import Selector
+
+if TYPE_CHECKING:
+    from prodready.rules.custom import CompiledCustomRule
 
 POLICY_KIND: Final = "ReadinessPolicy"
 EXCEPTION_KIND: Final = "ReadinessException"
@@ -522,6 +524,7 @@ def compile_policy(obj: Mapping[str, Any]) -> CompiledPolicy:
     from pydantic import ValidationError
 
     from prodready.api.policy import ReadinessPolicy
+    from prodready.rules.custom import compile_custom_rules
 
     try:
         model = ReadinessPolicy.model_validate(dict(obj))
