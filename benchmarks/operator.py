@@ -546,13 +546,15 @@ def _latency_figures(figures: tuple[list[float], int, int]) -> dict[str, float]:
 
 
 def _measure_rate(
-    url: str, body: dict[str, Any], context: ssl.SSLContext, rate: int
+    url: str, body: dict[str, Any], context: ssl.SSLContext, rate: int, operator_pid: int
 ) -> dict[str, float]:
-    """Latency figures at `rate` for WEBHOOK_SECONDS, with this process's CPU (the driver's)
-    and the machine's load average: a saturated driver or machine shows in the figures."""
-    cpu = time.process_time()
+    """Latency figures at `rate` for WEBHOOK_SECONDS, with this process's CPU (the driver's),
+    the operator's and the machine's load average: whichever saturates shows in the figures,
+    not only in the p99."""
+    cpu, operator_cpu = time.process_time(), cpu_seconds(operator_pid)
     figures = _latency_figures(asyncio.run(_drive(url, body, context, rate, WEBHOOK_SECONDS)))
     figures["driver CPU %"] = 100 * (time.process_time() - cpu) / WEBHOOK_SECONDS
+    figures["operator CPU %"] = 100 * (cpu_seconds(operator_pid) - operator_cpu) / WEBHOOK_SECONDS
     figures["load average"] = os.getloadavg()[0]
     return figures
 
@@ -581,9 +583,13 @@ def measure_webhook(
         )
         plane.kubectl("label", "namespace", namespace, "prodready.io/audit=true")
         asyncio.run(_drive(url, body, context, WEBHOOK_RATE, 2))  # warm the paths
-        results.webhook[WITHOUT] = _measure_rate(url, body, context, WEBHOOK_RATE)
+        results.webhook[WITHOUT] = _measure_rate(
+            url, body, context, WEBHOOK_RATE, operator.process.pid
+        )
         _log_latency(log, WITHOUT, results.webhook[WITHOUT])
-        results.webhook_fast[WITHOUT] = _measure_rate(url, body, context, WEBHOOK_FAST_RATE)
+        results.webhook_fast[WITHOUT] = _measure_rate(
+            url, body, context, WEBHOOK_FAST_RATE, operator.process.pid
+        )
         _log_latency(log, f"{WITHOUT}, {WEBHOOK_FAST_RATE}/s", results.webhook_fast[WITHOUT])
     port, ca_file = webhook_endpoint(operator)
     document = render_webhook_configuration(
@@ -602,10 +608,12 @@ def measure_webhook(
         interval=1,
     )
     asyncio.run(_drive(url, body, context, WEBHOOK_RATE, 2))
-    results.webhook[label] = _measure_rate(url, body, context, WEBHOOK_RATE)
+    results.webhook[label] = _measure_rate(url, body, context, WEBHOOK_RATE, operator.process.pid)
     _log_latency(log, label, results.webhook[label])
     if label == WITH_DEFAULT:
-        results.webhook_fast[label] = _measure_rate(url, body, context, WEBHOOK_FAST_RATE)
+        results.webhook_fast[label] = _measure_rate(
+            url, body, context, WEBHOOK_FAST_RATE, operator.process.pid
+        )
         _log_latency(log, f"{label}, {WEBHOOK_FAST_RATE}/s", results.webhook_fast[label])
     return True
 
@@ -617,7 +625,8 @@ def _log_latency(log: Log, label: str, figures: dict[str, float]) -> None:
         f"{int(figures['answered by the webhook'])} of {int(figures['requests'])} answered "
         "with the webhook's warnings"
         + (
-            f"; driver CPU {figures['driver CPU %']:.0f}%, load average "
+            f"; driver CPU {figures['driver CPU %']:.0f}%, operator CPU "
+            f"{figures.get('operator CPU %', float('nan')):.0f}%, load average "
             f"{figures['load average']:.1f}"
             if "driver CPU %" in figures
             else ""

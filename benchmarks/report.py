@@ -549,7 +549,8 @@ def _operator_detail(result: OperatorResults) -> list[str]:
                     f"max {w['max'] * 1000:.0f} ms; {int(w['answered by the webhook'])} of "
                     f"{int(w['requests'])} answered by the webhook, {int(w['errors'])} errors"
                     + (
-                        f" (the driver used {w['driver CPU %']:.0f}% of a core; load average "
+                        f" (the driver used {w['driver CPU %']:.0f}% of a core, the operator "
+                        f"{w.get('operator CPU %', float('nan')):.0f}%; load average "
                         f"{w['load average']:.1f})."
                         if "driver CPU %" in w
                         else "."

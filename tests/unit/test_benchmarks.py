@@ -281,6 +281,13 @@ def test_the_webhook_at_200_per_second_is_added_latency_against_its_own_baseline
     assert _row(rows, "at 50/s", "p99")[1] == "10.0 ms"
     run.operator.webhook_fast[WITH_DEFAULT]["p99"] = 0.018
     assert _row(report.summary_rows(run), "at 200/s", "p99")[5] == "**no**"
+    # The details say who was busy: the driver, the operator, the machine.
+    run.operator.webhook_fast[WITH_DEFAULT].update(
+        {"driver CPU %": 9.0, "operator CPU %": 97.0, "load average": 5.7}
+    )
+    block = report.generated_block(run, "python -m benchmarks")
+    assert "at 200/s for 20 s" in block
+    assert "the driver used 9% of a core, the operator 97%; load average 5.7" in block
 
 
 def _scale(**figures: float) -> ScaleResults:
