@@ -57,6 +57,7 @@ from typing import Any, Final
 
 from prodready.api.enforcement import AnnotationAllowance, Mode
 from prodready.api.labels import ANNOTATION_EXEMPT, ANNOTATION_EXEMPT_REASON
+from prodready.api.resource import ADMITTED_WORKLOAD_RESOURCES
 from prodready.api.sensitive import (
     DEFAULT as DEFAULT_SENSITIVE_NAMES,
     SensitiveNames,
@@ -109,17 +110,7 @@ NAME_PREFIX: Final = "prodready-"
 MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 POLICY_LABEL: Final = "prodready.io/readiness-policy"
 
-# The workload kinds the webhook judges, with where their pod spec is. An unowned
-# ReplicaSet is judged as the Deployment it could have been (webhook.admission).
-_RESOURCES: Final[dict[str, tuple[str, str, str]]] = {
-    "Deployment": ("apps", "v1", "deployments"),
-    "StatefulSet": ("apps", "v1", "statefulsets"),
-    "DaemonSet": ("apps", "v1", "daemonsets"),
-    "ReplicaSet": ("apps", "v1", "replicasets"),
-    "Job": ("batch", "v1", "jobs"),
-    "CronJob": ("batch", "v1", "cronjobs"),
-    "Pod": ("", "v1", "pods"),
-}
+# An unowned ReplicaSet is judged as the Deployment it could have been (webhook.admission).
 _JUDGED_AS: Final = {"ReplicaSet": "StatefulSet"}
 
 # What a translation reads, computed once per request (the VAP's `variables`).
@@ -1045,8 +1036,8 @@ def policy_objects(
 
 def _grouped_resources() -> list[tuple[str, list[str]]]:
     groups: dict[str, list[str]] = {}
-    for group, _version, plural in _RESOURCES.values():
-        groups.setdefault(group, []).append(plural)
+    for resource in ADMITTED_WORKLOAD_RESOURCES:
+        groups.setdefault(resource.group, []).append(resource.plural)
     return sorted(groups.items())
 
 
