@@ -15,6 +15,7 @@ summary (benchmarks/report.py): they must grow about linearly.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import subprocess
 import tempfile
@@ -22,6 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.cluster.controlplane import NODE_NAME, ControlPlane
 
 from benchmarks.operator import (
     BenchControlPlane,
@@ -103,6 +106,23 @@ def budget(services: int) -> float:
     return max(MIN_BUDGET_SECONDS, services * BUDGET_SECONDS_PER_SERVICE)
 
 
+def _room_for(plane: ControlPlane, services: int) -> None:
+    """The kwok node's allocatable grown to hold every service's pod: the test harness's
+    node (256 CPUs, 1 TiB) fits 2,560 pods requesting 100m each, and the scheduler would
+    leave the rest Pending."""
+    room = {"cpu": str(max(256, services)), "memory": f"{max(1, services // 4)}Ti"}
+    room["pods"] = str(max(10_000, services + 1_000))
+    plane.kubectl(
+        "patch",
+        "node",
+        NODE_NAME,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"allocatable": room, "capacity": room}}),
+    )
+
+
 def _measure(results: ScaleResults, work: Path, log: Log) -> None:
     from tests.e2e.support import start_operator
 
@@ -113,6 +133,7 @@ def _measure(results: ScaleResults, work: Path, log: Log) -> None:
     )
     with control_plane(log, "scale", ScaleControlPlane) as plane:
         install_crds(plane)
+        _room_for(plane, results.services)
         files = []
         for index, namespace in enumerate(namespaces):
             plane.kubectl("create", "namespace", namespace)
