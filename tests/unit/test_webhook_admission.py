@@ -528,3 +528,38 @@ def test_the_policy_entry_checks_only_what_a_policy_selects_in_its_mode() -> Non
         _request(_broken()), Mode.AUDIT, [*_context(), _namespace(tier="prod")], policies=policies
     )
     assert raised["allowed"] is False
+
+
+def test_only_the_reviewed_object_is_checked_the_context_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A namespace's ConfigMaps, Ingresses and Services have rules of their own; a review
+    checks none of them (work bounded by the reviewed object, not the namespace's size),
+    while the rules still read them."""
+    from prodready import rules
+
+    evaluated: list[int] = []
+    evaluate = rules.evaluate
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        reports = evaluate(*args, **kwargs)
+        evaluated.append(len(reports))
+        return reports
+
+    monkeypatch.setattr(rules, "evaluate", counting)
+    config_maps = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"settings-{n}", "namespace": "shop"},
+            "data": {"DB_PASSWORD": "hunter2-literal"},
+        }
+        for n in range(50)
+    ]
+    answer = decide(_request(_deployment()), Mode.ENFORCE, context=[*_context(), *config_maps])
+    assert answer["allowed"] is True
+    assert evaluated == [1]
+    assert not answer.get("warnings")
+    # The context is still read: without its PDB and monitors, the same review warns.
+    warnings = decide(_request(_deployment()), Mode.ENFORCE, context=config_maps)["warnings"]
+    assert any(warning.startswith("PR-RS-002") for warning in warnings)

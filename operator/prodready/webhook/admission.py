@@ -304,8 +304,12 @@ class Judging:
 def _report(
     obj: Mapping[str, Any], judging: Judging, *, kind: str = ""
 ) -> rules.ObjectReport | None:
+    # Only the reviewed object is checked; the context is read, never judged itself (its
+    # ConfigMaps, Ingresses and Services have rules of their own: checking them on every
+    # review would cost the namespace's size, for findings the answer never carries).
     reports = rules.evaluate(
-        [obj, *judging.context],
+        [obj],
+        related=[obj, *judging.context],
         config=judging.config if judging.policies is None else None,
         policies=judging.policies,
         now=judging.now,
