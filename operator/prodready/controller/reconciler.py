@@ -651,11 +651,16 @@ class Reconciler:
         return (self.policies.version, version, expired)
 
     def _evaluate(self, desired: Sequence[JSON], namespace: str) -> list[rules.ObjectReport]:
+        """The Deployment's report (status reads no other): the other children are its
+        context, not checked on their own."""
+        checked = [obj for obj in desired if obj["kind"] == "Deployment"] or list(desired)
         if self.policies is None:
-            return rules.evaluate(desired, config=self.config.rules_config)
+            return rules.evaluate(checked, related=desired, config=self.config.rules_config)
         namespace_object = self.policies.namespace(namespace)
         inputs = [*desired, *([namespace_object] if namespace_object is not None else [])]
-        return rules.evaluate(inputs, policies=self.policies.current(), now=datetime.now(UTC))
+        return rules.evaluate(
+            checked, related=inputs, policies=self.policies.current(), now=datetime.now(UTC)
+        )
 
     def _summarise(
         self,
