@@ -654,17 +654,21 @@ def run(services: int, log: Log) -> OperatorResults:
             try:
                 phase(results, names, work, log)
             except Exception as error:  # report and go on: the other figures still count
-                message = str(error).splitlines()
-                shown = "\n".join(message[:3]) + (
-                    f" (+{len(message) - 3} lines)" * (len(message) > 3)
-                )
-                results.problems.append(f"{phase.__name__}: {type(error).__name__}: {shown}")
-                log(f"  FAILED: {results.problems[-1]}")
-                log_file = work / "operator.log"
-                if log_file.exists():
-                    tail = log_file.read_text(errors="replace").splitlines()[-20:]
-                    log("  operator log tail:\n    " + "\n    ".join(tail))
+                report_failure(results.problems, phase.__name__, error, work, log)
     return results
+
+
+def report_failure(problems: list[str], phase: str, error: Exception, work: Path, log: Log) -> None:
+    """Record a phase that failed (its error's first lines) and log the operator's last
+    lines, so the run goes on to the other phases and still says why."""
+    message = str(error).splitlines()
+    shown = "\n".join(message[:3]) + (f" (+{len(message) - 3} lines)" * (len(message) > 3))
+    problems.append(f"{phase}: {type(error).__name__}: {shown}")
+    log(f"  FAILED: {problems[-1]}")
+    log_file = work / "operator.log"
+    if log_file.exists():
+        tail = log_file.read_text(errors="replace").splitlines()[-20:]
+        log("  operator log tail:\n    " + "\n    ".join(tail))
 
 
 def as_dict(results: OperatorResults) -> dict[str, Any]:

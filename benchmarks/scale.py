@@ -35,6 +35,7 @@ from benchmarks.operator import (
     cpu_seconds,
     install_crds,
     is_ready,
+    report_failure,
     rss_mib,
     wait_idle,
     wait_until,
@@ -230,13 +231,7 @@ def run(services: int, log: Log) -> ScaleResults:
         try:
             _measure(results, work, log)
         except Exception as error:  # report and go on: the other phases still count
-            message = str(error).splitlines()
-            results.problems.append(f"scale: {type(error).__name__}: {' '.join(message[:3])}")
-            log(f"  FAILED: {results.problems[-1]}")
-            log_file = work / "operator.log"
-            if log_file.exists():
-                tail = log_file.read_text(errors="replace").splitlines()[-20:]
-                log("  operator log tail:\n    " + "\n    ".join(tail))
+            report_failure(results.problems, "scale", error, work, log)
     return results
 
 
