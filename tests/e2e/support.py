@@ -69,6 +69,26 @@ def get(cluster: ControlPlane, kind: str, name: str, namespace: str) -> dict[str
     return dict(json.loads(result.stdout))
 
 
+def production_service(name: str, **spec: Any) -> dict[str, Any]:
+    """A staging ProductionService the operator can make Ready; `spec` overrides fields."""
+    body: dict[str, Any] = {
+        "apiVersion": "prodready.io/v1alpha1",
+        "kind": "ProductionService",
+        "metadata": {"name": name},
+        "spec": {
+            "image": "registry.example.com/shop/web:1.4.2",
+            "environment": "staging",
+            "replicas": 2,
+            "security": {
+                "corsAllowedOrigins": ["https://shop.example.com"],
+                "rateLimit": "100/minute",
+            },
+        },
+    }
+    body["spec"].update(spec)
+    return body
+
+
 def condition(obj: dict[str, Any] | None, condition_type: str) -> dict[str, Any]:
     """A status condition of an object, or {}."""
     for entry in ((obj or {}).get("status") or {}).get("conditions") or []:

@@ -41,6 +41,7 @@ from tests.e2e.support import (
     events,
     get,
     install_crds,
+    production_service,
     start_operator,
     wait_for,
 )
@@ -268,29 +269,11 @@ COST_RULE = {
 }
 
 
-def _service(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "prodready.io/v1alpha1",
-        "kind": "ProductionService",
-        "metadata": {"name": name},
-        "spec": {
-            "image": "registry.example.com/shop/web:1.4.2",
-            "environment": "staging",
-            "replicas": 2,
-            "security": {
-                "corsAllowedOrigins": ["https://shop.example.com"],
-                "rateLimit": "100/minute",
-            },
-            **spec,
-        },
-    }
-
-
 def test_a_production_service_exempts_itself_from_a_custom_rule(
     cluster: ControlPlane, team: str
 ) -> None:
     # The service exists before the policy: the policy arriving makes it non-compliant.
-    cluster.kubectl("apply", "-n", team, "-f", "-", input=json.dumps(_service("web")))
+    cluster.kubectl("apply", "-n", team, "-f", "-", input=json.dumps(production_service("web")))
 
     def compliance() -> tuple[str, str, dict[str, Any]] | None:
         obj = get(cluster, "productionservice", "web", team)
@@ -315,12 +298,12 @@ def test_a_production_service_exempts_itself_from_a_custom_rule(
 
     # A ProductionService is always held to the checklist at admission: a change that
     # keeps failing the rule is refused, naming it.
-    scaled = _service("web", replicas=3)
+    scaled = production_service("web", replicas=3)
     refused = cluster.kubectl("apply", "-n", team, "-f", "-", input=json.dumps(scaled), check=False)
     assert refused.returncode != 0
     assert "ACME-COST-001" in refused.stderr
 
-    exempted = _service(
+    exempted = production_service(
         "web", exemptions=[{"rule": "ACME-COST-001", "reason": "billed to the platform team"}]
     )
     applied = cluster.kubectl(

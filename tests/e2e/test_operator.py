@@ -23,6 +23,7 @@ from tests.e2e.support import (
     events,
     get,
     install_crds,
+    production_service as service,
     start_operator,
     uninstall_crds,
     wait_for,
@@ -40,25 +41,6 @@ def operator(
     process = start_operator(cluster, log)
     yield process
     process.stop()
-
-
-def service(name: str, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "apiVersion": "prodready.io/v1alpha1",
-        "kind": "ProductionService",
-        "metadata": {"name": name},
-        "spec": {
-            "image": "registry.example.com/shop/web:1.4.2",
-            "environment": "staging",
-            "replicas": 2,
-            "security": {
-                "corsAllowedOrigins": ["https://shop.example.com"],
-                "rateLimit": "100/minute",
-            },
-        },
-    }
-    body["spec"].update(spec)
-    return body
 
 
 def apply(cluster: ControlPlane, namespace: str, body: dict[str, Any]) -> None:
